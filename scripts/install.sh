@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what is missing, then builds and installs lerobot-stream into ./.venv.
+# The one install recipe: the README's commands, .ci/run and docker/Dockerfile all call it.
+#
+# Environment knobs:
+#   LRS_VENV=path        virtual environment to use (default: .venv in the repo; "none" = current python)
+#   LRS_TORCH_SPEC=spec  torch requirement installed when torch is missing (default torch==2.13.0)
+#   LRS_CUDA=AUTO|ON|OFF build the CUDA sources (AUTO: when nvcc is found)
+#   LRS_APT=0            never call apt-get (not root, or packages managed elsewhere)
+#   LRS_EXTRAS=...       pip extras to install with the package (default: test,synth)
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+apt_packages=(pkg-config g++ libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libgtest-dev ffmpeg)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ! python3 -c "import ensurepip, venv" 2>/dev/null; then missing+=(python3-venv); fi
+if ((${#missing[@]})); then
+  if [[ "${LRS_APT:-1}" != 0 && "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+    echo "[install] apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "[install] missing system packages: ${missing[*]}" >&2
+    echo "[install] install them (e.g. sudo apt-get install ${missing[*]}) and run again" >&2
+    exit 1
+  fi
+fi
+
+venv="${LRS_VENV:-$repo/.venv}"
+if [[ "$venv" != none ]]; then
+  [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+  # shellcheck disable=SC1091
+  source "$venv/bin/activate"
+fi
+py=python
+pip_install() { "$py" -m pip install -q --disable-pip-version-check "$@"; }
+
+"$py" -c "import torch" 2>/dev/null || pip_install "${LRS_TORCH_SPEC:-torch==2.13.0}"
+pip_install "scikit-build-core>=0.10" "nanobind>=2.4" "cmake>=3.24" ninja
+echo "[install] building lerobot-stream (LRS_CUDA=${LRS_CUDA:-AUTO})"
+pip_install --no-build-isolation ".[${LRS_EXTRAS:-test,synth}]"
+"$py" -c "import lerobot_stream as l; print('[install] lerobot_stream', l.__version__, 'ok')"
