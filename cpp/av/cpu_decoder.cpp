@@ -1,0 +1,363 @@
+#include "av/cpu_decoder.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+
+extern "C" {
+#include <libavutil/opt.h>
+#include <libavutil/pixdesc.h>
+}
+
+#include "common/errors.h"
+#include "decode/host_buffer.h"
+
+namespace lrs::av {
+namespace {
+
+constexpr int64_t kNoFrame = -1;
+
+std::string format_seconds(double s) {
+  std::ostringstream out;
+  out.precision(6);
+  out << std::fixed << s << "s";
+  return out.str();
+}
+
+const char* range_name(AVColorRange range) {
+  switch (range) {
+    case AVCOL_RANGE_MPEG:
+      return "tv";
+    case AVCOL_RANGE_JPEG:
+      return "pc";
+    default:
+      return "unknown";
+  }
+}
+
+// libdav1d is the AV1 decoder of choice: libavcodec's native "av1" decoder needs a hwaccel.
+const AVCodec* find_decoder(AVCodecID id) {
+  if (id == AV_CODEC_ID_AV1) {
+    if (const AVCodec* dav1d = avcodec_find_decoder_by_name("libdav1d")) return dav1d;
+  }
+  return avcodec_find_decoder(id);
+}
+
+bool is_full_range(const AVFrame* frame) {
+  if (frame->color_range == AVCOL_RANGE_JPEG) return true;
+  switch (frame->format) {  // deprecated "J" formats imply full range
+    case AV_PIX_FMT_YUVJ420P:
+    case AV_PIX_FMT_YUVJ422P:
+    case AV_PIX_FMT_YUVJ444P:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+CpuVideoDecoder::CpuVideoDecoder(std::string path, CpuDecoderOptions options)
+    : path_(std::move(path)), packet_(av_packet_alloc()), frame_(av_frame_alloc()) {
+  if (!packet_ || !frame_) throw std::bad_alloc();
+  open_input();
+  open_codec(options);
+  scan_packets();
+}
+
+void CpuVideoDecoder::fail(const std::string& what) const { throw InvalidInput(path_ + ": " + what); }
+
+void CpuVideoDecoder::open_input() {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path_, ec);
+  if (ec || !std::filesystem::exists(status)) throw FileNotFound(path_ + ": no such file");
+  if (std::filesystem::is_directory(status)) fail("is a directory, not a video file");
+  if (!std::ifstream(path_).good()) throw FileNotFound(path_ + ": cannot be opened for reading");
+  if (std::filesystem::file_size(path_, ec) == 0) fail("file is empty (0 bytes), not a video");
+
+  AVFormatContext* raw = nullptr;
+  int rc = avformat_open_input(&raw, path_.c_str(), nullptr, nullptr);
+  if (rc < 0) fail("not a readable video container (" + error_string(rc) + ")");
+  format_.reset(raw);
+  rc = avformat_find_stream_info(format_.get(), nullptr);
+  if (rc < 0) fail("cannot read stream information (" + error_string(rc) + ")");
+  stream_index_ = av_find_best_stream(format_.get(), AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
+  if (stream_index_ < 0) fail("contains no video stream");
+  for (unsigned i = 0; i < format_->nb_streams; ++i) {
+    if (static_cast<int>(i) != stream_index_) format_->streams[i]->discard = AVDISCARD_ALL;
+  }
+  const AVStream* stream = format_->streams[stream_index_];
+  time_base_ = stream->time_base;
+  if (time_base_.num <= 0 || time_base_.den <= 0) fail("video stream has an invalid time base");
+}
+
+void CpuVideoDecoder::open_codec(const CpuDecoderOptions& options) {
+  const AVCodecParameters* par = format_->streams[stream_index_]->codecpar;
+  const AVCodec* codec = find_decoder(par->codec_id);
+  const char* codec_name = avcodec_get_name(par->codec_id);
+  if (codec == nullptr) fail(std::string("unsupported video codec '") + codec_name + "' (no decoder in this libav)");
+  if (par->width <= 0 || par->height <= 0) fail("video stream has no frame size (corrupt header?)");
+  codec_.reset(avcodec_alloc_context3(codec));
+  if (!codec_) throw std::bad_alloc();
+  int rc = avcodec_parameters_to_context(codec_.get(), par);
+  if (rc < 0) fail("bad codec parameters (" + error_string(rc) + ")");
+  codec_->thread_count = std::max(0, options.threads);
+  if (std::string(codec->name) == "libdav1d") {
+    // Frame threading delays output by up to `threads` frames; for random access keep it small.
+    av_opt_set_int(codec_->priv_data, "max_frame_delay", std::max(1, options.threads), 0);
+  }
+  rc = avcodec_open2(codec_.get(), codec, nullptr);
+  if (rc < 0) fail(std::string("cannot open the ") + codec_name + " decoder (" + error_string(rc) + ")");
+
+  info_.path = path_;
+  info_.codec = codec_name;
+  const char* pix = av_get_pix_fmt_name(static_cast<AVPixelFormat>(par->format));
+  info_.pixel_format = pix ? pix : "unknown";
+  info_.color_space = av_color_space_name(par->color_space) ? av_color_space_name(par->color_space) : "unknown";
+  info_.color_range = range_name(par->color_range);
+  info_.width = par->width;
+  info_.height = par->height;
+}
+
+void CpuVideoDecoder::scan_packets() {
+  std::vector<PacketEntry> packets;
+  for (;;) {
+    const int rc = av_read_frame(format_.get(), packet_.get());
+    if (rc == AVERROR_EOF) break;
+    if (rc < 0) break;  // truncated / damaged tail: keep what was readable, checked below
+    if (packet_->stream_index == stream_index_ && packet_->size > 0) {
+      const int64_t pts = packet_->pts != AV_NOPTS_VALUE ? packet_->pts : packet_->dts;
+      const int64_t dts = packet_->dts != AV_NOPTS_VALUE ? packet_->dts : pts;
+      if (pts != AV_NOPTS_VALUE) packets.push_back({pts, dts, (packet_->flags & AV_PKT_FLAG_KEY) != 0});
+    }
+    av_packet_unref(packet_.get());
+    ++stats_.packets_read;
+  }
+  if (packets.empty()) fail("contains no video frames (empty, truncated or corrupt stream)");
+  if (!packets.front().key) fail("first video packet is not a keyframe (corrupt stream)");
+
+  frame_pts_.reserve(packets.size());
+  for (const auto& p : packets) {
+    frame_pts_.push_back(p.pts);
+    if (p.key) {
+      keyframe_pts_.push_back(p.pts);
+      keyframe_dts_.push_back(p.dts);
+    }
+  }
+  std::sort(frame_pts_.begin(), frame_pts_.end());
+  if (std::adjacent_find(frame_pts_.begin(), frame_pts_.end()) != frame_pts_.end()) {
+    fail("two video frames share a presentation timestamp (corrupt stream)");
+  }
+  // Keyframes sorted by pts, dts kept alongside.
+  std::vector<size_t> order(keyframe_pts_.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return keyframe_pts_[a] < keyframe_pts_[b]; });
+  std::vector<int64_t> kp, kd;
+  for (size_t i : order) {
+    kp.push_back(keyframe_pts_[i]);
+    kd.push_back(keyframe_dts_[i]);
+  }
+  keyframe_pts_ = std::move(kp);
+  keyframe_dts_ = std::move(kd);
+
+  const double tb = av_q2d(time_base_);
+  frame_seconds_.reserve(frame_pts_.size());
+  for (int64_t pts : frame_pts_) frame_seconds_.push_back(static_cast<double>(pts) * tb);
+
+  const AVStream* stream = format_->streams[stream_index_];
+  AVRational rate = stream->avg_frame_rate.num > 0 ? stream->avg_frame_rate : stream->r_frame_rate;
+  info_.num_frames = static_cast<int64_t>(frame_pts_.size());
+  info_.num_keyframes = static_cast<int64_t>(keyframe_pts_.size());
+  info_.fps = rate.num > 0 && rate.den > 0 ? av_q2d(rate) : 0.0;
+  if (info_.fps <= 0.0 && frame_seconds_.size() > 1) {
+    info_.fps = static_cast<double>(frame_seconds_.size() - 1) / (frame_seconds_.back() - frame_seconds_.front());
+  }
+  info_.duration_s = frame_seconds_.back() - frame_seconds_.front() + (info_.fps > 0 ? 1.0 / info_.fps : 0.0);
+
+  // Rewind: the next decode seeks anyway, but leave the demuxer in a clean state.
+  draining_ = true;  // forces a seek before the first decode
+}
+
+int64_t CpuVideoDecoder::nearest_frame(double t, double tolerance_s) const {
+  if (!std::isfinite(t)) fail("timestamp " + std::to_string(t) + " is not a finite number");
+  const auto it = std::lower_bound(frame_seconds_.begin(), frame_seconds_.end(), t);
+  int64_t idx = it - frame_seconds_.begin();
+  if (idx == static_cast<int64_t>(frame_seconds_.size())) {
+    --idx;
+  } else if (idx > 0 && (t - frame_seconds_[idx - 1]) <= (frame_seconds_[idx] - t)) {
+    --idx;
+  }
+  const double gap = std::abs(frame_seconds_[idx] - t);
+  if (!(gap < tolerance_s)) {
+    std::ostringstream msg;
+    msg << path_ << ": no frame within tolerance_s=" << tolerance_s << " of timestamp " << format_seconds(t)
+        << " (nearest frame #" << idx << " at " << format_seconds(frame_seconds_[idx]) << ", off by "
+        << format_seconds(gap) << "; the stream has " << frame_seconds_.size() << " frames from "
+        << format_seconds(frame_seconds_.front()) << " to " << format_seconds(frame_seconds_.back()) << ")";
+    if (t < frame_seconds_.front() - tolerance_s || t > frame_seconds_.back() + tolerance_s) {
+      msg << "; the timestamp is outside the stream";
+    }
+    throw FrameTimestampError(msg.str());
+  }
+  return idx;
+}
+
+FrameBatch CpuVideoDecoder::get_frames_at(std::span<const double> timestamps_s, double tolerance_s) {
+  if (!(tolerance_s > 0)) fail("tolerance_s must be > 0, got " + std::to_string(tolerance_s));
+  std::vector<int64_t> wanted(timestamps_s.size());
+  for (size_t i = 0; i < timestamps_s.size(); ++i) wanted[i] = nearest_frame(timestamps_s[i], tolerance_s);
+
+  FrameBatch batch;
+  batch.num_frames = static_cast<int64_t>(wanted.size());
+  batch.height = info_.height;
+  batch.width = info_.width;
+  auto storage = allocate_host_bytes(static_cast<size_t>(batch.size_bytes()));
+  batch.data = storage.get();
+  batch.owner = std::move(storage);
+  stats_.frames_requested += batch.num_frames;
+
+  // Decode each distinct frame once, in presentation order; copy duplicates afterwards.
+  std::vector<size_t> order(wanted.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return wanted[a] < wanted[b]; });
+  const int64_t frame_bytes = batch.frame_bytes();
+  size_t prev = SIZE_MAX;
+  for (size_t slot : order) {
+    uint8_t* out = batch.data + static_cast<int64_t>(slot) * frame_bytes;
+    if (prev != SIZE_MAX && wanted[prev] == wanted[slot]) {
+      std::copy_n(batch.data + static_cast<int64_t>(prev) * frame_bytes, frame_bytes, out);
+    } else {
+      decode_to(wanted[slot], out);
+    }
+    prev = slot;
+  }
+  return batch;
+}
+
+void CpuVideoDecoder::decode_to(int64_t frame_idx, uint8_t* out) {
+  const int64_t target = frame_pts_[frame_idx];
+  const auto key_it = std::upper_bound(keyframe_pts_.begin(), keyframe_pts_.end(), target);
+  const int64_t key_pts = *std::prev(key_it);  // keyframe_pts_[0] == first frame: never begin()
+  const bool can_continue = have_frame_ && !draining_ && frame_->pts <= target && key_pts <= frame_->pts;
+  if (have_frame_ && frame_->pts == target) {
+    convert(frame_.get(), out);
+    return;
+  }
+  int64_t steps_back = 0;
+  if (!can_continue) seek_to_keyframe_of(frame_idx, steps_back);
+  for (;;) {
+    if (!receive_next_frame()) {
+      fail("frame #" + std::to_string(frame_idx) + " at " + format_seconds(frame_seconds_[frame_idx]) +
+           " could not be decoded (stream ended first: truncated or corrupt file)");
+    }
+    const int64_t pts = frame_->pts;
+    if (pts == target) break;
+    if (pts > target) {
+      // Landed past the target: the demuxer's seek overshot, or the target frame is undecodable.
+      const auto keys_before = std::prev(key_it) - keyframe_pts_.begin();
+      if (steps_back < keys_before && steps_back < 4) {
+        seek_to_keyframe_of(frame_idx, ++steps_back);
+        continue;
+      }
+      fail("frame #" + std::to_string(frame_idx) + " at " + format_seconds(frame_seconds_[frame_idx]) +
+           " could not be decoded (corrupt data before it)");
+    }
+  }
+  convert(frame_.get(), out);
+}
+
+void CpuVideoDecoder::seek_to_keyframe_of(int64_t frame_idx, int64_t keyframe_steps_back) {
+  const int64_t target = frame_pts_[frame_idx];
+  auto key_idx = (std::upper_bound(keyframe_pts_.begin(), keyframe_pts_.end(), target) - keyframe_pts_.begin()) - 1;
+  key_idx = std::max<int64_t>(0, key_idx - keyframe_steps_back);
+  const int rc = av_seek_frame(format_.get(), stream_index_, keyframe_dts_[key_idx], AVSEEK_FLAG_BACKWARD);
+  if (rc < 0) fail("seek to " + format_seconds(frame_seconds_[frame_idx]) + " failed (" + error_string(rc) + ")");
+  avcodec_flush_buffers(codec_.get());
+  have_frame_ = false;
+  draining_ = false;
+  codec_done_ = false;
+  ++stats_.seeks;
+}
+
+bool CpuVideoDecoder::receive_next_frame() {
+  for (;;) {
+    if (codec_done_) return false;
+    int rc = avcodec_receive_frame(codec_.get(), frame_.get());
+    if (rc == 0) {
+      if (frame_->pts == AV_NOPTS_VALUE) frame_->pts = frame_->best_effort_timestamp;
+      have_frame_ = true;
+      ++stats_.frames_decoded;
+      return true;
+    }
+    have_frame_ = false;
+    if (rc == AVERROR_EOF) {
+      codec_done_ = true;
+      return false;
+    }
+    if (rc != AVERROR(EAGAIN)) fail("decoding failed (" + error_string(rc) + ")");
+    if (draining_) {
+      codec_done_ = true;
+      return false;
+    }
+    // Feed the next packet of our stream.
+    for (;;) {
+      rc = av_read_frame(format_.get(), packet_.get());
+      if (rc < 0) {  // EOF or damaged tail: drain what the codec still holds
+        draining_ = true;
+        avcodec_send_packet(codec_.get(), nullptr);
+        break;
+      }
+      ++stats_.packets_read;
+      if (packet_->stream_index != stream_index_) {
+        av_packet_unref(packet_.get());
+        continue;
+      }
+      rc = avcodec_send_packet(codec_.get(), packet_.get());
+      av_packet_unref(packet_.get());
+      if (rc < 0 && rc != AVERROR(EAGAIN) && rc != AVERROR_INVALIDDATA) {
+        fail("decoding failed (" + error_string(rc) + ")");
+      }
+      break;
+    }
+  }
+}
+
+void CpuVideoDecoder::convert(const AVFrame* frame, uint8_t* out) {
+  if (frame->width != info_.width || frame->height != info_.height) {
+    fail("frame size changed mid-stream (" + std::to_string(frame->width) + "x" + std::to_string(frame->height) +
+         ", stream header says " + std::to_string(info_.width) + "x" + std::to_string(info_.height) + ")");
+  }
+  const int colorspace = frame->colorspace;
+  const int full_range = is_full_range(frame) ? 1 : 0;
+  if (!sws_ || sws_src_format_ != frame->format || sws_src_width_ != frame->width ||
+      sws_src_height_ != frame->height || sws_colorspace_ != colorspace || sws_range_ != full_range) {
+    sws_.reset(sws_getContext(frame->width, frame->height, static_cast<AVPixelFormat>(frame->format), frame->width,
+                              frame->height, AV_PIX_FMT_GBRP, SWS_BILINEAR, nullptr, nullptr, nullptr));
+    if (!sws_) {
+      const char* name = av_get_pix_fmt_name(static_cast<AVPixelFormat>(frame->format));
+      fail(std::string("cannot convert pixel format ") + (name ? name : "unknown") + " to RGB");
+    }
+    // Note: sws_getCoefficients takes AVColorSpace values; unspecified falls back to BT.601.
+    sws_setColorspaceDetails(sws_.get(), sws_getCoefficients(colorspace), full_range,
+                             sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
+    sws_src_format_ = frame->format;
+    sws_src_width_ = frame->width;
+    sws_src_height_ = frame->height;
+    sws_colorspace_ = colorspace;
+    sws_range_ = full_range;
+    if (info_.color_space == "unknown" || info_.color_space == "unspecified") {
+      const char* cs = av_color_space_name(static_cast<AVColorSpace>(colorspace));
+      if (cs) info_.color_space = cs;
+    }
+  }
+  const int64_t plane = static_cast<int64_t>(info_.width) * info_.height;
+  // GBRP plane order is G, B, R; our CHW batch is R, G, B.
+  uint8_t* planes[4] = {out + plane, out + 2 * plane, out, nullptr};
+  int strides[4] = {info_.width, info_.width, info_.width, 0};
+  sws_scale(sws_.get(), frame->data, frame->linesize, 0, frame->height, planes, strides);
+}
+
+}  // namespace lrs::av

@@ -1,0 +1,91 @@
+// CpuVideoDecoder: decodes one video file with libavcodec on the CPU (libdav1d for AV1) and
+// returns RGB frames at requested timestamps as a [T, 3, H, W] uint8 host batch.
+//
+// Owns its demuxer, codec and scaler (RAII). Not thread-safe: one caller at a time (the
+// DecoderCache leases decoders exclusively). See Note [Frame choice] in decode/video_decoder.h and
+// Note [Seeking] below.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "av/av_handles.h"
+#include "decode/video_decoder.h"
+
+namespace lrs::av {
+
+// Note [Seeking]
+// ~~~~~~~~~~~~~~
+// At open, a demux-only scan (no decoding) records every packet's pts, dts and key flag, giving
+// the frame table in presentation order and the keyframes. A request is served in pts order:
+// a target whose keyframe has already been passed by the decoder (and which lies ahead of the last
+// decoded frame) is reached by decoding forward; otherwise we seek to that keyframe's *dts* (mp4
+// seeks on dts; seeking on pts can land on the next keyframe when B-frames delay dts) and flush.
+// So several timestamps inside one GOP decode that GOP once, and a sequential reader never seeks.
+// If the first frame after a seek is already past the target (a demuxer that lands late), we seek
+// to the previous keyframe instead. The last decoded frame is kept, so re-requesting it is free.
+
+struct CpuDecoderOptions {
+  int threads = 1;  // libavcodec/dav1d threads for this decoder (0 = libav's automatic choice)
+};
+
+class CpuVideoDecoder final : public VideoDecoder {
+ public:
+  // Throws FileNotFound (missing file) or InvalidInput (empty, not a video, corrupt, no decodable
+  // frame, unsupported codec), each naming the file and the reason.
+  explicit CpuVideoDecoder(std::string path, CpuDecoderOptions options = {});
+
+  const StreamInfo& info() const override { return info_; }
+  FrameBatch get_frames_at(std::span<const double> timestamps_s, double tolerance_s) override;
+  DecoderStats stats() const override { return stats_; }
+  std::string backend() const override { return "cpu"; }
+
+  // Presentation times (seconds) of every frame, ascending.
+  const std::vector<double>& frame_times() const { return frame_seconds_; }
+
+ private:
+  struct PacketEntry {
+    int64_t pts;
+    int64_t dts;
+    bool key;
+  };
+
+  void open_input();
+  void open_codec(const CpuDecoderOptions& options);
+  void scan_packets();
+  int64_t nearest_frame(double t, double tolerance_s) const;
+  void decode_to(int64_t frame_idx, uint8_t* out);
+  void seek_to_keyframe_of(int64_t frame_idx, int64_t keyframe_steps_back);
+  bool receive_next_frame();  // false at end of stream
+  void convert(const AVFrame* frame, uint8_t* out);
+  [[noreturn]] void fail(const std::string& what) const;
+
+  std::string path_;
+  StreamInfo info_;
+  DecoderStats stats_;
+  UniqueFormatContext format_;
+  UniqueCodecContext codec_;
+  UniqueSwsContext sws_;
+  UniquePacket packet_;
+  UniqueFrame frame_;       // the last frame received from the codec
+  int stream_index_ = -1;
+  AVRational time_base_{0, 1};
+
+  std::vector<int64_t> frame_pts_;        // presentation order
+  std::vector<double> frame_seconds_;     // frame_pts_ in seconds
+  std::vector<int64_t> keyframe_pts_;     // ascending
+  std::vector<int64_t> keyframe_dts_;     // same order as keyframe_pts_
+
+  bool have_frame_ = false;      // frame_ holds a decoded frame
+  bool draining_ = false;        // the demuxer hit EOF and the codec was sent the flush packet
+  bool codec_done_ = false;      // the codec returned AVERROR_EOF
+  int sws_src_format_ = -1;
+  int sws_src_width_ = 0;
+  int sws_src_height_ = 0;
+  int sws_colorspace_ = -1;
+  int sws_range_ = -1;
+};
+
+}  // namespace lrs::av

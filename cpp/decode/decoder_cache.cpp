@@ -1,0 +1,83 @@
+#include "decode/decoder_cache.h"
+
+#include <algorithm>
+
+#include "common/errors.h"
+
+namespace lrs {
+
+int64_t default_decoder_cache_capacity(int64_t episode_pool_size, int64_t num_cameras) {
+  const int64_t working_set = (std::max<int64_t>(episode_pool_size, 1) + 1) * std::max<int64_t>(num_cameras, 1);
+  return std::min<int64_t>(working_set, 128);
+}
+
+DecoderCache::DecoderCache(int64_t capacity, DecoderFactory factory)
+    : capacity_(capacity), factory_(std::move(factory)) {
+  if (capacity_ < 1) throw InvalidInput("DecoderCache: capacity must be >= 1, got " + std::to_string(capacity));
+  if (!factory_) throw InvalidInput("DecoderCache: no decoder factory");
+  stats_.capacity = capacity_;
+}
+
+DecoderCache::Lease DecoderCache::lease(const std::string& path) {
+  std::shared_ptr<Entry> entry;
+  LruList evicted;  // destroyed after the cache mutex is released (closing a decoder does I/O)
+  {
+    std::lock_guard guard(mutex_);
+    if (auto found = index_.find(path); found != index_.end()) {
+      lru_.splice(lru_.begin(), lru_, found->second);
+      ++stats_.hits;
+      entry = *found->second;
+    } else {
+      ++stats_.misses;
+      entry = std::make_shared<Entry>();
+      entry->path = path;
+      lru_.push_front(entry);
+      index_[path] = lru_.begin();
+      while (static_cast<int64_t>(lru_.size()) > capacity_) {
+        index_.erase(lru_.back()->path);
+        evicted.splice(evicted.end(), lru_, std::prev(lru_.end()));
+        ++stats_.evictions;
+      }
+    }
+  }
+  evicted.clear();
+
+  std::unique_lock lock(entry->use);
+  if (!entry->decoder) {
+    try {
+      entry->decoder = factory_(path);
+    } catch (...) {
+      std::lock_guard guard(mutex_);
+      if (auto found = index_.find(path); found != index_.end() && *found->second == entry) {
+        lru_.erase(found->second);
+        index_.erase(found);
+      }
+      throw;
+    }
+  }
+  return Lease(std::move(entry), std::move(lock));
+}
+
+FrameBatch DecoderCache::get_frames_at(const std::string& path, std::span<const double> timestamps_s,
+                                       double tolerance_s) {
+  Lease held = lease(path);
+  return held->get_frames_at(timestamps_s, tolerance_s);
+}
+
+DecoderCacheStats DecoderCache::stats() const {
+  std::lock_guard guard(mutex_);
+  DecoderCacheStats out = stats_;
+  out.open_decoders = static_cast<int64_t>(lru_.size());
+  return out;
+}
+
+void DecoderCache::clear() {
+  LruList dropped;
+  {
+    std::lock_guard guard(mutex_);
+    dropped.swap(lru_);
+    index_.clear();
+  }
+}
+
+}  // namespace lrs

@@ -1,0 +1,88 @@
+// DecoderCache: an LRU of open video decoders keyed by file path.
+//
+// Opening a decoder (demux scan, codec init) costs milliseconds; v3 packs many episodes per file,
+// so consecutive samples mostly hit a file that is already open. The cache keeps at most
+// `capacity` decoders open and evicts the least recently used one beyond that.
+//
+// Thread-safe. A decoder is used by one thread at a time: `lease()` hands out exclusive access
+// (a second caller for the same file waits). An entry evicted while leased stays alive until its
+// lease ends; `open_decoders` counts the cached entries (never more than `capacity`).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <unordered_map>
+
+#include "decode/video_decoder.h"
+
+namespace lrs {
+
+struct DecoderCacheStats {
+  int64_t hits = 0;
+  int64_t misses = 0;
+  int64_t evictions = 0;
+  int64_t open_decoders = 0;
+  int64_t capacity = 0;
+};
+
+// Opens a decoder for a path (throws the decoder's own errors).
+using DecoderFactory = std::function<std::unique_ptr<VideoDecoder>(const std::string& path)>;
+
+// Default capacity for a consumer: the pool's working set (pool + 1 episodes being admitted) times
+// the number of cameras, capped at 128 open decoders.
+int64_t default_decoder_cache_capacity(int64_t episode_pool_size, int64_t num_cameras);
+
+class DecoderCache {
+  struct Entry {
+    std::string path;
+    std::mutex use;                        // held by the lease
+    std::unique_ptr<VideoDecoder> decoder; // null until opened (under `use`)
+  };
+
+ public:
+  // Exclusive access to one open decoder; movable, releases on destruction.
+  class Lease {
+   public:
+    VideoDecoder& decoder() { return *entry_->decoder; }
+    VideoDecoder* operator->() { return entry_->decoder.get(); }
+
+   private:
+    friend class DecoderCache;
+    Lease(std::shared_ptr<Entry> entry, std::unique_lock<std::mutex> lock)
+        : entry_(std::move(entry)), lock_(std::move(lock)) {}
+    std::shared_ptr<Entry> entry_;
+    std::unique_lock<std::mutex> lock_;
+  };
+
+  DecoderCache(int64_t capacity, DecoderFactory factory);
+
+  // The decoder for `path`, opened on a miss. Throws what the factory throws; a failed open
+  // leaves nothing cached.
+  Lease lease(const std::string& path);
+
+  // lease(path)->get_frames_at(...), the common case.
+  FrameBatch get_frames_at(const std::string& path, std::span<const double> timestamps_s,
+                           double tolerance_s);
+
+  DecoderCacheStats stats() const;
+  int64_t capacity() const { return capacity_; }
+  // Drops every cached decoder (a leased one closes when its lease ends).
+  void clear();
+
+ private:
+  using LruList = std::list<std::shared_ptr<Entry>>;  // front = most recently used
+
+  const int64_t capacity_;
+  DecoderFactory factory_;
+  mutable std::mutex mutex_;
+  LruList lru_;
+  std::unordered_map<std::string, LruList::iterator> index_;
+  DecoderCacheStats stats_;
+};
+
+}  // namespace lrs
