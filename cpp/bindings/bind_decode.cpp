@@ -1,0 +1,126 @@
+// Python bindings of the decode layer: CpuVideoDecoder and DecoderCache. Frames cross as DLPack
+// (nb::ndarray<nb::pytorch>) whose owner is the FrameBatch itself, so torch sees the decoder's
+// buffer without a copy. The GIL is released around opening, decoding and closing.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include "av/cpu_decoder.h"
+#include "decode/decoder_cache.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace {
+
+using FrameTensor = nb::ndarray<nb::pytorch, uint8_t, nb::ndim<4>, nb::c_contig>;
+
+// Hands a FrameBatch to torch: the ndarray's owner is a Python object that owns the batch.
+FrameTensor to_tensor(lrs::FrameBatch batch) {
+  uint8_t* data = batch.data;
+  const size_t shape[4] = {static_cast<size_t>(batch.num_frames), 3, static_cast<size_t>(batch.height),
+                           static_cast<size_t>(batch.width)};
+  const int32_t device_type = static_cast<int32_t>(batch.device);
+  const int32_t device_id = batch.device_index;
+  nb::object owner = nb::cast(std::move(batch), nb::rv_policy::move);
+  return FrameTensor(data, 4, shape, owner, nullptr, nb::dtype<uint8_t>(), device_type, device_id);
+}
+
+nb::dict stream_info_dict(const lrs::StreamInfo& info) {
+  nb::dict d;
+  d["path"] = info.path;
+  d["codec"] = info.codec;
+  d["pixel_format"] = info.pixel_format;
+  d["color_space"] = info.color_space;
+  d["color_range"] = info.color_range;
+  d["width"] = info.width;
+  d["height"] = info.height;
+  d["fps"] = info.fps;
+  d["num_frames"] = info.num_frames;
+  d["num_keyframes"] = info.num_keyframes;
+  d["duration_s"] = info.duration_s;
+  return d;
+}
+
+nb::dict decoder_stats_dict(const lrs::DecoderStats& s) {
+  nb::dict d;
+  d["frames_requested"] = s.frames_requested;
+  d["frames_decoded"] = s.frames_decoded;
+  d["seeks"] = s.seeks;
+  d["packets_read"] = s.packets_read;
+  return d;
+}
+
+}  // namespace
+
+void bind_decode(nb::module_& m) {
+  nb::class_<lrs::FrameBatch>(m, "_FrameBatch", "Owner of a decoded batch's memory (internal).");
+
+  nb::class_<lrs::av::CpuVideoDecoder>(m, "CpuVideoDecoder",
+                                       "Decodes one video file on the CPU with libav (dav1d for AV1).")
+      .def(
+          "__init__",
+          [](lrs::av::CpuVideoDecoder* self, const std::string& path, int threads) {
+            nb::gil_scoped_release release;
+            new (self) lrs::av::CpuVideoDecoder(path, lrs::av::CpuDecoderOptions{threads});
+          },
+          "path"_a, "threads"_a = 1,
+          "Opens `path` (demux scan only). Raises FileNotFoundError or ValueError naming the file.")
+      .def_prop_ro("info", [](const lrs::av::CpuVideoDecoder& d) { return stream_info_dict(d.info()); })
+      .def_prop_ro("frame_times", &lrs::av::CpuVideoDecoder::frame_times,
+                   "Presentation time (s) of every frame, ascending.")
+      .def_prop_ro("backend", &lrs::av::CpuVideoDecoder::backend)
+      .def("stats", [](const lrs::av::CpuVideoDecoder& d) { return decoder_stats_dict(d.stats()); })
+      .def(
+          "get_frames_at",
+          [](lrs::av::CpuVideoDecoder& d, const std::vector<double>& timestamps, double tolerance_s) {
+            lrs::FrameBatch batch;
+            {
+              nb::gil_scoped_release release;
+              batch = d.get_frames_at(timestamps, tolerance_s);
+            }
+            return to_tensor(std::move(batch));
+          },
+          "timestamps"_a, "tolerance_s"_a = 1e-4,
+          "uint8 RGB frames [T, 3, H, W] nearest to `timestamps` (s), in request order.");
+
+  m.def("default_decoder_cache_capacity", &lrs::default_decoder_cache_capacity, "episode_pool_size"_a,
+        "num_cameras"_a, "min((episode_pool_size + 1) * num_cameras, 128).");
+
+  nb::class_<lrs::DecoderCache>(m, "DecoderCache", "LRU of open CPU decoders keyed by file path.")
+      .def(
+          "__init__",
+          [](lrs::DecoderCache* self, int64_t capacity, int threads) {
+            new (self) lrs::DecoderCache(capacity, [threads](const std::string& path) {
+              return std::make_unique<lrs::av::CpuVideoDecoder>(path, lrs::av::CpuDecoderOptions{threads});
+            });
+          },
+          "capacity"_a, "threads"_a = 1)
+      .def(
+          "get_frames_at",
+          [](lrs::DecoderCache& cache, const std::string& path, const std::vector<double>& timestamps,
+             double tolerance_s) {
+            lrs::FrameBatch batch;
+            {
+              nb::gil_scoped_release release;
+              batch = cache.get_frames_at(path, timestamps, tolerance_s);
+            }
+            return to_tensor(std::move(batch));
+          },
+          "path"_a, "timestamps"_a, "tolerance_s"_a = 1e-4,
+          "Frames of `path` nearest to `timestamps`, through a cached decoder.")
+      .def("stats",
+           [](const lrs::DecoderCache& cache) {
+             const lrs::DecoderCacheStats s = cache.stats();
+             nb::dict d;
+             d["hits"] = s.hits;
+             d["misses"] = s.misses;
+             d["evictions"] = s.evictions;
+             d["open_decoders"] = s.open_decoders;
+             d["capacity"] = s.capacity;
+             return d;
+           })
+      .def_prop_ro("capacity", &lrs::DecoderCache::capacity)
+      .def("clear", &lrs::DecoderCache::clear, nb::call_guard<nb::gil_scoped_release>());
+}

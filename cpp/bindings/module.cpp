@@ -1,0 +1,51 @@
+// NB_MODULE for lerobot_stream._core: maps the core's typed exceptions to Python ones (once, here)
+// and calls one bind_* function per area. Bindings convert types and nothing else.
+#include <nanobind/nanobind.h>
+
+extern "C" {
+#include <libavutil/log.h>
+}
+
+#include "common/errors.h"
+
+namespace nb = nanobind;
+
+void bind_decode(nb::module_& m);
+void bind_sampling(nb::module_& m);
+void bind_cuda(nb::module_& m);
+
+NB_MODULE(_core, m) {
+  m.doc() = "lerobot-stream native core: decoding, decoder cache, episode pool, RNG and resume.";
+
+  // Tried after the FrameTimestampError translator below (nanobind tries the newest first).
+  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+    try {
+      std::rethrow_exception(p);
+    } catch (const lrs::FileNotFound& e) {
+      PyErr_SetString(PyExc_FileNotFoundError, e.what());
+    } catch (const lrs::InvalidInput& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const lrs::OutOfRange& e) {
+      PyErr_SetString(PyExc_IndexError, e.what());
+    } catch (const lrs::Error& e) {
+      PyErr_SetString(PyExc_RuntimeError, e.what());
+    }
+  });
+  // LeRobot raises FrameTimestampError (a ValueError) when no frame is within tolerance_s.
+  static nb::exception<lrs::FrameTimestampError> frame_timestamp_error(m, "FrameTimestampError",
+                                                                       PyExc_ValueError);
+  static nb::exception<lrs::CudaUnavailable> cuda_unavailable(m, "CudaUnavailableError", PyExc_RuntimeError);
+
+  m.def(
+      "set_log_level", [](int level) { av_log_set_level(level); }, nb::arg("level"),
+      "Sets libav's log level (e.g. -8 quiet, 16 errors, 24 warnings, 32 info).");
+  av_log_set_level(AV_LOG_ERROR);
+
+  bind_decode(m);
+  bind_sampling(m);
+#ifdef LRS_WITH_CUDA
+  m.attr("built_with_cuda") = true;
+#else
+  m.attr("built_with_cuda") = false;
+#endif
+}
