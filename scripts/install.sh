@@ -8,16 +8,22 @@
 #   LRS_CUDA=AUTO|ON|OFF build the CUDA sources (AUTO: when nvcc is found)
 #   LRS_APT=0            never call apt-get (not root, or packages managed elsewhere)
 #   LRS_EXTRAS=...       pip extras to install with the package (default: test,synth)
+#   LRS_WHEEL_DIR=dir    only build a wheel into dir: installs the build packages and tools but no test
+#                        packages, no torch and not the package itself (docker/Dockerfile's build stage)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
-apt_packages=(pkg-config g++ libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libgtest-dev ffmpeg)
+wheel_dir="${LRS_WHEEL_DIR:-}"
+apt_packages=(pkg-config g++ libavformat-dev libavcodec-dev libavutil-dev libswscale-dev)
+[[ -n "$wheel_dir" ]] || apt_packages+=(libgtest-dev ffmpeg)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ! python3 -c "import ensurepip, venv" 2>/dev/null; then missing+=(python3-venv); fi
+if ! python3 -c "import os, sysconfig; assert os.path.exists(sysconfig.get_path('include') + '/Python.h')" \
+  2>/dev/null; then missing+=(python3-dev); fi
 if ((${#missing[@]})); then
   if [[ "${LRS_APT:-1}" != 0 && "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
     echo "[install] apt-get install ${missing[*]}"
@@ -40,8 +46,13 @@ fi
 py=python
 pip_install() { "$py" -m pip install -q --disable-pip-version-check "$@"; }
 
-"$py" -c "import torch" 2>/dev/null || pip_install "${LRS_TORCH_SPEC:-torch==2.13.0}"
 pip_install "scikit-build-core>=0.10" "nanobind>=2.4" "cmake>=3.24" ninja
+if [[ -n "$wheel_dir" ]]; then
+  echo "[install] building the lerobot-stream wheel into $wheel_dir (LRS_CUDA=${LRS_CUDA:-AUTO})"
+  "$py" -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation -w "$wheel_dir" .
+  exit 0
+fi
+"$py" -c "import torch" 2>/dev/null || pip_install "${LRS_TORCH_SPEC:-torch==2.13.0}"
 echo "[install] building lerobot-stream (LRS_CUDA=${LRS_CUDA:-AUTO})"
 pip_install --no-build-isolation ".[${LRS_EXTRAS:-test,synth}]"
 "$py" -c "import lerobot_stream as l; print('[install] lerobot_stream', l.__version__, 'ok')"
