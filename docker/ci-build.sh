@@ -62,7 +62,8 @@ else
 fi
 
 # ---- build ---------------------------------------------------------------------------------------
-args=(--isolation=chroot --layers -f docker/Dockerfile
+# docker format: the OCI format drops SHELL (and with it pipefail).
+args=(--isolation=chroot --layers --format docker -f docker/Dockerfile
   --build-arg "BUILD_BASE=$base" --build-arg "RUNTIME_BASE=$base" --build-arg LRS_CUDA=OFF)
 wheelhouse="${LRS_WHEELHOUSE:-/opt/wheels}"
 # Debian 12's python is 3.11, so only a cp311 torch wheel fits the image.
