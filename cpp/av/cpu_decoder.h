@@ -82,6 +82,7 @@ class CpuVideoDecoder final : public VideoDecoder {
   bool have_frame_ = false;      // frame_ holds a decoded frame
   bool draining_ = false;        // the demuxer hit EOF and the codec was sent the flush packet
   bool codec_done_ = false;      // the codec returned AVERROR_EOF
+  std::vector<uint8_t> packed_rgb_;  // RGB24 staging for one frame (Note [RGB conversion])
   int sws_src_format_ = -1;
   int sws_src_width_ = 0;
   int sws_src_height_ = 0;
