@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs lerobot 0.6.1 (the reference for value-parity tests, see tests/oracle.py) into the active
-# python. Idempotent: does nothing when the oracle already imports.
+# python. Idempotent: when the pinned versions are already installed it only re-checks the patch.
 #
 # lerobot 0.6.1 needs Python >= 3.12 and torch < 2.12 on paper; we run it on 3.11 + torch 2.13 (CPU):
 #   * the wheel is installed with --no-deps --ignore-requires-python, then
@@ -16,9 +16,10 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 py="${PYTHON:-python}"
 [[ "${LRS_ORACLE:-1}" == 0 ]] && { echo "[oracle] LRS_ORACLE=0: not installing lerobot"; exit 0; }
 
-if PYTHONPATH="$repo/tests" "$py" -c "import oracle, sys; sys.exit(0 if oracle.lerobot_import_error() is None else 1)" \
-  2>/dev/null; then
-  echo "[oracle] lerobot 0.6.1 already importable"
+installed() { "$py" -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null || true; }
+if [[ "$(installed lerobot)" == 0.6.1 && "$(installed torchvision)" == 0.28.0 && "$(installed datasets)" == 4.8.5 ]]; then
+  "$py" "$repo/scripts/patch_lerobot_py311.py"
+  echo "[oracle] lerobot 0.6.1 already installed"
   exit 0
 fi
 
