@@ -46,18 +46,6 @@ const AVCodec* find_decoder(AVCodecID id) {
   return avcodec_find_decoder(id);
 }
 
-bool is_full_range(const AVFrame* frame) {
-  if (frame->color_range == AVCOL_RANGE_JPEG) return true;
-  switch (frame->format) {  // deprecated "J" formats imply full range
-    case AV_PIX_FMT_YUVJ420P:
-    case AV_PIX_FMT_YUVJ422P:
-    case AV_PIX_FMT_YUVJ444P:
-      return true;
-    default:
-      return false;
-  }
-}
-
 }  // namespace
 
 CpuVideoDecoder::CpuVideoDecoder(std::string path, CpuDecoderOptions options)
@@ -330,34 +318,12 @@ void CpuVideoDecoder::convert(const AVFrame* frame, uint8_t* out) {
     fail("frame size changed mid-stream (" + std::to_string(frame->width) + "x" + std::to_string(frame->height) +
          ", stream header says " + std::to_string(info_.width) + "x" + std::to_string(info_.height) + ")");
   }
-  const int colorspace = frame->colorspace;
-  const int full_range = is_full_range(frame) ? 1 : 0;
-  if (!sws_ || sws_src_format_ != frame->format || sws_src_width_ != frame->width ||
-      sws_src_height_ != frame->height || sws_colorspace_ != colorspace || sws_range_ != full_range) {
-    sws_.reset(sws_getContext(frame->width, frame->height, static_cast<AVPixelFormat>(frame->format), frame->width,
-                              frame->height, AV_PIX_FMT_GBRP, SWS_BILINEAR, nullptr, nullptr, nullptr));
-    if (!sws_) {
-      const char* name = av_get_pix_fmt_name(static_cast<AVPixelFormat>(frame->format));
-      fail(std::string("cannot convert pixel format ") + (name ? name : "unknown") + " to RGB");
-    }
-    // Note: sws_getCoefficients takes AVColorSpace values; unspecified falls back to BT.601.
-    sws_setColorspaceDetails(sws_.get(), sws_getCoefficients(colorspace), full_range,
-                             sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
-    sws_src_format_ = frame->format;
-    sws_src_width_ = frame->width;
-    sws_src_height_ = frame->height;
-    sws_colorspace_ = colorspace;
-    sws_range_ = full_range;
-    if (info_.color_space == "unknown" || info_.color_space == "unspecified") {
-      const char* cs = av_color_space_name(static_cast<AVColorSpace>(colorspace));
-      if (cs) info_.color_space = cs;
-    }
+  const bool first = rgb_.last_colorspace() < 0;
+  rgb_.convert(frame, out, path_);
+  if (first && (info_.color_space == "unknown" || info_.color_space == "unspecified")) {
+    const char* cs = av_color_space_name(static_cast<AVColorSpace>(frame->colorspace));
+    if (cs) info_.color_space = cs;
   }
-  const int64_t plane = static_cast<int64_t>(info_.width) * info_.height;
-  // GBRP plane order is G, B, R; our CHW batch is R, G, B.
-  uint8_t* planes[4] = {out + plane, out + 2 * plane, out, nullptr};
-  int strides[4] = {info_.width, info_.width, info_.width, 0};
-  sws_scale(sws_.get(), frame->data, frame->linesize, 0, frame->height, planes, strides);
 }
 
 }  // namespace lrs::av
