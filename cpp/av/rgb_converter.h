@@ -1,5 +1,5 @@
 // RgbConverter: converts decoded libav frames (any YUV/RGB software format) to planar RGB uint8
-// [3, H, W] with libswscale, using the frame's own colour matrix and range. This is the CPU
+// [3, H, W] with libswscale (via packed RGB24), using the frame's own colour matrix and range. This is the CPU
 // decoder's conversion and the reference the GPU kernel is tested against (see Note [Colour
 // conversion parity] in cuda/colour_math.h).
 //
@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "av/av_handles.h"
 
@@ -25,6 +26,7 @@ class RgbConverter {
 
  private:
   UniqueSwsContext sws_;
+  std::vector<uint8_t> packed_rgb_;  // RGB24 staging for one frame (Note [RGB conversion])
   int src_format_ = -1;
   int src_width_ = 0;
   int src_height_ = 0;

@@ -16,22 +16,25 @@ namespace lrs::cuda {
 
 // Note [Colour conversion parity]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-// GPU frames must equal the CPU decoder's frames (libswscale, SWS_BILINEAR, yuv420p -> GBRP with
-// the stream's matrix and range) within max |diff| <= 2 on uint8. So this math follows what
-// libswscale computes, in float instead of its fixed point:
+// GPU frames must equal the CPU decoder's frames within a small, stated tolerance. The CPU
+// decoder converts with libswscale (av/rgb_converter.h: SWS_BILINEAR, yuv420p -> RGB24, split to
+// planes, Note [RGB conversion]). This math follows what libswscale computes, in float instead of
+// its fixed point:
 //  * Matrix from (Kr, Kb) exactly as sws_getCoefficients picks it from the AVColorSpace value:
 //    1 BT.709, 4 FCC, 7 SMPTE 240M, 9/10 BT.2020, everything else (incl. unspecified) BT.601.
 //  * Limited range: Y in [16, 235], C in [16, 240] (x 2^(bits-8)); full range: Y / (2^bits - 1),
 //    C - 2^(bits-1) over (2^bits - 1) (JPEG convention, what libswscale does).
-//  * Chroma upsampling: libswscale treats 4:2:0 chroma as centre-sited in both directions and
-//    interpolates bilinearly, i.e. each output pixel takes 3/4 of its own chroma sample and 1/4 of
-//    the neighbour on the side it lies, clamped at the borders.
-// P010/P016 samples are 16-bit words with the value in the high bits: we use value >> (16 - bits).
-// Crop: output pixel (x, y) reads luma (x + crop.left, y + crop.top) on the coded surface's chroma
-// grid; chroma neighbours are clamped to the crop window, as libswscale clamps at the borders of
-// the (already cropped) frame libavcodec returns.
-// colour_math_test measures the result against libswscale: max |diff| <= 1 for 8-bit input (the
-// rounding of swscale's fixed point), <= 2 for 10-bit input, for every matrix and both ranges.
+//  * Chroma upsampling: for 4:2:0 8-bit frames of even height swscale's RGB24 path is its
+//    unscaled converter, which replicates each chroma sample over its 2x2 block (kNearest).
+//    Its planar GBRP path instead interpolates centre-sited bilinear (kBilinear: 3/4 own sample,
+//    1/4 neighbour, clamped at the borders); kept for a CPU path that converts that way.
+//  * P010/P016 samples are 16-bit words with the value in the high bits: value >> (16 - bits).
+// Measured by colour_math_test against RgbConverter: max |diff| <= 3 on uint8 for 8-bit frames of
+// even height (swscale's fixed point rounds differently), every matrix, both ranges, crops.
+// Not matched: frames of odd height and 10-bit frames, which swscale sends through its generic
+// scaler (different chroma filtering); for those the CPU and GPU paths can differ near chroma
+// edges. A GPU session must measure real streams; the fix is to make the CPU path convert the
+// same way (or to carry swscale's exact filter here).
 
 enum class ColourMatrix : int { kBt601 = 0, kBt709 = 1, kFcc = 2, kSmpte240m = 3, kBt2020 = 4 };
 
@@ -121,15 +124,23 @@ LRS_HD Rgb yuv_to_rgb(const ColourParams& p, float y, float cb, float cr) {
 
 LRS_HD uint8_t to_u8(float x01) { return static_cast<uint8_t>(x01 * 255.0f + 0.5f); }
 
+// How 4:2:0 chroma is brought to luma resolution (see Note [Colour conversion parity]).
+enum class ChromaUpsampling : int {
+  kNearest = 0,   // each chroma sample covers its 2x2 luma block (swscale's yuv420p -> RGB24 path)
+  kBilinear = 1,  // centre-sited bilinear in both directions (swscale's planar GBRP path)
+};
+
 // Centre-sited bilinear 2x upsampling along one axis: the two chroma indices contributing to
 // luma coordinate `x` (weight 3/4 on `near`, 1/4 on `far`), clamped to [lo, hi].
+// With `interpolate` false both taps are the near sample (nearest-neighbour replication).
 struct ChromaTaps {
   int near_index;
   int far_index;
 };
 
-LRS_HD ChromaTaps chroma_taps(int x, int lo, int hi) {
+LRS_HD ChromaTaps chroma_taps(int x, int lo, int hi, bool interpolate) {
   const int near_index = x >> 1;
+  if (!interpolate) return ChromaTaps{near_index, near_index};
   int far_index = (x & 1) ? near_index + 1 : near_index - 1;
   if (far_index < lo) far_index = lo;
   if (far_index > hi) far_index = hi;
@@ -156,11 +167,13 @@ LRS_HD float load_sample(const uint8_t* plane, int64_t pitch, int x, int y, int 
 // RGB of output pixel (ox, oy) of the crop window (0 <= ox < crop.width, 0 <= oy < crop.height).
 template <typename Sample>
 LRS_HD Rgb semi_planar_pixel_to_rgb(const ColourParams& p, const uint8_t* luma, const uint8_t* chroma, int64_t pitch,
-                                    const CropWindow& crop, int shift, int ox, int oy) {
+                                    const CropWindow& crop, ChromaUpsampling up, int shift, int ox, int oy) {
   const int x = ox + crop.left;
   const int y = oy + crop.top;
-  const ChromaTaps tx = chroma_taps(x, crop.left >> 1, (crop.left + crop.width - 1) >> 1);
-  const ChromaTaps ty = chroma_taps(y, crop.top >> 1, (crop.top + crop.height - 1) >> 1);
+  const ChromaTaps tx = chroma_taps(x, crop.left >> 1, (crop.left + crop.width - 1) >> 1,
+                                    up == ChromaUpsampling::kBilinear);
+  const ChromaTaps ty = chroma_taps(y, crop.top >> 1, (crop.top + crop.height - 1) >> 1,
+                                    up == ChromaUpsampling::kBilinear);
   const int rows[2] = {ty.near_index, ty.far_index};
   const int cols[2] = {tx.near_index, tx.far_index};
   const float weights[2] = {0.75f, 0.25f};
