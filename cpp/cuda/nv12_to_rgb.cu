@@ -12,42 +12,37 @@ using lrs::cuda::ColourParams;
 using lrs::cuda::CropWindow;
 using lrs::cuda::Rgb;
 
-template <typename Sample>
-__device__ Rgb pixel(const ColourParams& p, const uint8_t* luma, const uint8_t* chroma, long long pitch,
-                     const CropWindow& crop, int upsampling, int shift, int x, int y) {
-  return lrs::cuda::semi_planar_pixel_to_rgb<Sample>(p, luma, chroma, pitch, crop,
-                                                     static_cast<ChromaUpsampling>(upsampling), shift, x, y);
+__device__ uint8_t store_value(uint8_t*, float x01) { return lrs::cuda::to_u8(x01); }
+__device__ float store_value(float*, float x01) { return x01; }
+
+// One thread per output pixel; grid (ceil(W / 32), ceil(H / 8)).
+template <typename Out>
+__device__ void convert_pixel(const uint8_t* luma, const uint8_t* chroma, long long pitch, const CropWindow& crop,
+                              const ColourParams& params, int upsampling, int sample_bytes, int shift, Out* out) {
+  const int x = blockIdx.x * blockDim.x + threadIdx.x;
+  const int y = blockIdx.y * blockDim.y + threadIdx.y;
+  if (x >= crop.width || y >= crop.height) return;
+  const auto up = static_cast<ChromaUpsampling>(upsampling);
+  const Rgb c = sample_bytes == 2
+                    ? lrs::cuda::semi_planar_pixel_to_rgb<uint16_t>(params, luma, chroma, pitch, crop, up, shift, x, y)
+                    : lrs::cuda::semi_planar_pixel_to_rgb<uint8_t>(params, luma, chroma, pitch, crop, up, shift, x, y);
+  const long long plane = static_cast<long long>(crop.width) * crop.height;
+  const long long i = static_cast<long long>(y) * crop.width + x;
+  out[i] = store_value(out, c.r);
+  out[plane + i] = store_value(out, c.g);
+  out[2 * plane + i] = store_value(out, c.b);
 }
 
 }  // namespace
 
-// One thread per output pixel; grid (ceil(W / 32), ceil(H / 8)).
 extern "C" __global__ void lrs_yuv420_to_rgb_u8(const uint8_t* luma, const uint8_t* chroma, long long pitch,
                                                 CropWindow crop, ColourParams params, int upsampling,
                                                 int sample_bytes, int shift, uint8_t* out) {
-  const int x = blockIdx.x * blockDim.x + threadIdx.x;
-  const int y = blockIdx.y * blockDim.y + threadIdx.y;
-  if (x >= crop.width || y >= crop.height) return;
-  const Rgb c = sample_bytes == 2 ? pixel<uint16_t>(params, luma, chroma, pitch, crop, upsampling, shift, x, y)
-                                  : pixel<uint8_t>(params, luma, chroma, pitch, crop, upsampling, shift, x, y);
-  const long long plane = static_cast<long long>(crop.width) * crop.height;
-  const long long i = static_cast<long long>(y) * crop.width + x;
-  out[i] = lrs::cuda::to_u8(c.r);
-  out[plane + i] = lrs::cuda::to_u8(c.g);
-  out[2 * plane + i] = lrs::cuda::to_u8(c.b);
+  convert_pixel(luma, chroma, pitch, crop, params, upsampling, sample_bytes, shift, out);
 }
 
 extern "C" __global__ void lrs_yuv420_to_rgb_f32(const uint8_t* luma, const uint8_t* chroma, long long pitch,
                                                  CropWindow crop, ColourParams params, int upsampling,
                                                  int sample_bytes, int shift, float* out) {
-  const int x = blockIdx.x * blockDim.x + threadIdx.x;
-  const int y = blockIdx.y * blockDim.y + threadIdx.y;
-  if (x >= crop.width || y >= crop.height) return;
-  const Rgb c = sample_bytes == 2 ? pixel<uint16_t>(params, luma, chroma, pitch, crop, upsampling, shift, x, y)
-                                  : pixel<uint8_t>(params, luma, chroma, pitch, crop, upsampling, shift, x, y);
-  const long long plane = static_cast<long long>(crop.width) * crop.height;
-  const long long i = static_cast<long long>(y) * crop.width + x;
-  out[i] = c.r;
-  out[plane + i] = c.g;
-  out[2 * plane + i] = c.b;
+  convert_pixel(luma, chroma, pitch, crop, params, upsampling, sample_bytes, shift, out);
 }
