@@ -5,4 +5,19 @@ Public names are re-exported here; implementation modules are private.
 
 from __future__ import annotations
 
+from lerobot_stream.decoding import (
+    DecoderCache,
+    FrameTimestampError,
+    VideoDecoder,
+    default_decoder_cache_capacity,
+)
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "DecoderCache",
+    "FrameTimestampError",
+    "VideoDecoder",
+    "__version__",
+    "default_decoder_cache_capacity",
+]
