@@ -5,4 +5,9 @@ Public names are re-exported here; implementation modules are private.
 
 from __future__ import annotations
 
+from lerobot_stream._core import FrameTimestampError
+from lerobot_stream.dataset import StreamingLeRobotDataset
+
 __version__ = "0.1.0"
+
+__all__ = ["FrameTimestampError", "StreamingLeRobotDataset", "__version__"]
