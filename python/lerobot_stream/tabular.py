@@ -201,5 +201,5 @@ def _to_torch(column: pa.ChunkedArray, path: Path, name: str) -> torch.Tensor | 
         return array.to_pylist()
     if values.null_count:
         raise ValueError(f"{path}: column {name!r} has null values")
-    data = values.to_numpy(zero_copy_only=False).astype(dtype, copy=False).reshape(shape)
+    data = values.to_numpy(zero_copy_only=False).astype(dtype).reshape(shape)
     return torch.from_numpy(np.ascontiguousarray(data))
