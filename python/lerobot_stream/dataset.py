@@ -14,6 +14,7 @@ LRU decoder cache per consumer. This module does parquet I/O and glue; the core 
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -28,7 +29,7 @@ from lerobot_stream.sample import SampleBuilder
 from lerobot_stream.state import EpochCounters, ResumeState, dataset_fingerprint, resume_pass
 from lerobot_stream.tabular import EpisodeRows, TabularReader
 from lerobot_stream.windows import check_delta_timestamps, delta_indices
-from lerobot_stream.world import current_worker, resolve_rank_world
+from lerobot_stream.world import current_worker, in_worker_process, resolve_rank_world
 
 _SCHEDULE_CHUNK = 64
 
@@ -291,16 +292,19 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         The role is the worker id whose schedule this worker plays; see Note [Resuming mid round-robin].
         """
         resume = self._resume
-        if resume is None or not self._counters.take_resume(worker):
-            return worker, self._counters.start_epoch(worker), 0
+        slot = worker if in_worker_process() else None
+        if resume is None or not self._counters.take_resume(slot):
+            return worker, self._counters.start_epoch(slot), 0
         resume.check_matches(num_workers=num_workers)
         plan = _core.EpochPlan(self._episode_lengths, self.seed, self.shuffle, self.world_size * num_workers)
         point = resume_pass(resume, worker, num_workers, int(plan.samples_per_consumer))
-        self._counters.start_epoch(worker, point.epoch)
+        self._counters.start_epoch(slot, point.epoch)
         return point.role, point.epoch, point.skip
 
     def _consumer_runtime(self) -> _ConsumerRuntime:
-        if self._runtime is None:
+        # A forked DataLoader worker inherits the parent's runtime, whose decoding threads did not
+        # survive the fork: every process opens its own.
+        if self._runtime is None or self._runtime.pid != os.getpid():
             self._runtime = _ConsumerRuntime(self)
         return self._runtime
 
@@ -329,6 +333,7 @@ class _ConsumerRuntime:
 
     def __init__(self, ds: StreamingLeRobotDataset) -> None:
         self._ds = ds
+        self.pid = os.getpid()
         self.reader = TabularReader(ds.meta)
         self.decoder = _core.DecoderCache(ds.decoder_cache_size, ds._decode_threads)
         self.builder = SampleBuilder(
