@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from lerobot_stream import _core
+from lerobot_stream.decoding import DecoderCache, default_decoder_cache_capacity
 from lerobot_stream.metadata import DatasetMetadata, load_metadata
 from lerobot_stream.sample import SampleBuilder
 from lerobot_stream.state import EpochCounters, ResumeState, dataset_fingerprint, resume_pass
@@ -162,7 +163,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         self.decoder_cache_size = (
             int(cache_size)
             if cache_size is not None
-            else _core.default_decoder_cache_capacity(self.episode_pool_size, len(self.meta.video_keys))
+            else default_decoder_cache_capacity(self.episode_pool_size, len(self.meta.video_keys))
         )
         self._fingerprint = dataset_fingerprint(self._selected_episodes, self._episode_lengths)
         self._counters = EpochCounters()
@@ -335,7 +336,7 @@ class _ConsumerRuntime:
         self._ds = ds
         self.pid = os.getpid()
         self.reader = TabularReader(ds.meta)
-        self.decoder = _core.DecoderCache(ds.decoder_cache_size, ds._decode_threads)
+        self.decoder = DecoderCache(ds.decoder_cache_size, threads=ds._decode_threads)
         self.builder = SampleBuilder(
             ds.meta,
             self.decoder,
