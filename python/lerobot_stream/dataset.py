@@ -64,13 +64,15 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         decode_threads: libav threads per decoder.
 
     Accepted for compatibility and ignored: ``revision``, ``force_cache_sync``, ``streaming``,
-    ``token``, ``prefetch_videos``, ``video_prefetch_workers``; ``buffer_size`` (warns:
+    ``depth_output_unit`` (depth maps are not supported yet), ``token``, ``prefetch_videos``,
+    ``video_prefetch_workers``; ``buffer_size`` (warns:
     ``episode_pool_size`` replaced it), ``rng`` (warns: use ``seed``), ``max_num_shards`` (warns: work
     is split by frames across all consumers, not by parquet shards).
 
     Length: ``len(ds)`` is the number of samples this rank emits per epoch when the DataLoader has
-    ``num_workers`` workers (constructor hint, default 1; with another worker count it is an upper
-    bound off by fewer than the number of workers).
+    ``num_workers`` workers (constructor hint, default 1; 0 counts as 1). With another worker count
+    the true count differs by fewer than max(hint, actual workers) samples: each epoch leaves out
+    ``num_frames mod (world_size * workers)`` frames so that every consumer emits the same count.
 
     Resume: the trainer stores ``{"batches_consumed": B, "batch_size": b}`` (plus ``"drop_last":
     True`` if its DataLoader drops last batches) and passes it to ``load_state_dict`` before
@@ -94,6 +96,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         rng: np.random.Generator | None = None,
         shuffle: bool = True,
         return_uint8: bool = False,
+        depth_output_unit: str = "mm",
         *,
         episode_pool_size: int = 64,
         rank: int | None = None,
@@ -121,8 +124,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             raise ValueError(f"episode_pool_size must be >= 1, got {episode_pool_size}")
         if decoder_cache_size is not None and video_decoder_cache_size is not None:
             raise ValueError("Pass decoder_cache_size or video_decoder_cache_size, not both")
-        if num_workers < 1:
-            raise ValueError(f"num_workers (the DataLoader's, for len()) must be >= 1, got {num_workers}")
+        if num_workers < 0:
+            raise ValueError(f"num_workers (the DataLoader's, for len()) must be >= 0, got {num_workers}")
 
         self.repo_id = repo_id
         self.meta: DatasetMetadata = load_metadata(repo_id, root)
@@ -158,7 +161,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         self.rank, self.world_size = resolve_rank_world(rank, world_size)
         self._return_uint8 = return_uint8
         self._decode_threads = decode_threads
-        self._num_workers_hint = num_workers
+        self._num_workers_hint = max(int(num_workers), 1)
         cache_size = decoder_cache_size if decoder_cache_size is not None else video_decoder_cache_size
         self.decoder_cache_size = (
             int(cache_size)
@@ -210,7 +213,10 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
 
     # --- epochs and resume --------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
-        """The next ``__iter__`` (in every worker) runs ``epoch``; later ones continue from it."""
+        """The next ``__iter__`` (in every worker) runs ``epoch``; later ones continue from it.
+
+        A pending ``load_state_dict`` takes precedence: it fixes the epoch of the next ``__iter__``.
+        """
         self._counters.set_epoch(int(epoch))
 
     def state_dict(
