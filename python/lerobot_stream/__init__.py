@@ -5,6 +5,7 @@ Public names are re-exported here; implementation modules are private.
 
 from __future__ import annotations
 
+<<<<<<< HEAD
 from lerobot_stream.decoding import (
     DecoderCache,
     FrameTimestampError,
@@ -21,3 +22,11 @@ __all__ = [
     "__version__",
     "default_decoder_cache_capacity",
 ]
+=======
+from lerobot_stream._core import FrameTimestampError
+from lerobot_stream.dataset import StreamingLeRobotDataset
+
+__version__ = "0.1.0"
+
+__all__ = ["FrameTimestampError", "StreamingLeRobotDataset", "__version__"]
+>>>>>>> dataset
