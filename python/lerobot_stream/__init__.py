@@ -5,7 +5,7 @@ Public names are re-exported here; implementation modules are private.
 
 from __future__ import annotations
 
-<<<<<<< HEAD
+from lerobot_stream.dataset import StreamingLeRobotDataset
 from lerobot_stream.decoding import (
     DecoderCache,
     FrameTimestampError,
@@ -18,15 +18,8 @@ __version__ = "0.1.0"
 __all__ = [
     "DecoderCache",
     "FrameTimestampError",
+    "StreamingLeRobotDataset",
     "VideoDecoder",
     "__version__",
     "default_decoder_cache_capacity",
 ]
-=======
-from lerobot_stream._core import FrameTimestampError
-from lerobot_stream.dataset import StreamingLeRobotDataset
-
-__version__ = "0.1.0"
-
-__all__ = ["FrameTimestampError", "StreamingLeRobotDataset", "__version__"]
->>>>>>> dataset
