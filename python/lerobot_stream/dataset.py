@@ -25,7 +25,7 @@ import torch
 from lerobot_stream import _core
 from lerobot_stream.metadata import DatasetMetadata, load_metadata
 from lerobot_stream.sample import SampleBuilder
-from lerobot_stream.state import EpochCounters, ResumeState, dataset_fingerprint
+from lerobot_stream.state import EpochCounters, ResumeState, dataset_fingerprint, resume_pass
 from lerobot_stream.tabular import EpisodeRows, TabularReader
 from lerobot_stream.windows import check_delta_timestamps, delta_indices
 from lerobot_stream.world import current_worker, resolve_rank_world
@@ -259,7 +259,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
     # --- iteration ----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[dict[str, Any]]:
         worker, num_workers = current_worker()
-        epoch, skip = self._start(worker, num_workers)
+        role, epoch, skip = self._start(worker, num_workers)
         schedule = _core.ConsumerSchedule(
             self._episode_lengths,
             self.seed,
@@ -267,7 +267,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             epoch,
             self.rank,
             self.world_size,
-            worker,
+            role,
             num_workers,
             self.episode_pool_size,
         )
@@ -285,23 +285,19 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         runtime = self._consumer_runtime()
         return runtime.stream(schedule)
 
-    def _start(self, worker: int, num_workers: int) -> tuple[int, int]:
-        """(epoch, samples to skip) of this ``__iter__`` of ``worker``; applies a pending resume once."""
+    def _start(self, worker: int, num_workers: int) -> tuple[int, int, int]:
+        """(role, epoch, samples to skip) of this ``__iter__`` of ``worker``; applies a pending resume once.
+
+        The role is the worker id whose schedule this worker plays; see Note [Resuming mid round-robin].
+        """
         resume = self._resume
         if resume is None or not self._counters.take_resume(worker):
-            return self._counters.start_epoch(worker), 0
+            return worker, self._counters.start_epoch(worker), 0
         resume.check_matches(num_workers=num_workers)
         plan = _core.EpochPlan(self._episode_lengths, self.seed, self.shuffle, self.world_size * num_workers)
-        epoch, skip = _core.resume_point(
-            resume.batches_consumed,
-            resume.batch_size,
-            num_workers,
-            worker,
-            plan.samples_per_consumer,
-            resume.drop_last,
-        )
-        self._counters.start_epoch(worker, int(epoch))
-        return int(epoch), int(skip)
+        point = resume_pass(resume, worker, num_workers, int(plan.samples_per_consumer))
+        self._counters.start_epoch(worker, point.epoch)
+        return point.role, point.epoch, point.skip
 
     def _consumer_runtime(self) -> _ConsumerRuntime:
         if self._runtime is None:

@@ -26,6 +26,17 @@ epoch, so a counter in the dataset object would restart at 0. The counters there
 shared-memory tensors created in ``__init__`` (inherited by forked workers, passed by handle to
 spawned ones), one slot per worker id; the resume request is a shared per-worker flag so that it
 is applied by exactly one ``__iter__`` per worker.
+
+Note [Resuming mid round-robin]
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+``_core.resume_point`` says where each worker of the interrupted run stands. A new DataLoader,
+though, asks its worker 0 first, while the next batch of the interrupted run was due from worker
+``B mod W``. So in the first pass after a resume, DataLoader worker ``j`` plays the role (runs the
+schedule) of interrupted worker ``(j + B mod W) mod W``: the round robin then continues exactly
+where it stopped. Every epoch has ``W * batches_per_epoch`` batches, a multiple of ``W``, so from
+the next pass on every worker plays itself again. A role that already finished the pass's epoch
+(``resume_point`` rolled it over to the next epoch) yields nothing in this pass: the interrupted
+run would not have asked it for another batch before the epoch ended.
 """
 
 from __future__ import annotations
@@ -37,6 +48,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from lerobot_stream import _core
 
 STATE_VERSION = 1
 MAX_WORKERS = 1024
@@ -107,6 +120,37 @@ def dataset_fingerprint(episode_indices: np.ndarray, lengths: np.ndarray) -> str
     h.update(np.ascontiguousarray(episode_indices, dtype=np.int64).tobytes())
     h.update(np.ascontiguousarray(lengths, dtype=np.int64).tobytes())
     return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ResumePass:
+    """What one DataLoader worker does in the first pass after a resume."""
+
+    role: int  # the interrupted run's worker whose schedule this worker continues
+    epoch: int
+    skip: int  # samples of ``epoch`` to fast-forward over
+
+
+def resume_pass(state: ResumeState, worker: int, num_workers: int, samples_per_epoch: int) -> ResumePass:
+    """Role, epoch and skip of ``worker`` after ``state``; see Note [Resuming mid round-robin]."""
+    batches = int(state.batches_consumed)
+    per_epoch = int(_core.batches_per_epoch(samples_per_epoch, int(state.batch_size), bool(state.drop_last)))
+    if per_epoch == 0:
+        if batches:
+            raise ValueError(
+                f"Resume state says {batches} batches were consumed, but with {samples_per_epoch} "
+                f"samples per worker and batch_size={state.batch_size} (drop_last={state.drop_last}) "
+                "no batch is ever produced"
+            )
+        return ResumePass(role=worker, epoch=0, skip=0)
+    role = (worker + batches % num_workers) % num_workers
+    epoch, skip = _core.resume_point(
+        batches, int(state.batch_size), num_workers, role, samples_per_epoch, bool(state.drop_last)
+    )
+    pass_epoch = batches // (num_workers * per_epoch)
+    if epoch > pass_epoch:  # this role is done with the pass's epoch
+        return ResumePass(role=role, epoch=pass_epoch, skip=samples_per_epoch)
+    return ResumePass(role=role, epoch=int(epoch), skip=int(skip))
 
 
 class EpochCounters:
