@@ -3,6 +3,7 @@ errors that name the file, decoder cache, concurrent decodes with the GIL releas
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -60,9 +61,9 @@ def pyav_frames(path: Path) -> dict[float, np.ndarray]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         for frame in container.decode(stream):
-            frames[round(float(frame.pts * stream.time_base), 6)] = frame.to_ndarray(format="rgb24").transpose(
-                2, 0, 1
-            )
+            frames[round(float(frame.pts * stream.time_base), 6)] = frame.to_ndarray(
+                format="rgb24"
+            ).transpose(2, 0, 1)
     return frames
 
 
@@ -110,7 +111,7 @@ def test_tensor_survives_decoder_and_is_writable(clips: dict[str, Path]) -> None
 
 
 def test_missing_file_is_file_not_found(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="missing.mp4"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.mp4"):
         VideoDecoder(str(tmp_path / "missing.mp4"))
 
 
@@ -126,7 +127,9 @@ def test_bad_file_is_value_error_naming_it(tmp_path: Path, content: bytes, reaso
     assert str(path) in str(error.value)
 
 
-def test_truncated_file_decodes_intact_frames_or_fails_clearly(clips: dict[str, Path], tmp_path: Path) -> None:
+def test_truncated_file_decodes_intact_frames_or_fails_clearly(
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
     data = clips["h264"].read_bytes()
     path = tmp_path / "truncated.mp4"
     path.write_bytes(data[: len(data) // 2])
@@ -136,7 +139,7 @@ def test_truncated_file_decodes_intact_frames_or_fails_clearly(clips: dict[str, 
         assert str(path) in str(error)
         return
     assert decoder.info["num_frames"] < NUM_FRAMES
-    with pytest.raises(ValueError, match=str(path)):
+    with pytest.raises(ValueError, match=re.escape(str(path))):
         decoder.get_frames_at([(NUM_FRAMES - 1) / FPS])
 
 
@@ -167,7 +170,10 @@ def test_decoder_cache_counts_and_evicts(clips: dict[str, Path]) -> None:
 def test_concurrent_decodes_from_threads_are_correct(clips: dict[str, Path]) -> None:
     cache = DecoderCache(4)
     names = ["av1", "h264", "hevc"]
-    expected = {name: VideoDecoder(str(clips[name])).get_frames_at([i / FPS for i in range(NUM_FRAMES)]) for name in names}
+    expected = {
+        name: VideoDecoder(str(clips[name])).get_frames_at([i / FPS for i in range(NUM_FRAMES)])
+        for name in names
+    }
 
     def work(job: int) -> bool:
         name = names[job % 3]

@@ -48,7 +48,7 @@ def test_explicit_arguments_win(clean_env: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(("rank", "world"), [(2, 2), (-1, 2), (0, 0)])
 def test_inconsistent_rank_world_raise(clean_env: pytest.MonkeyPatch, rank: int, world: int) -> None:
-    with pytest.raises(ValueError, match="rank|world_size"):
+    with pytest.raises(ValueError, match=r"rank|world_size"):
         resolve_rank_world(rank=rank, world_size=world)
 
 
