@@ -153,20 +153,20 @@ class _Timer:
         return timed
 
 
-class _ProbedStream(IterableDataset):
-    """Iterates ``ours`` and adds the probe fields of Note [Worker-side probes] to every sample."""
+class _ProbedIterable(IterableDataset):
+    """Adds the probe fields of Note [Worker-side probes] to every sample of an iterable dataset.
+
+    The base class measures latency only (counters NaN), for third-party datasets.
+    """
 
     def __init__(self, dataset: Any) -> None:
         super().__init__()
         self.dataset = dataset
 
-    def __len__(self) -> int:
-        return len(self.dataset)
-
     def __iter__(self) -> Iterator[dict[str, Any]]:
         worker = _worker_id()
         it = iter(self.dataset)
-        decode, fetch = self._instrument()
+        counters = self._counters()
         while True:
             start = time.perf_counter()
             try:
@@ -174,12 +174,21 @@ class _ProbedStream(IterableDataset):
             except StopIteration:
                 return
             latency = time.perf_counter() - start
-            cache = self.dataset.stats().get("decoder_cache", {})
-            stats = [float(cache.get(k, math.nan)) for k in ("hits", "misses", "evictions")]
-            stats += [decode.seconds if decode else math.nan, fetch.seconds if fetch else math.nan]
-            yield {**sample, **_probe_fields(latency, worker, stats)}
+            yield {**sample, **_probe_fields(latency, worker, counters())}
 
-    def _instrument(self) -> tuple[_Timer | None, _Timer | None]:
+    def _counters(self) -> Callable[[], list[float]]:
+        """Called once the dataset iterator exists; returns a function giving the STAT_FIELDS values."""
+        nan = [math.nan] * len(STAT_FIELDS)
+        return lambda: nan
+
+
+class _ProbedStream(_ProbedIterable):
+    """``ours`` with its decoder-cache counters and decode / fetch timers."""
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def _counters(self) -> Callable[[], list[float]]:
         runtime = getattr(self.dataset, "_runtime", None)
         builder = getattr(runtime, "builder", None)
         reader = getattr(runtime, "reader", None)
@@ -190,7 +199,13 @@ class _ProbedStream(IterableDataset):
         if reader is not None and hasattr(reader, "read_episode"):
             fetch = _Timer()
             reader.read_episode = fetch.wrap(reader.read_episode)
-        return decode, fetch
+
+        def counters() -> list[float]:
+            cache = self.dataset.stats().get("decoder_cache", {})
+            values = [float(cache.get(k, math.nan)) for k in ("hits", "misses", "evictions")]
+            return [*values, decode.seconds if decode else math.nan, fetch.seconds if fetch else math.nan]
+
+        return counters
 
 
 class OursPeer:
@@ -350,26 +365,6 @@ def lerobot_unavailable_reason() -> str | None:
             "and lerobot-stream to compare."
         )
     return None
-
-
-class _ProbedIterable(IterableDataset):
-    """Adds probe fields (latency only) to a third-party iterable dataset."""
-
-    def __init__(self, dataset: Any) -> None:
-        super().__init__()
-        self.dataset = dataset
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        worker = _worker_id()
-        it = iter(self.dataset)
-        nan = [math.nan] * len(STAT_FIELDS)
-        while True:
-            start = time.perf_counter()
-            try:
-                sample = next(it)
-            except StopIteration:
-                return
-            yield {**sample, **_probe_fields(time.perf_counter() - start, worker, nan)}
 
 
 class LerobotPeer:
