@@ -15,8 +15,9 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
 wheel_dir="${LRS_WHEEL_DIR:-}"
-apt_packages=(pkg-config g++ libavformat-dev libavcodec-dev libavutil-dev libswscale-dev)
-[[ -n "$wheel_dir" ]] || apt_packages+=(libgtest-dev ffmpeg)
+apt_packages=(pkg-config g++ libavformat-dev libavcodec-dev libavutil-dev libswscale-dev
+  libffmpeg-nvenc-dev)  # nv-codec-headers: nvcuvid declarations for the CUDA build (headers only)
+[[ -n "$wheel_dir" ]] || apt_packages+=(libgtest-dev ffmpeg)  # tests only
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

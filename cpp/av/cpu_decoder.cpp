@@ -46,18 +46,6 @@ const AVCodec* find_decoder(AVCodecID id) {
   return avcodec_find_decoder(id);
 }
 
-bool is_full_range(const AVFrame* frame) {
-  if (frame->color_range == AVCOL_RANGE_JPEG) return true;
-  switch (frame->format) {  // deprecated "J" formats imply full range
-    case AV_PIX_FMT_YUVJ420P:
-    case AV_PIX_FMT_YUVJ422P:
-    case AV_PIX_FMT_YUVJ444P:
-      return true;
-    default:
-      return false;
-  }
-}
-
 }  // namespace
 
 CpuVideoDecoder::CpuVideoDecoder(std::string path, CpuDecoderOptions options)
@@ -130,8 +118,7 @@ void CpuVideoDecoder::scan_packets() {
     if (rc < 0) break;  // truncated / damaged tail: keep what was readable, checked below
     if (packet_->stream_index == stream_index_ && packet_->size > 0) {
       const int64_t pts = packet_->pts != AV_NOPTS_VALUE ? packet_->pts : packet_->dts;
-      const int64_t dts = packet_->dts != AV_NOPTS_VALUE ? packet_->dts : pts;
-      if (pts != AV_NOPTS_VALUE) packets.push_back({pts, dts, (packet_->flags & AV_PKT_FLAG_KEY) != 0});
+      if (pts != AV_NOPTS_VALUE) packets.push_back({pts, (packet_->flags & AV_PKT_FLAG_KEY) != 0});
     }
     av_packet_unref(packet_.get());
     ++stats_.packets_read;
@@ -142,38 +129,31 @@ void CpuVideoDecoder::scan_packets() {
   frame_pts_.reserve(packets.size());
   for (const auto& p : packets) {
     frame_pts_.push_back(p.pts);
-    if (p.key) {
-      keyframe_pts_.push_back(p.pts);
-      keyframe_dts_.push_back(p.dts);
-    }
+    if (p.key) keyframe_pts_.push_back(p.pts);
   }
   std::sort(frame_pts_.begin(), frame_pts_.end());
   if (std::adjacent_find(frame_pts_.begin(), frame_pts_.end()) != frame_pts_.end()) {
     fail("two video frames share a presentation timestamp (corrupt stream)");
   }
-  // Keyframes sorted by pts, dts kept alongside.
-  std::vector<size_t> order(keyframe_pts_.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return keyframe_pts_[a] < keyframe_pts_[b]; });
-  std::vector<int64_t> kp, kd;
-  for (size_t i : order) {
-    kp.push_back(keyframe_pts_[i]);
-    kd.push_back(keyframe_dts_[i]);
-  }
-  keyframe_pts_ = std::move(kp);
-  keyframe_dts_ = std::move(kd);
+  std::sort(keyframe_pts_.begin(), keyframe_pts_.end());
 
   const double tb = av_q2d(time_base_);
   frame_seconds_.reserve(frame_pts_.size());
   for (int64_t pts : frame_pts_) frame_seconds_.push_back(static_cast<double>(pts) * tb);
 
   const AVStream* stream = format_->streams[stream_index_];
-  AVRational rate = stream->avg_frame_rate.num > 0 ? stream->avg_frame_rate : stream->r_frame_rate;
   info_.num_frames = static_cast<int64_t>(frame_pts_.size());
   info_.num_keyframes = static_cast<int64_t>(keyframe_pts_.size());
-  info_.fps = rate.num > 0 && rate.den > 0 ? av_q2d(rate) : 0.0;
-  if (info_.fps <= 0.0 && frame_seconds_.size() > 1) {
-    info_.fps = static_cast<double>(frame_seconds_.size() - 1) / (frame_seconds_.back() - frame_seconds_.front());
+  // The frame rate is what the frames' spacing says (median pts step): the container's average
+  // rate is skewed by edit lists and B-frame delay on short clips.
+  if (frame_pts_.size() > 1) {
+    std::vector<int64_t> steps(frame_pts_.size() - 1);
+    for (size_t i = 1; i < frame_pts_.size(); ++i) steps[i - 1] = frame_pts_[i] - frame_pts_[i - 1];
+    std::nth_element(steps.begin(), steps.begin() + steps.size() / 2, steps.end());
+    info_.fps = 1.0 / (static_cast<double>(steps[steps.size() / 2]) * av_q2d(time_base_));
+  } else {
+    AVRational rate = stream->avg_frame_rate.num > 0 ? stream->avg_frame_rate : stream->r_frame_rate;
+    info_.fps = rate.num > 0 && rate.den > 0 ? av_q2d(rate) : 0.0;
   }
   info_.duration_s = frame_seconds_.back() - frame_seconds_.front() + (info_.fps > 0 ? 1.0 / info_.fps : 0.0);
 
@@ -241,7 +221,14 @@ void CpuVideoDecoder::decode_to(int64_t frame_idx, uint8_t* out) {
   const int64_t target = frame_pts_[frame_idx];
   const auto key_it = std::upper_bound(keyframe_pts_.begin(), keyframe_pts_.end(), target);
   const int64_t key_pts = *std::prev(key_it);  // keyframe_pts_[0] == first frame: never begin()
-  const bool can_continue = have_frame_ && !draining_ && frame_->pts <= target && key_pts <= frame_->pts;
+  // Note [Seeking]: decode forward when the decoder is already in the target's GOP, or when the
+  // frames to decode forward are no more than a seek would decode (sequential reads cross GOPs).
+  bool can_continue = false;
+  if (have_frame_ && !codec_done_ && frame_->pts < target) {
+    const auto current = std::lower_bound(frame_pts_.begin(), frame_pts_.end(), frame_->pts) - frame_pts_.begin();
+    const auto key_idx = std::lower_bound(frame_pts_.begin(), frame_pts_.end(), key_pts) - frame_pts_.begin();
+    can_continue = key_pts <= frame_->pts || (frame_idx - current) <= (frame_idx - key_idx) + 1;
+  }
   if (have_frame_ && frame_->pts == target) {
     convert(frame_.get(), out);
     return;
@@ -273,7 +260,7 @@ void CpuVideoDecoder::seek_to_keyframe_of(int64_t frame_idx, int64_t keyframe_st
   const int64_t target = frame_pts_[frame_idx];
   auto key_idx = (std::upper_bound(keyframe_pts_.begin(), keyframe_pts_.end(), target) - keyframe_pts_.begin()) - 1;
   key_idx = std::max<int64_t>(0, key_idx - keyframe_steps_back);
-  const int rc = av_seek_frame(format_.get(), stream_index_, keyframe_dts_[key_idx], AVSEEK_FLAG_BACKWARD);
+  const int rc = av_seek_frame(format_.get(), stream_index_, keyframe_pts_[key_idx], AVSEEK_FLAG_BACKWARD);
   if (rc < 0) fail("seek to " + format_seconds(frame_seconds_[frame_idx]) + " failed (" + error_string(rc) + ")");
   avcodec_flush_buffers(codec_.get());
   have_frame_ = false;
@@ -330,34 +317,12 @@ void CpuVideoDecoder::convert(const AVFrame* frame, uint8_t* out) {
     fail("frame size changed mid-stream (" + std::to_string(frame->width) + "x" + std::to_string(frame->height) +
          ", stream header says " + std::to_string(info_.width) + "x" + std::to_string(info_.height) + ")");
   }
-  const int colorspace = frame->colorspace;
-  const int full_range = is_full_range(frame) ? 1 : 0;
-  if (!sws_ || sws_src_format_ != frame->format || sws_src_width_ != frame->width ||
-      sws_src_height_ != frame->height || sws_colorspace_ != colorspace || sws_range_ != full_range) {
-    sws_.reset(sws_getContext(frame->width, frame->height, static_cast<AVPixelFormat>(frame->format), frame->width,
-                              frame->height, AV_PIX_FMT_GBRP, SWS_BILINEAR, nullptr, nullptr, nullptr));
-    if (!sws_) {
-      const char* name = av_get_pix_fmt_name(static_cast<AVPixelFormat>(frame->format));
-      fail(std::string("cannot convert pixel format ") + (name ? name : "unknown") + " to RGB");
-    }
-    // Note: sws_getCoefficients takes AVColorSpace values; unspecified falls back to BT.601.
-    sws_setColorspaceDetails(sws_.get(), sws_getCoefficients(colorspace), full_range,
-                             sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
-    sws_src_format_ = frame->format;
-    sws_src_width_ = frame->width;
-    sws_src_height_ = frame->height;
-    sws_colorspace_ = colorspace;
-    sws_range_ = full_range;
-    if (info_.color_space == "unknown" || info_.color_space == "unspecified") {
-      const char* cs = av_color_space_name(static_cast<AVColorSpace>(colorspace));
-      if (cs) info_.color_space = cs;
-    }
+  const bool first = rgb_.last_colorspace() < 0;
+  rgb_.convert(frame, out, path_);
+  if (first && (info_.color_space == "unknown" || info_.color_space == "unspecified")) {
+    const char* cs = av_color_space_name(static_cast<AVColorSpace>(frame->colorspace));
+    if (cs) info_.color_space = cs;
   }
-  const int64_t plane = static_cast<int64_t>(info_.width) * info_.height;
-  // GBRP plane order is G, B, R; our CHW batch is R, G, B.
-  uint8_t* planes[4] = {out + plane, out + 2 * plane, out, nullptr};
-  int strides[4] = {info_.width, info_.width, info_.width, 0};
-  sws_scale(sws_.get(), frame->data, frame->linesize, 0, frame->height, planes, strides);
 }
 
 }  // namespace lrs::av

@@ -12,20 +12,24 @@
 #include <vector>
 
 #include "av/av_handles.h"
+#include "av/rgb_converter.h"
 #include "decode/video_decoder.h"
 
 namespace lrs::av {
 
 // Note [Seeking]
 // ~~~~~~~~~~~~~~
-// At open, a demux-only scan (no decoding) records every packet's pts, dts and key flag, giving
-// the frame table in presentation order and the keyframes. A request is served in pts order:
-// a target whose keyframe has already been passed by the decoder (and which lies ahead of the last
-// decoded frame) is reached by decoding forward; otherwise we seek to that keyframe's *dts* (mp4
-// seeks on dts; seeking on pts can land on the next keyframe when B-frames delay dts) and flush.
-// So several timestamps inside one GOP decode that GOP once, and a sequential reader never seeks.
-// If the first frame after a seek is already past the target (a demuxer that lands late), we seek
-// to the previous keyframe instead. The last decoded frame is kept, so re-requesting it is free.
+// At open, a demux-only scan (no decoding) records every packet's pts and key flag, giving the
+// frame table in presentation order and the keyframes. A request is served in pts order: a target
+// ahead of the last decoded frame is reached by decoding forward when the decoder is already in the
+// target's GOP, or when decoding forward costs no more frames than a seek would (so a sequential
+// reader crosses GOP boundaries without seeking); otherwise we seek to the target's keyframe and
+// flush. Several timestamps inside one GOP therefore decode that GOP once. We seek on the
+// keyframe's *pts* with AVSEEK_FLAG_BACKWARD: libavformat's mp4 demuxer indexes presentation
+// times (with B-frames, seeking on the keyframe's dts lands one GOP early — measured, and covered
+// by the tests). If the first frame after a seek is already past the target (a demuxer that lands
+// late), we seek to the previous keyframe instead, up to 4 times. The last decoded frame is kept,
+// so re-requesting it is free.
 
 struct CpuDecoderOptions {
   int threads = 1;  // libavcodec/dav1d threads for this decoder (0 = libav's automatic choice)
@@ -48,7 +52,6 @@ class CpuVideoDecoder final : public VideoDecoder {
  private:
   struct PacketEntry {
     int64_t pts;
-    int64_t dts;
     bool key;
   };
 
@@ -67,7 +70,7 @@ class CpuVideoDecoder final : public VideoDecoder {
   DecoderStats stats_;
   UniqueFormatContext format_;
   UniqueCodecContext codec_;
-  UniqueSwsContext sws_;
+  RgbConverter rgb_;
   UniquePacket packet_;
   UniqueFrame frame_;       // the last frame received from the codec
   int stream_index_ = -1;
@@ -76,16 +79,10 @@ class CpuVideoDecoder final : public VideoDecoder {
   std::vector<int64_t> frame_pts_;        // presentation order
   std::vector<double> frame_seconds_;     // frame_pts_ in seconds
   std::vector<int64_t> keyframe_pts_;     // ascending
-  std::vector<int64_t> keyframe_dts_;     // same order as keyframe_pts_
 
   bool have_frame_ = false;      // frame_ holds a decoded frame
   bool draining_ = false;        // the demuxer hit EOF and the codec was sent the flush packet
   bool codec_done_ = false;      // the codec returned AVERROR_EOF
-  int sws_src_format_ = -1;
-  int sws_src_width_ = 0;
-  int sws_src_height_ = 0;
-  int sws_colorspace_ = -1;
-  int sws_range_ = -1;
 };
 
 }  // namespace lrs::av

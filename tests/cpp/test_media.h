@@ -1,0 +1,37 @@
+// Test clips for the C++ tests, encoded with the system's libav encoders (no fixture files).
+//
+// Every frame carries its index in its pixels, robust to lossy coding: the left half is flat grey
+// at level (i % 29), the right half at level (i / 29) % 29, levels 7 luma steps apart. A damaged-file
+// corpus is derived from a good clip. Thread-safe: clips are written to a temporary name and
+// renamed, so concurrent test processes never see a half-written file.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace lrs::test {
+
+struct ClipSpec {
+  std::string encoder = "libx264";  // libx264, libx265, libsvtav1
+  int width = 64;
+  int height = 64;
+  int fps = 30;
+  int num_frames = 60;
+  int gop = 10;
+  int max_b_frames = 2;  // ignored by encoders without B-frames
+};
+
+// Path of the clip for `spec` (encoded on first use, then reused).
+std::string clip_path(const ClipSpec& spec);
+
+// The frame index encoded in a decoded RGB frame (CHW planes of height*width bytes), or -1 when the
+// pixels carry no valid index.
+int64_t read_frame_index(const uint8_t* rgb_chw, int height, int width);
+
+// Writes `bytes` to `name` under the test data directory and returns the path.
+std::string write_file(const std::string& name, const std::string& bytes);
+
+// The whole content of a file.
+std::string read_file(const std::string& path);
+
+}  // namespace lrs::test
