@@ -32,7 +32,9 @@ owner_of() {  # the package owning a library file; merged-/usr systems record it
 }
 needed="$(readelf -d "${modules[@]}" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p' | sort -u)"
 for name in $needed; do
-  lib="$(awk -v name="$name" '$1 == name && $2 == "=>" { print $3; exit }' <<<"$deps")"
+  # "libfoo.so.1 => /path (addr)", or for the dynamic loader just "/path/ld-linux-x86-64.so.2 (addr)"
+  lib="$(awk -v name="$name" '($1 == name && $2 == "=>") { print $3; exit }
+    ($1 ~ /^\// && substr($1, length($1) - length(name)) == "/" name) { print $1; exit }' <<<"$deps")"
   [[ -n "$lib" ]] || { echo "runtime-packages.sh: ldd does not resolve $name" >&2; exit 1; }
   owner_of "$lib" || echo "runtime-packages.sh: $lib belongs to no package (left to the runtime base)" >&2
 done | sort -u

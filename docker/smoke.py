@@ -1,14 +1,20 @@
 """Image smoke test, run by the Dockerfile's smoke stage as the image's user.
 
-Encodes a small AV1 clip whose frame ``i`` is a flat grey of a known level, then decodes frames in a
-shuffled order with ``lerobot_stream._core.CpuVideoDecoder`` (the image's libavcodec/dav1d) and checks
-shape, dtype, request order and pixel values. Prints ``OK`` and exits 0 only when every check holds.
+1. Decode: encodes a small AV1 clip whose frame ``i`` is a flat grey of a known level, decodes its
+   frames in a shuffled order with ``lerobot_stream.VideoDecoder`` (the image's libavcodec/dav1d) and
+   checks shape, dtype, request order and pixel values.
+2. Stream: runs the image's entry point, ``lerobot-stream-bench``, on the demo dataset for a few
+   batches (DataLoader workers included) and checks the batches and samples it reports.
+
+Prints ``OK`` last and exits 0 only when every check holds.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -16,14 +22,15 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
-from lerobot_stream._core import CpuVideoDecoder
 
 import lerobot_stream
+from lerobot_stream import VideoDecoder
 
 NUM_FRAMES = 24
 FPS = 10
 WIDTH, HEIGHT = 96, 64
 TOLERANCE = 6  # max |decoded - encoded| grey level after lossy AV1 and YUV -> RGB
+BENCH_BATCHES, BENCH_BATCH_SIZE = 4, 8
 
 
 def grey_level(index: int) -> int:
@@ -49,11 +56,12 @@ def check(condition: bool, message: str) -> None:
         sys.exit(1)
 
 
-def main() -> None:
+def check_decode() -> None:
+    """Decodes a generated clip in shuffled order and checks every frame's grey level."""
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.mp4"
         write_clip(clip)
-        decoder = CpuVideoDecoder(str(clip), threads=2)
+        decoder = VideoDecoder(str(clip), threads=2)
         times = decoder.frame_times
         check(len(times) == NUM_FRAMES, f"expected {NUM_FRAMES} frame times, got {len(times)}")
         order = list(range(NUM_FRAMES))
@@ -69,6 +77,23 @@ def main() -> None:
         f"lerobot_stream {lerobot_stream.__version__}, torch {torch.__version__}, "
         f"decoder backend {decoder.backend}: {NUM_FRAMES} AV1 frames decoded in shuffled order"
     )
+
+
+def check_stream() -> None:
+    """Runs the entry point on the demo dataset for a few batches and checks what it reports."""
+    command = ["lerobot-stream-bench", "--max-batches", str(BENCH_BATCHES), "--batch-size"]
+    command += [str(BENCH_BATCH_SIZE), "--json"]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    check(result.returncode == 0, f"{' '.join(command)} exited {result.returncode}:\n{result.stderr}")
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    check(figures["batches"] == BENCH_BATCHES, f"expected {BENCH_BATCHES} batches, got {figures}")
+    check(figures["samples"] == BENCH_BATCHES * BENCH_BATCH_SIZE, f"unexpected sample count: {figures}")
+    print(f"{' '.join(command)}: {json.dumps(figures)}")
+
+
+def main() -> None:
+    check_decode()
+    check_stream()
     print("OK")
 
 
