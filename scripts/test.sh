@@ -9,8 +9,8 @@ venv="${LRS_VENV:-$repo/.venv}"
 [[ "$venv" == none ]] || source "$venv/bin/activate"
 
 echo "== ruff"
-python -m ruff check python tests bench examples
-python -m ruff format --check python tests bench examples
+python -m ruff check python tests bench examples docker
+python -m ruff format --check python tests bench examples docker
 
 jobs="$(nproc)"
 for flavour in release asan; do
