@@ -100,7 +100,7 @@ done
 if [[ -n "$(find "$root/var/lib/apt/lists" -type f ! -name lock 2>/dev/null)" ]]; then
   leftovers+=("/var/lib/apt/lists/*")
 fi
-if [[ -n "$(ls -A "$root/cache" "$root/data")" ]]; then leftovers+=("files in /cache or /data"); fi
+if [[ -n "$(find "$root/cache" "$root/data" -mindepth 1 -print -quit)" ]]; then leftovers+=("files in /cache or /data"); fi
 if ((${#leftovers[@]})); then
   echo "docker/ci-build.sh: the runtime image is not lean, it holds: ${leftovers[*]}" >&2
   exit 1
