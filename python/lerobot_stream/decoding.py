@@ -90,7 +90,9 @@ class DecoderCache:
     def capacity(self) -> int:
         return self._cache.capacity
 
-    def get_frames_at(self, path: str, timestamps: Sequence[float], tolerance_s: float = 1e-4) -> torch.Tensor:
+    def get_frames_at(
+        self, path: str, timestamps: Sequence[float], tolerance_s: float = 1e-4
+    ) -> torch.Tensor:
         """Like :meth:`VideoDecoder.get_frames_at`, through the cached decoder of ``path``."""
         return self._cache.get_frames_at(str(path), [float(t) for t in timestamps], tolerance_s)
 
