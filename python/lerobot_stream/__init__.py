@@ -5,6 +5,7 @@ Public names are re-exported here; implementation modules are private.
 
 from __future__ import annotations
 
+from lerobot_stream.dataset import StreamingLeRobotDataset
 from lerobot_stream.decoding import (
     DecoderCache,
     FrameTimestampError,
@@ -17,6 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DecoderCache",
     "FrameTimestampError",
+    "StreamingLeRobotDataset",
     "VideoDecoder",
     "__version__",
     "default_decoder_cache_capacity",

@@ -1,0 +1,61 @@
+"""Shared pytest fixtures: real synthetic LeRobot v3 datasets, written once per session and cached.
+
+``make_dataset(**overrides) -> Path`` writes a dataset with ``lerobot_stream.synth.write_dataset``
+(``TINY_DATASET`` defaults overridden by keyword) the first time a given set of arguments is asked
+for, and returns the cached path afterwards. Treat the returned folder as read-only: copy it
+(``shutil.copytree``) before damaging or extending it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# 8 episodes of 10–30 frames, 2 cameras of 64x96, AV1: a video cap of 0.01 MB packs 2–3 episodes
+# per mp4 and gives each camera at least 3 files (so the 2nd and 3rd file of every camera exist).
+TINY_DATASET: dict[str, Any] = {
+    "num_episodes": 8,
+    "num_cameras": 2,
+    "height": 64,
+    "width": 96,
+    "codec": "av1",
+    "fps": 30,
+    "seed": 0,
+    "min_length": 10,
+    "max_length": 30,
+    "video_files_size_in_mb": 0.01,
+}
+
+MakeDataset = Callable[..., Path]
+
+
+@pytest.fixture(scope="session")
+def make_dataset(tmp_path_factory: pytest.TempPathFactory) -> MakeDataset:
+    """Factory: ``make_dataset(**overrides)`` → root of a cached synthetic dataset (read-only)."""
+    from lerobot_stream.synth import write_dataset
+
+    base = tmp_path_factory.mktemp("datasets")
+    cache: dict[str, Path] = {}
+
+    def make(**overrides: Any) -> Path:
+        kwargs = {**TINY_DATASET, **overrides}
+        if "episode_lengths" in kwargs and kwargs["episode_lengths"] is not None:
+            kwargs["episode_lengths"] = list(kwargs["episode_lengths"])
+            kwargs["num_episodes"] = overrides.get("num_episodes", len(kwargs["episode_lengths"]))
+        key = hashlib.sha1(json.dumps(kwargs, sort_keys=True).encode()).hexdigest()[:16]
+        if key not in cache:
+            cache[key] = write_dataset(base / key, **kwargs)
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(make_dataset: MakeDataset) -> Path:
+    """The default tiny dataset (``TINY_DATASET``)."""
+    return make_dataset()
