@@ -59,3 +59,9 @@ def make_dataset(tmp_path_factory: pytest.TempPathFactory) -> MakeDataset:
 def tiny_dataset(make_dataset: MakeDataset) -> Path:
     """The default tiny dataset (``TINY_DATASET``)."""
     return make_dataset()
+
+
+@pytest.fixture
+def tiny_dataset_kwargs() -> dict[str, Any]:
+    """The ``write_dataset`` keyword arguments of ``tiny_dataset`` (a fresh copy)."""
+    return dict(TINY_DATASET)

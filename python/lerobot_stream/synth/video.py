@@ -3,24 +3,27 @@
 Note [Episodes packed in one mp4]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 lerobot 0.6.x encodes each episode to its own mp4 and appends it to the camera's current file with
-a stream-copy concat, so inside a file episodes are contiguous at 1/fps and each one starts on a
-keyframe. We get the same file with one encoder per output file: frames get pts = running frame
-count (time base 1/fps) and the first frame of every episode is forced to be a keyframe. An
-episode's ``from_timestamp`` is then ``frames_before_it_in_this_file / fps`` and its
-``to_timestamp`` is ``from_timestamp + length / fps``, exactly what lerobot stores (it reads them
-back as the previous file's stream duration).
+a stream-copy concat, so inside a file episodes are contiguous at 1/fps, each one is an
+independent coded sequence starting on a keyframe, and the file keeps the first episode's codec
+header. We do the same without temporary files: each episode is encoded by a fresh encoder into an
+in-memory mp4, then its packets are copied into the current file with pts/dts shifted by the
+frames already there. An episode's ``from_timestamp`` is ``frames_before_it_in_this_file / fps``
+and its ``to_timestamp`` is ``from_timestamp + length / fps``, which is what lerobot stores (it
+reads them back as the previous file's stream duration).
 
-Size caps follow lerobot's rule: before an episode is appended, if the file's size plus the
-episode's estimated size (bytes per frame so far × length) reaches the cap, the episode starts the
-next file instead. A file therefore always holds at least one episode, and a tiny cap gives one
-episode per file. Chunk folders hold at most ``chunks_size`` files.
+Size caps follow lerobot's rule: if the file's size plus the episode's encoded size reaches the
+cap, the episode starts the next file instead (sizes are the per-episode mp4 sizes, so the choice
+is deterministic). A file always holds at least one episode; a tiny cap gives one episode per
+file. Chunk folders hold at most ``chunks_size`` files.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
@@ -110,7 +113,7 @@ class EpisodeVideo:
 class CameraVideoWriter:
     """Writes one camera's episodes, in order, into ``videos/<key>/chunk-XXX/file-XXX.mp4``.
 
-    Owns the open output container and encoder of the current file. Not thread-safe.
+    Owns the open output container of the current file. Not thread-safe.
     Use as a context manager or call ``close()``; ``close()`` finalises the last file.
     """
 
@@ -134,8 +137,7 @@ class CameraVideoWriter:
         self._container: av.container.OutputContainer | None = None
         self._stream: av.video.stream.VideoStream | None = None
         self._frames_in_file = 0
-        self._bytes_muxed = 0
-        self._packets_muxed = 0
+        self._bytes_in_file = 0
         self.paths: list[Path] = []
 
     def __enter__(self) -> CameraVideoWriter:
@@ -148,41 +150,64 @@ class CameraVideoWriter:
         """Append one episode of ``length`` frames ((H*3/2, W) uint8 yuv420p arrays); say where it went."""
         if length <= 0:
             raise ValueError(f"{self._key}: an episode needs at least one frame")
-        if self._container is None or self._would_overflow(length):
+        episode_mp4 = self._encode_episode(frames_yuv420p, length)
+        size = episode_mp4.getbuffer().nbytes
+        if self._container is None or self._bytes_in_file + size >= self._cap_bytes:
             self._open_next_file()
-        assert self._stream is not None and self._container is not None
         start = self._frames_in_file
-        count = 0
-        for i, plane in enumerate(frames_yuv420p):
-            count += 1
-            frame = av.VideoFrame.from_ndarray(plane, format="yuv420p")
-            frame.pts = start + i
-            if i == 0:
-                frame.pict_type = av.video.frame.PictureType.I
-            self._mux(self._stream.encode(frame))
-        if count != length:
-            raise ValueError(f"{self._key}: episode announced {length} frames but gave {count}")
+        self._append(episode_mp4)
         self._frames_in_file += length
+        self._bytes_in_file += size
         assert self._slot is not None
         return EpisodeVideo(self._slot, start / self._fps, (start + length) / self._fps)
 
     def close(self) -> None:
-        """Flush the encoder and finalise the current file (idempotent)."""
-        if self._container is None:
-            return
-        try:
-            assert self._stream is not None
-            self._mux(self._stream.encode(None))
-        finally:
+        """Finalise the current file (idempotent)."""
+        if self._container is not None:
             self._container.close()
             self._container = self._stream = None
 
-    def _would_overflow(self, length: int) -> bool:
-        if self._packets_muxed == 0:
-            return False
-        per_frame = self._bytes_muxed / self._packets_muxed
-        pending = self._frames_in_file - self._packets_muxed  # frames still inside the encoder
-        return self._bytes_muxed + per_frame * (pending + length) >= self._cap_bytes
+    def _encode_episode(self, frames_yuv420p: Iterable[np.ndarray], length: int) -> io.BytesIO:
+        """Encode the episode on its own, into an in-memory mp4 (lerobot's per-episode temporary file)."""
+        buffer = io.BytesIO()
+        os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints banners to stderr unless told otherwise
+        with av.open(buffer, "w", format="mp4") as container:
+            stream = container.add_stream(
+                self._settings.encoder_name, rate=self._fps, options=self._settings.options()
+            )
+            stream.width, stream.height, stream.pix_fmt = self._width, self._height, "yuv420p"
+            count = 0
+            for i, plane in enumerate(frames_yuv420p):
+                frame = av.VideoFrame.from_ndarray(plane, format="yuv420p")
+                frame.pts = i
+                container.mux(stream.encode(frame))
+                count += 1
+            container.mux(stream.encode(None))
+        if count != length:
+            raise ValueError(f"{self._key}: episode announced {length} frames but gave {count}")
+        buffer.seek(0)
+        return buffer
+
+    def _append(self, episode_mp4: io.BytesIO) -> None:
+        """Stream-copy an episode's packets after the end of the current file (lerobot's concat)."""
+        assert self._container is not None
+        with av.open(episode_mp4, "r", format="mp4") as source:
+            source_stream = source.streams.video[0]
+            if self._stream is None:
+                self._stream = self._container.add_stream_from_template(template=source_stream, opaque=True)
+                self._stream.time_base = source_stream.time_base
+            offset = Fraction(self._frames_in_file, self._fps) / source_stream.time_base
+            if offset.denominator != 1:
+                raise ValueError(
+                    f"{self._key}: time base {source_stream.time_base} is not a multiple of 1/{self._fps}"
+                )
+            for packet in source.demux(source_stream):
+                if packet.dts is None:
+                    continue
+                packet.pts += int(offset)
+                packet.dts += int(offset)
+                packet.stream = self._stream
+                self._container.mux(packet)
 
     def _open_next_file(self) -> None:
         self.close()
@@ -191,26 +216,9 @@ class CameraVideoWriter:
             video_key=self._key, chunk_index=self._slot.chunk_index, file_index=self._slot.file_index
         )
         path.parent.mkdir(parents=True, exist_ok=True)
-        os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints banners to stderr unless told otherwise
-        container = av.open(str(path), "w")
-        try:
-            stream = container.add_stream(
-                self._settings.encoder_name, rate=self._fps, options=self._settings.options()
-            )
-            stream.width, stream.height, stream.pix_fmt = self._width, self._height, "yuv420p"
-        except Exception:
-            container.close()
-            raise
-        self._container, self._stream = container, stream
-        self._frames_in_file = self._bytes_muxed = self._packets_muxed = 0
+        self._container = av.open(str(path), "w")
+        self._frames_in_file = self._bytes_in_file = 0
         self.paths.append(path)
-
-    def _mux(self, packets: list[av.Packet]) -> None:
-        assert self._container is not None
-        for packet in packets:
-            self._bytes_muxed += packet.size
-            self._packets_muxed += 1
-            self._container.mux(packet)
 
 
 def probe_video_info(path: Path, settings: EncoderSettings) -> dict[str, object]:
