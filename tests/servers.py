@@ -209,10 +209,8 @@ class FaultProxy:
             self._stopping.wait(self.latency_s)
         if fault.isdigit():
             body = f"injected {fault}\n".encode()
-            client.sendall(
-                f"HTTP/1.1 {fault} Injected\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                + body
-            )
+            head = f"HTTP/1.1 {fault} Injected\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            client.sendall(head.encode() + body)
             return
         with socket.create_connection((LOOPBACK, self.upstream_port), timeout=10) as upstream:
             upstream.sendall(_force_close(head))

@@ -60,9 +60,9 @@ def pyav_frames(path: Path) -> dict[float, np.ndarray]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         for frame in container.decode(stream):
-            frames[round(float(frame.pts * stream.time_base), 6)] = frame.to_ndarray(format="rgb24").transpose(
-                2, 0, 1
-            )
+            frames[round(float(frame.pts * stream.time_base), 6)] = frame.to_ndarray(
+                format="rgb24"
+            ).transpose(2, 0, 1)
     return frames
 
 
@@ -126,7 +126,9 @@ def test_bad_file_is_value_error_naming_it(tmp_path: Path, content: bytes, reaso
     assert str(path) in str(error.value)
 
 
-def test_truncated_file_decodes_intact_frames_or_fails_clearly(clips: dict[str, Path], tmp_path: Path) -> None:
+def test_truncated_file_decodes_intact_frames_or_fails_clearly(
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
     data = clips["h264"].read_bytes()
     path = tmp_path / "truncated.mp4"
     path.write_bytes(data[: len(data) // 2])
@@ -167,7 +169,10 @@ def test_decoder_cache_counts_and_evicts(clips: dict[str, Path]) -> None:
 def test_concurrent_decodes_from_threads_are_correct(clips: dict[str, Path]) -> None:
     cache = DecoderCache(4)
     names = ["av1", "h264", "hevc"]
-    expected = {name: VideoDecoder(str(clips[name])).get_frames_at([i / FPS for i in range(NUM_FRAMES)]) for name in names}
+    expected = {
+        name: VideoDecoder(str(clips[name])).get_frames_at([i / FPS for i in range(NUM_FRAMES)])
+        for name in names
+    }
 
     def work(job: int) -> bool:
         name = names[job % 3]

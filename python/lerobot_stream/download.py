@@ -151,12 +151,24 @@ def _http_copy(
         if have and resp.status != 206:  # the server ignored the range: start over
             out.seek(0)
             out.truncate()
+        total = _announced_total(resp)
+        if total is not None and total != size:
+            raise RemoteFileError(url, f"the server has {total} bytes, expected {size}", permanent=True)
         try:
             while chunk := resp.read(min(_CHUNK, max(size - out.tell(), 0) + 1)):
                 out.write(chunk)
                 on_bytes(len(chunk))
         except (OSError, http.client.HTTPException) as err:
             raise _Transient(f"{type(err).__name__} after {out.tell()} of {size} bytes: {err}") from err
+
+
+def _announced_total(resp: http.client.HTTPResponse) -> int | None:
+    """The whole file's size as the response announces it (Content-Range total, or Content-Length)."""
+    if resp.status == 206:
+        total = resp.headers.get("Content-Range", "").rpartition("/")[2]
+        return int(total) if total.isdigit() else None
+    length = resp.headers.get("Content-Length")
+    return int(length) if length is not None and length.isdigit() else None
 
 
 def _fs_copy(url: str, out: IO[bytes], have: int, on_bytes: Callable[[int], None]) -> None:

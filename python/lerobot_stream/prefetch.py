@@ -230,7 +230,6 @@ class VideoPrefetcher:
         """Releases every reference this process holds and stops the download threads."""
         if os.getpid() != self._pid:
             return
-        self._closed = True
         with self._mutex:
             held = dict(self._held)
         for key, count in held.items():
@@ -238,6 +237,7 @@ class VideoPrefetcher:
             for _ in range(count):
                 if url is not None:
                     self.release(url)
+        self._closed = True
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
@@ -297,6 +297,8 @@ class VideoPrefetcher:
             while True:
                 if self._closed:
                     raise _Closed
+                if demand:  # the background download of this file gave up: report why
+                    self._raise_background_failure(key)
                 action, size = self._step(key, url, demand, pin)
                 if action == "ready":
                     return self._state.data_path(key)
@@ -308,8 +310,6 @@ class VideoPrefetcher:
                 if action == "download":
                     self._download(key, url, size)
                     continue
-                if demand:
-                    self._raise_background_failure(key)
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(
                         f"{url}: not in the cache after waiting (cache {self.cache_dir} holds "
