@@ -100,6 +100,6 @@ class EpisodeVideoFiles:
                 self._meta.location.download_url(self._meta.get_video_file_path(episode_index, key))
                 for key in self._meta.video_keys
             ]
+            for url in urls:  # under the lock: a concurrent local() must not lease before this
+                self._prefetcher.acquire(url)  # type: ignore[union-attr]
             self._held[episode_index] = urls
-        for url in urls:
-            self._prefetcher.acquire(url)  # type: ignore[union-attr]
