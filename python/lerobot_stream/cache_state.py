@@ -8,8 +8,9 @@ named here (``data_path``) but created and deleted by ``lerobot_stream.prefetch`
 
 Note [Owners and crashed processes]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-References, pins and download claims are recorded per owner, ``"<pid>:<start time>"`` (the start
-time from ``/proc/<pid>/stat`` makes a recycled pid a different owner). Every locked section first
+References, pins and download claims are recorded per owner, ``"<pid>:<start time>:<instance>"``
+(the start time from ``/proc/<pid>/stat`` makes a recycled pid a different owner; the instance tag
+tells apart two prefetchers of one process). Every locked section first
 prunes owners that are no longer alive: their references and pins vanish, their downloads go back
 to "queued" and their temporary files are deleted, and a file left with no references is deleted.
 So a crashed (or SIGKILLed) process never leaks references or bytes beyond the next operation of
@@ -33,6 +34,7 @@ import hashlib
 import json
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,15 +44,16 @@ _STATE = ".state.json"
 _LOCK = ".lock"
 
 
-def owner_id(pid: int | None = None) -> str:
-    """This (or ``pid``'s) owner id: pid plus process start time, robust to pid reuse."""
-    pid = os.getpid() if pid is None else pid
-    return f"{pid}:{_start_time(pid)}"
+def owner_id() -> str:
+    """A new owner id of this process: pid, process start time (robust to pid reuse), instance tag."""
+    pid = os.getpid()
+    return f"{pid}:{_start_time(pid)}:{uuid.uuid4().hex[:8]}"
 
 
 def owner_alive(owner: str) -> bool:
     """Whether the process named by ``owner`` still runs (same pid and start time)."""
-    pid_text, _, start = owner.partition(":")
+    pid_text, _, rest = owner.partition(":")
+    start = rest.partition(":")[0]
     try:
         pid = int(pid_text)
     except ValueError:
@@ -117,8 +120,7 @@ class CacheState:
                 if name.startswith("."):  # .<key>.part-<pid>-<start>
                     key, _, owner = name[1:].partition(".part-")
                     record = files.get(key)
-                    pid_start = owner.replace("-", ":", 1)
-                    if record is None or record.get("downloader") != pid_start:
+                    if record is None or (record.get("downloader") or "").replace(":", "-") != owner:
                         _unlink(path)
                 elif name not in files or files[name]["status"] != "ready":
                     _unlink(path)

@@ -29,12 +29,22 @@ episodes in the pools), waiting alone could deadlock: every pooled file holds a 
 decoder needs a file that cannot fit. So a *demand* (``lease``/``local_path`` of a file that is not
 on disk) may drop referenced but unpinned complete files, least recently used first; they stay
 referenced, go back to "queued" and are downloaded again when next leased. A lease pins its file
-only while the caller decodes, and a lease never waits while holding another, so a demand waits
-only for downloads in progress and decodes in progress: it always makes progress (re-downloads
-are the price of a bound below the working set). A single file larger than ``max_bytes`` is let
+only while the caller decodes (but see Note [Lingering pins]), and a lease never waits while holding
+another, so a demand waits only for downloads and decodes in progress and for consumers that are
+not waiting themselves: it always makes progress (re-downloads are the price of a bound below the
+working set). A single file larger than ``max_bytes`` is let
 in alone, when nothing else is resident, with a warning. Downloads in flight on the node are
 bounded by ``max_concurrency`` (one shared count). Decoders may keep a dropped file open: Linux
 frees its blocks when they close it, so usage can exceed the bound by files open in decoders.
+
+Note [Lingering pins]
+~~~~~~~~~~~~~~~~~~~~~
+Writing the shared record around every decode would cost milliseconds per frame, so a pin
+outlives its lease: the prefetcher keeps one shared pin per file it has leased, and later leases
+of that file take an in-process fast path (no lock, no I/O). The pin goes when the prefetcher
+releases the file, and every idle pin goes as soon as one of its leases has to wait for a
+download. So a pinned file belongs to a consumer that is not waiting; that consumer will release
+it or wait (dropping it), which keeps the progress argument of Note [Cache bound and progress].
 
 Thread-safe; one instance per process (a pickled or forked copy starts with no references).
 """
@@ -135,6 +145,8 @@ class VideoPrefetcher:
         self._changed = threading.Condition(self._mutex)
         self._held: Counter[str] = Counter()
         self._futures: dict[str, Future] = {}
+        self._leases: Counter[str] = Counter()  # leases open now, per key
+        self._pinned: set[str] = set()  # keys this prefetcher pins in the shared record
         self._executor: ThreadPoolExecutor | None = None
         self._closed = False
         self._first_lease_done = False
@@ -185,10 +197,15 @@ class VideoPrefetcher:
             if self._held[key] <= 0:
                 raise ValueError(f"release({url!r}) without a matching acquire in this process")
             self._held[key] -= 1
+            unpin = not self._held[key] and key in self._pinned and not self._leases.get(key)
             if not self._held[key]:
                 del self._held[key]
+            if unpin:
+                self._pinned.discard(key)
         with self._state.locked() as files:
             record = files.get(key)
+            if record is not None and unpin:
+                record["pins"].pop(self._owner, None)
             if record is not None and self._owner in record["refs"]:
                 record["refs"][self._owner] -= 1
                 if not record["refs"][self._owner]:
@@ -206,16 +223,22 @@ class VideoPrefetcher:
         RemoteFileError for a failed download and TimeoutError after ``timeout`` seconds.
         """
         key = file_key(url)
-        path = self._wait_ready(key, url, pin=True, timeout=timeout)
+        with self._mutex:  # fast path: already pinned by this process (Note [Lingering pins])
+            fast = key in self._pinned and bool(self._held.get(key))
+            if fast:
+                self._leases[key] += 1
+        if not fast:
+            self._wait_ready(key, url, pin=True, timeout=timeout)
+            with self._mutex:
+                self._pinned.add(key)
+                self._leases[key] += 1
         try:
-            yield path
+            yield self._state.data_path(key)
         finally:
-            with self._state.locked() as files:
-                record = files.get(key)
-                if record is not None and record["pins"].get(self._owner):
-                    record["pins"][self._owner] -= 1
-                    if not record["pins"][self._owner]:
-                        del record["pins"][self._owner]
+            with self._mutex:
+                self._leases[key] -= 1
+                if not self._leases[key]:
+                    del self._leases[key]
 
     def local_path(self, url: str, timeout: float | None = None) -> Path:
         """Waits for an acquired ``url`` and returns its local path, unpinned (prefer ``lease``)."""
@@ -293,6 +316,7 @@ class VideoPrefetcher:
         """Loops until ``key`` is complete in the cache (downloading it here when admitted)."""
         poll = _POLL_S
         bar = None
+        dropped_pins = False
         try:
             while True:
                 if self._closed:
@@ -310,6 +334,9 @@ class VideoPrefetcher:
                 if action == "download":
                     self._download(key, url, size)
                     continue
+                if demand and not dropped_pins:
+                    self._drop_idle_pins()  # Note [Lingering pins]: a waiting consumer pins nothing
+                    dropped_pins = True
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(
                         f"{url}: not in the cache after waiting (cache {self.cache_dir} holds "
@@ -325,6 +352,16 @@ class VideoPrefetcher:
         finally:
             if bar is not None:
                 bar.close()
+
+    def _drop_idle_pins(self) -> None:
+        with self._mutex:
+            idle = {k for k in self._pinned if not self._leases.get(k)}
+            self._pinned -= idle
+        if idle:
+            with self._state.locked() as files:
+                for key in idle:
+                    if key in files:
+                        files[key]["pins"].pop(self._owner, None)
 
     def _raise_background_failure(self, key: str) -> None:
         future = self._futures.get(key)
@@ -342,7 +379,7 @@ class VideoPrefetcher:
             if record["status"] == "ready":
                 record["last_used"] = time.time()
                 if pin:
-                    record["pins"][self._owner] = record["pins"].get(self._owner, 0) + 1
+                    record["pins"][self._owner] = 1  # one shared pin per prefetcher
                 return "ready", record["size"]
             if record["size"] is None:
                 return "size", 0
