@@ -25,5 +25,8 @@ for flavour in release asan; do
     ctest --test-dir "$dir" --output-on-failure -j "$jobs"
 done
 
+echo "== lerobot oracle (the value-parity reference; LRS_ORACLE=0 skips it and its tests skip with the reason)"
+bash scripts/install_lerobot_oracle.sh
+
 echo "== pytest"
 python -m pytest -q -ra "$@"

@@ -24,11 +24,16 @@ def run_loader(
     prefetch_factor: int | None = None,
     drop_last: bool = False,
     stop_after: int | None = None,
+    timeout: float = 0,
 ) -> list[dict[str, Any]]:
     """Batches of ``passes`` full passes (one per epoch) of a real DataLoader, at most ``stop_after``."""
     kwargs: dict[str, Any] = {}
     if num_workers:
-        kwargs = {"persistent_workers": persistent_workers, "prefetch_factor": prefetch_factor or 2}
+        kwargs = {
+            "persistent_workers": persistent_workers,
+            "prefetch_factor": prefetch_factor or 2,
+            "timeout": timeout,
+        }
     loader = DataLoader(ds, batch_size=batch_size, num_workers=num_workers, drop_last=drop_last, **kwargs)
     out: list[dict[str, Any]] = []
     for _ in range(passes):

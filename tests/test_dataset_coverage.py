@@ -27,6 +27,7 @@ def consumer_indices(
 ) -> list[list[int]]:
     """The `index` stream of one simulated DataLoader worker, one list per pass (epoch)."""
     monkeypatch.setattr(dataset_module, "current_worker", lambda: (worker, num_workers))
+    monkeypatch.setattr(dataset_module, "in_worker_process", lambda: True)
     out = [[int(s["index"]) for s in ds] for _ in range(passes)]
     monkeypatch.undo()
     return out
@@ -132,3 +133,10 @@ def test_warns_once_when_a_consumer_gets_no_work(root: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert list(ds) == []
+
+
+def test_workers_forked_after_iterating_in_the_main_process(root: Path) -> None:
+    ds = StreamingLeRobotDataset("synth", root=root, num_workers=2)
+    next(iter(ds))  # opens decoders (and threads) in the main process before the fork
+    indices = torch.cat([b["index"] for b in run_loader(ds, batch_size=4, num_workers=2, timeout=60)])
+    assert len(set(indices.tolist())) == len(indices) == len(ds)

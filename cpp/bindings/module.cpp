@@ -44,8 +44,20 @@ NB_MODULE(_core, m) {
   bind_decode(m);
   bind_sampling(m);
 #ifdef LRS_WITH_CUDA
+  bind_cuda(m);
   m.attr("built_with_cuda") = true;
 #else
   m.attr("built_with_cuda") = false;
+  m.def("cuda_info", [] {
+    nb::dict d;
+    d["built_with_cuda"] = false;
+    d["available"] = false;
+    d["reason"] = "built without CUDA (nvcc was not found when lerobot_stream was built; rebuild with LRS_CUDA=ON)";
+    d["driver_loaded"] = false;
+    d["nvcuvid_loaded"] = false;
+    d["device_count"] = 0;
+    d["devices"] = nb::list();
+    return d;
+  });
 #endif
 }

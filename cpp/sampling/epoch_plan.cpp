@@ -20,14 +20,7 @@ void check_epoch(int64_t epoch) {
 
 }  // namespace
 
-int64_t consumer_id(int64_t rank, int64_t world_size, int64_t worker, int64_t num_workers) {
-  if (world_size < 1) {
-    throw InvalidInput("sampling: world_size must be >= 1, got " + std::to_string(world_size));
-  }
-  if (rank < 0 || rank >= world_size) {
-    throw InvalidInput("sampling: rank must be in [0, world_size=" + std::to_string(world_size) +
-                       "), got " + std::to_string(rank));
-  }
+int64_t workers_per_rank(int64_t worker, int64_t num_workers) {
   if (num_workers < 0) {
     throw InvalidInput("sampling: num_workers must be >= 0, got " + std::to_string(num_workers));
   }
@@ -37,6 +30,18 @@ int64_t consumer_id(int64_t rank, int64_t world_size, int64_t worker, int64_t nu
                        ") for num_workers=" + std::to_string(num_workers) + ", got " +
                        std::to_string(worker));
   }
+  return workers;
+}
+
+int64_t consumer_id(int64_t rank, int64_t world_size, int64_t worker, int64_t num_workers) {
+  if (world_size < 1) {
+    throw InvalidInput("sampling: world_size must be >= 1, got " + std::to_string(world_size));
+  }
+  if (rank < 0 || rank >= world_size) {
+    throw InvalidInput("sampling: rank must be in [0, world_size=" + std::to_string(world_size) +
+                       "), got " + std::to_string(rank));
+  }
+  const int64_t workers = workers_per_rank(worker, num_workers);
   if (world_size > std::numeric_limits<int64_t>::max() / workers) {
     throw InvalidInput("sampling: world_size * num_workers overflows int64");
   }

@@ -52,6 +52,10 @@ struct PlanInputs {
   bool shuffle = true;
 };
 
+// W = max(num_workers, 1) after checking num_workers >= 0 and worker in [0, W) (InvalidInput
+// naming the bad one). See Note [Consumers].
+int64_t workers_per_rank(int64_t worker, int64_t num_workers);
+
 // The consumer id of (rank, worker) with W = max(num_workers, 1) workers per rank, after
 // validating every argument (InvalidInput naming the bad one). See Note [Consumers].
 int64_t consumer_id(int64_t rank, int64_t world_size, int64_t worker, int64_t num_workers);

@@ -1,9 +1,9 @@
 #include "sampling/resume.h"
 
-#include <algorithm>
 #include <string>
 
 #include "common/errors.h"
+#include "sampling/epoch_plan.h"
 
 namespace lrs::sampling {
 
@@ -26,15 +26,7 @@ ResumePoint resume_point(int64_t batches_consumed, int64_t batch_size, int64_t n
     throw InvalidInput("resume: batches_consumed must be >= 0, got " +
                        std::to_string(batches_consumed));
   }
-  if (num_workers < 0) {
-    throw InvalidInput("resume: num_workers must be >= 0, got " + std::to_string(num_workers));
-  }
-  const int64_t workers = std::max<int64_t>(num_workers, 1);
-  if (worker < 0 || worker >= workers) {
-    throw InvalidInput("resume: worker must be in [0, " + std::to_string(workers) +
-                       ") for num_workers=" + std::to_string(num_workers) + ", got " +
-                       std::to_string(worker));
-  }
+  const int64_t workers = workers_per_rank(worker, num_workers);
   const int64_t nb = batches_per_epoch(samples_per_epoch, batch_size, drop_last);
   if (nb == 0) {
     if (batches_consumed > 0) {

@@ -22,6 +22,14 @@ namespace lrs::sampling {
 // completed epoch, partial last batch included, rolls over to the next one).
 // When nb = 0 (n = 0, or drop_last with n < b) no batch is ever produced: B must be 0 and the
 // answer is {epoch 0, skip 0}.
+//
+// What the dataset layer does with it: the first DataLoader iteration after a resume is the rest
+// of epoch e0 = min over workers of their epoch (the one whose batches are still due), and a new
+// iterator's round robin starts at its worker 0, whereas the uninterrupted run would take the
+// next batch from worker B mod W. So in that first iteration worker i plays the role of worker
+// (i + B) mod W (its consumer, RNG stream and resume point); a role whose resume epoch is past e0
+// has finished e0 and yields nothing then (torch skips exhausted workers, keeping the order).
+// Later iterations use the identity mapping again.
 
 struct ResumePoint {
   int64_t epoch = 0;

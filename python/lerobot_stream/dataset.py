@@ -14,6 +14,7 @@ LRU decoder cache per consumer. This module does parquet I/O and glue; the core 
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 
 from lerobot_stream import _core
+from lerobot_stream.decoding import DecoderCache, default_decoder_cache_capacity
 from lerobot_stream.metadata import DatasetMetadata, load_metadata
 from lerobot_stream.prefetch import VideoPrefetcher
 from lerobot_stream.sample import SampleBuilder
@@ -31,7 +33,7 @@ from lerobot_stream.state import EpochCounters, ResumeState, dataset_fingerprint
 from lerobot_stream.tabular import EpisodeRows, TabularReader
 from lerobot_stream.video_files import EpisodeVideoFiles, default_cache_dir, default_max_bytes
 from lerobot_stream.windows import check_delta_timestamps, delta_indices
-from lerobot_stream.world import current_worker, resolve_rank_world
+from lerobot_stream.world import current_worker, in_worker_process, resolve_rank_world
 
 _SCHEDULE_CHUNK = 64
 
@@ -73,14 +75,16 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             default ``min((episode_pool_size + 1) * num_cameras, 128)``.
         decode_threads: libav threads per decoder.
 
-    Accepted for compatibility and ignored: ``force_cache_sync``, ``streaming``, ``token`` (set
-    ``$HF_TOKEN``); ``buffer_size`` (warns:
+    Accepted for compatibility and ignored: ``force_cache_sync``, ``streaming``,
+    ``depth_output_unit`` (depth maps are not supported yet), ``token`` (set ``$HF_TOKEN``);
+    ``buffer_size`` (warns:
     ``episode_pool_size`` replaced it), ``rng`` (warns: use ``seed``), ``max_num_shards`` (warns: work
     is split by frames across all consumers, not by parquet shards).
 
     Length: ``len(ds)`` is the number of samples this rank emits per epoch when the DataLoader has
-    ``num_workers`` workers (constructor hint, default 1; with another worker count it is an upper
-    bound off by fewer than the number of workers).
+    ``num_workers`` workers (constructor hint, default 1; 0 counts as 1). With another worker count
+    the true count differs by fewer than max(hint, actual workers) samples: each epoch leaves out
+    ``num_frames mod (world_size * workers)`` frames so that every consumer emits the same count.
 
     Resume: the trainer stores ``{"batches_consumed": B, "batch_size": b}`` (plus ``"drop_last":
     True`` if its DataLoader drops last batches) and passes it to ``load_state_dict`` before
@@ -104,6 +108,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         rng: np.random.Generator | None = None,
         shuffle: bool = True,
         return_uint8: bool = False,
+        depth_output_unit: str = "mm",
         *,
         episode_pool_size: int = 64,
         rank: int | None = None,
@@ -136,8 +141,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             raise ValueError(f"episode_pool_size must be >= 1, got {episode_pool_size}")
         if decoder_cache_size is not None and video_decoder_cache_size is not None:
             raise ValueError("Pass decoder_cache_size or video_decoder_cache_size, not both")
-        if num_workers < 1:
-            raise ValueError(f"num_workers (the DataLoader's, for len()) must be >= 1, got {num_workers}")
+        if num_workers < 0:
+            raise ValueError(f"num_workers (the DataLoader's, for len()) must be >= 0, got {num_workers}")
 
         self.repo_id = repo_id
         self.meta: DatasetMetadata = load_metadata(repo_id, root, revision)
@@ -177,12 +182,12 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         self._video_prefetch_workers = int(video_prefetch_workers)
         self._video_cache_dir = Path(video_cache_dir) if video_cache_dir is not None else default_cache_dir()
         self._video_cache_max_bytes = video_cache_max_bytes
-        self._num_workers_hint = num_workers
+        self._num_workers_hint = max(int(num_workers), 1)
         cache_size = decoder_cache_size if decoder_cache_size is not None else video_decoder_cache_size
         self.decoder_cache_size = (
             int(cache_size)
             if cache_size is not None
-            else _core.default_decoder_cache_capacity(self.episode_pool_size, len(self.meta.video_keys))
+            else default_decoder_cache_capacity(self.episode_pool_size, len(self.meta.video_keys))
         )
         self._fingerprint = dataset_fingerprint(self._selected_episodes, self._episode_lengths)
         self._counters = EpochCounters()
@@ -229,7 +234,10 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
 
     # --- epochs and resume --------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
-        """The next ``__iter__`` (in every worker) runs ``epoch``; later ones continue from it."""
+        """The next ``__iter__`` (in every worker) runs ``epoch``; later ones continue from it.
+
+        A pending ``load_state_dict`` takes precedence: it fixes the epoch of the next ``__iter__``.
+        """
         self._counters.set_epoch(int(epoch))
 
     def state_dict(
@@ -312,16 +320,19 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         The role is the worker id whose schedule this worker plays; see Note [Resuming mid round-robin].
         """
         resume = self._resume
-        if resume is None or not self._counters.take_resume(worker):
-            return worker, self._counters.start_epoch(worker), 0
+        slot = worker if in_worker_process() else None
+        if resume is None or not self._counters.take_resume(slot):
+            return worker, self._counters.start_epoch(slot), 0
         resume.check_matches(num_workers=num_workers)
         plan = _core.EpochPlan(self._episode_lengths, self.seed, self.shuffle, self.world_size * num_workers)
         point = resume_pass(resume, worker, num_workers, int(plan.samples_per_consumer))
-        self._counters.start_epoch(worker, point.epoch)
+        self._counters.start_epoch(slot, point.epoch)
         return point.role, point.epoch, point.skip
 
     def _consumer_runtime(self) -> _ConsumerRuntime:
-        if self._runtime is None:
+        # A forked DataLoader worker inherits the parent's runtime, whose decoding threads did not
+        # survive the fork: every process opens its own.
+        if self._runtime is None or self._runtime.pid != os.getpid():
             self._runtime = _ConsumerRuntime(self)
         return self._runtime
 
@@ -350,8 +361,9 @@ class _ConsumerRuntime:
 
     def __init__(self, ds: StreamingLeRobotDataset) -> None:
         self._ds = ds
+        self.pid = os.getpid()
         self.reader = TabularReader(ds.meta)
-        self.decoder = _core.DecoderCache(ds.decoder_cache_size, ds._decode_threads)
+        self.decoder = DecoderCache(ds.decoder_cache_size, threads=ds._decode_threads)
         prefetcher = None
         if not ds.meta.location.is_local and ds.meta.video_keys:
             cache_dir = ds._video_cache_dir

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from lerobot_stream import _core
+from lerobot_stream.decoding import DecoderCache
 from lerobot_stream.metadata import DatasetMetadata
 from lerobot_stream.tabular import EpisodeRows
 from lerobot_stream.video_files import EpisodeVideoFiles
@@ -37,7 +38,7 @@ class SampleBuilder:
     def __init__(
         self,
         meta: DatasetMetadata,
-        decoder: _core.DecoderCache,
+        decoder: DecoderCache,
         videos: EpisodeVideoFiles,
         *,
         delta_indices: dict[str, np.ndarray] | None,

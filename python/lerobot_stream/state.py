@@ -24,8 +24,10 @@ Epochs reshuffle automatically: each ``__iter__`` of a consumer starts the next 
 non-persistent workers the DataLoader re-creates worker processes (copies of the dataset) every
 epoch, so a counter in the dataset object would restart at 0. The counters therefore live in
 shared-memory tensors created in ``__init__`` (inherited by forked workers, passed by handle to
-spawned ones), one slot per worker id; the resume request is a shared per-worker flag so that it
-is applied by exactly one ``__iter__`` per worker.
+spawned ones), one slot per worker id plus one for the main process (``worker=None``), so that
+iterating in the main process (``num_workers=0``, or peeking at a sample) does not shift the
+workers' epochs; the resume request is a shared per-slot flag so that it is applied by exactly one
+``__iter__`` per worker.
 
 Note [Resuming mid round-robin]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -160,8 +162,9 @@ class EpochCounters:
     """
 
     def __init__(self) -> None:
-        self._next_epoch = torch.zeros(MAX_WORKERS, dtype=torch.int64).share_memory_()
-        self._resume_pending = torch.zeros(MAX_WORKERS, dtype=torch.bool).share_memory_()
+        slots = MAX_WORKERS + 1  # the last one is the main process's
+        self._next_epoch = torch.zeros(slots, dtype=torch.int64).share_memory_()
+        self._resume_pending = torch.zeros(slots, dtype=torch.bool).share_memory_()
 
     def set_epoch(self, epoch: int) -> None:
         """The next ``__iter__`` of every worker runs ``epoch`` (then epoch + 1, ...)."""
@@ -178,25 +181,26 @@ class EpochCounters:
         self._next_epoch.zero_()
         self._resume_pending.fill_(False)
 
-    def take_resume(self, worker: int) -> bool:
-        """True exactly once per worker after ``arm_resume``."""
-        _check_worker(worker)
-        if bool(self._resume_pending[worker]):
-            self._resume_pending[worker] = False
+    def take_resume(self, worker: int | None) -> bool:
+        """True exactly once per worker (None: the main process) after ``arm_resume``."""
+        slot = _slot(worker)
+        if bool(self._resume_pending[slot]):
+            self._resume_pending[slot] = False
             return True
         return False
 
-    def start_epoch(self, worker: int, epoch: int | None = None) -> int:
+    def start_epoch(self, worker: int | None, epoch: int | None = None) -> int:
         """The epoch this ``__iter__`` of ``worker`` runs (``epoch`` when resuming); advances the counter."""
-        _check_worker(worker)
+        slot = _slot(worker)
         if epoch is None:
-            epoch = int(self._next_epoch[worker])
-        self._next_epoch[worker] = epoch + 1
+            epoch = int(self._next_epoch[slot])
+        self._next_epoch[slot] = epoch + 1
         return epoch
 
 
-def _check_worker(worker: int) -> None:
+def _slot(worker: int | None) -> int:
+    if worker is None:
+        return MAX_WORKERS
     if not 0 <= worker < MAX_WORKERS:
-        raise ValueError(
-            f"worker id {worker} out of range: at most {MAX_WORKERS} DataLoader workers are supported"
-        )
+        raise ValueError(f"worker id {worker} out of range: at most {MAX_WORKERS} DataLoader workers")
+    return worker

@@ -41,6 +41,11 @@ def current_worker() -> tuple[int, int]:
     return int(info.id), int(info.num_workers)
 
 
+def in_worker_process() -> bool:
+    """True inside a DataLoader worker process."""
+    return torch.utils.data.get_worker_info() is not None
+
+
 def _from_torch_distributed() -> tuple[int, int] | None:
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized():
