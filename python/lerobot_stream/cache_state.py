@@ -115,7 +115,12 @@ class CacheState:
         with self.locked() as files:
             for path in self.dir.iterdir():
                 name = path.name
-                if name in (_STATE, _LOCK) or name.startswith(".state.json."):
+                if name in (_STATE, _LOCK):
+                    continue
+                if name.startswith(_STATE + "."):  # a crashed writer's temporary state file
+                    pid = name.rpartition(".")[2]
+                    if not pid.isdigit() or not os.path.exists(f"/proc/{pid}"):
+                        _unlink(path)
                     continue
                 if name.startswith("."):  # .<key>.part-<pid>-<start>
                     key, _, owner = name[1:].partition(".part-")

@@ -145,6 +145,7 @@ class VideoPrefetcher:
         self._changed = threading.Condition(self._mutex)
         self._held: Counter[str] = Counter()
         self._futures: dict[str, Future] = {}
+        self._failures: dict[str, BaseException] = {}  # background downloads that gave up
         self._leases: Counter[str] = Counter()  # leases open now, per key
         self._pinned: set[str] = set()  # keys this prefetcher pins in the shared record
         self._executor: ThreadPoolExecutor | None = None
@@ -185,6 +186,7 @@ class VideoPrefetcher:
                 return done
             future = self._futures.get(key)
             if future is None or (future.done() and future.exception() is not None):
+                self._failures.pop(key, None)
                 future = self._pool().submit(self._ensure, key, url, False, False, None)
                 self._futures[key] = future
             return future
@@ -332,7 +334,7 @@ class VideoPrefetcher:
                     self._learn_size(key, url)
                     continue
                 if action == "download":
-                    self._download(key, url, size)
+                    self._download(key, url, size, background=not demand)
                     continue
                 if demand and not dropped_pins:
                     self._drop_idle_pins()  # Note [Lingering pins]: a waiting consumer pins nothing
@@ -364,9 +366,10 @@ class VideoPrefetcher:
                         files[key]["pins"].pop(self._owner, None)
 
     def _raise_background_failure(self, key: str) -> None:
-        future = self._futures.get(key)
-        if future is not None and future.done() and future.exception() is not None:
-            raise future.exception()  # type: ignore[misc]
+        with self._mutex:
+            failure = self._failures.get(key)
+        if failure is not None:
+            raise failure
 
     def _step(self, key: str, url: str, demand: bool, pin: bool) -> tuple[str, int]:
         """One locked look at ``key``: ready (pinned if asked), gone, size, download or wait."""
@@ -430,7 +433,7 @@ class VideoPrefetcher:
             if record is not None and record["size"] is None:
                 record["size"] = size
 
-    def _download(self, key: str, url: str, size: int) -> None:
+    def _download(self, key: str, url: str, size: int, *, background: bool) -> None:
         part = self._state.part_path(key, self._owner)
 
         def on_bytes(n: int) -> None:
@@ -441,7 +444,10 @@ class VideoPrefetcher:
 
         try:
             download(url, str(part), size, self.policy, on_bytes=on_bytes, on_retry=self._count_retry)
-        except BaseException:
+        except BaseException as err:
+            if background:  # visible to waiting leases before the record goes back to "queued"
+                with self._mutex:
+                    self._failures[key] = err
             with self._state.locked() as files:
                 record = files.get(key)
                 if record is not None and record["downloader"] == self._owner:
