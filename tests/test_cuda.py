@@ -9,26 +9,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
 
+from clips import write_clip
 from lerobot_stream import _core
 
-FPS = 20
 NUM_FRAMES = 24
 # Note [Colour conversion parity] (cpp/cuda/colour_math.h): the kernel matches the CPU path's
 # swscale RGB24 conversion within 3 on uint8 (fixed-point rounding); NVDEC and libavcodec decode
 # H.264/HEVC to identical YUV, so GPU frames must match CPU frames within that.
 MAX_ABS_TOLERANCE = 3
 MEAN_ABS_TOLERANCE = 0.5
-
-ENCODERS = {
-    "av1": ("libsvtav1", {"g": "4", "crf": "30", "preset": "12"}),
-    "h264": ("libx264", {"g": "8", "crf": "18", "preset": "ultrafast", "bf": "2"}),
-    "hevc": ("libx265", {"g": "8", "crf": "20", "preset": "ultrafast", "x265-params": "log-level=none"}),
-}
 
 INFO = _core.cuda_info()
 REQUIRE_GPU = os.environ.get("LRS_REQUIRE_GPU") == "1"
@@ -42,25 +35,6 @@ def needs_cuda() -> None:
     if REQUIRE_GPU:
         pytest.fail(f"LRS_REQUIRE_GPU=1 but {message}")
     pytest.skip(message)
-
-
-def write_clip(path: Path, codec: str, height: int = 64, width: int = 96) -> Path:
-    encoder, options = ENCODERS[codec]
-    y, x = np.mgrid[0:height, 0:width]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(encoder, rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = dict(options)
-        for i in range(NUM_FRAMES):
-            image = np.empty((height, width, 3), np.uint8)
-            image[..., 0] = (x * 255 // (width - 1) + i * 5) % 256
-            image[..., 1] = (y * 255 // (height - 1)) % 256
-            image[..., 2] = ((x // 8 + y // 8 + i) % 2) * 200 + 20
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 def test_cuda_info_reports_availability_and_reason() -> None:
@@ -86,7 +60,7 @@ def test_cuda_info_reports_availability_and_reason() -> None:
 def test_nvdec_without_usable_gpu_raises_clear_error(tmp_path: Path) -> None:
     if INFO["available"]:
         pytest.skip("a GPU is usable here; this checks the no-GPU error")
-    clip = write_clip(tmp_path / "clip.mp4", "h264")
+    clip = write_clip(tmp_path / "clip.mp4", "h264", num_frames=NUM_FRAMES)
     with pytest.raises(_core.CudaUnavailableError) as raised:
         _core.NvdecVideoDecoder(str(clip))
     message = str(raised.value)
@@ -108,7 +82,7 @@ def test_nvdec_missing_file_names_it(tmp_path: Path) -> None:
 )
 def test_nvdec_frames_equal_cpu_frames(tmp_path: Path, codec: str, height: int, width: int) -> None:
     needs_cuda()
-    clip = write_clip(tmp_path / f"{codec}.mp4", codec, height, width)
+    clip = write_clip(tmp_path / f"{codec}.mp4", codec, num_frames=NUM_FRAMES, height=height, width=width)
     cpu = _core.CpuVideoDecoder(str(clip))
     gpu = _core.NvdecVideoDecoder(str(clip))
     assert gpu.backend == "nvdec"
@@ -127,7 +101,7 @@ def test_nvdec_frames_equal_cpu_frames(tmp_path: Path, codec: str, height: int, 
 @pytest.mark.needs_cuda
 def test_av1_where_nvdec_cannot_decode_it_raises_naming_file_codec_and_gpu(tmp_path: Path) -> None:
     needs_cuda()
-    clip = write_clip(tmp_path / "av1.mp4", "av1")
+    clip = write_clip(tmp_path / "av1.mp4", "av1", num_frames=NUM_FRAMES)
     device = INFO["devices"][0]
     if device["nvdec"]["av1"]["supported"]:
         gpu = _core.NvdecVideoDecoder(str(clip))

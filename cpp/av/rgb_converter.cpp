@@ -44,22 +44,31 @@ void RgbConverter::convert(const AVFrame* frame, uint8_t* out, const std::string
     colorspace_ = colorspace;
     full_range_ = full_range;
   }
-  const int64_t plane = static_cast<int64_t>(frame->width) * frame->height;
-  // swscale's SIMD converters write whole vectors: past the end of the last row when the width is
-  // not a multiple of their step (heap overflow on odd widths without this slack).
-  constexpr size_t kSimdSlack = 256;
-  packed_rgb_.resize(static_cast<size_t>(3 * plane) + kSimdSlack);
+  // Note [Packed stride]: swscale's x86 RGB24 converters work on 8-pixel groups and, when the
+  // rounded-up row (width + 7) & ~7 does not fit the destination stride, silently skip the last
+  // partial group (FFmpeg 5.1 yuv2rgb: "if (h_size * depth > dstStride) h_size -= 8"), leaving up to
+  // 7 columns unwritten on widths that are not a multiple of 8. A stride with room for a 16-pixel
+  // rounded row (64-byte aligned, as libav's own frames have) makes every column convert.
+  const int width = frame->width;
+  const int height = frame->height;
+  const int64_t plane = static_cast<int64_t>(width) * height;
+  const int stride = (3 * ((width + 15) & ~15) + 63) & ~63;
+  constexpr size_t kSimdSlack = 256;  // vector stores may also run past the last row's end
+  packed_rgb_.resize(static_cast<size_t>(stride) * static_cast<size_t>(height) + kSimdSlack);
   uint8_t* packed[4] = {packed_rgb_.data(), nullptr, nullptr, nullptr};
-  int packed_stride[4] = {3 * frame->width, 0, 0, 0};
-  sws_scale(sws_.get(), frame->data, frame->linesize, 0, frame->height, packed, packed_stride);
+  int packed_stride[4] = {stride, 0, 0, 0};
+  sws_scale(sws_.get(), frame->data, frame->linesize, 0, height, packed, packed_stride);
   uint8_t* r = out;
   uint8_t* g = out + plane;
   uint8_t* b = out + 2 * plane;
-  const uint8_t* src = packed_rgb_.data();
-  for (int64_t i = 0; i < plane; ++i) {
-    r[i] = src[3 * i];
-    g[i] = src[3 * i + 1];
-    b[i] = src[3 * i + 2];
+  for (int y = 0; y < height; ++y) {
+    const uint8_t* src = packed_rgb_.data() + static_cast<ptrdiff_t>(y) * stride;
+    const int64_t row = static_cast<int64_t>(y) * width;
+    for (int x = 0; x < width; ++x) {
+      r[row + x] = src[3 * x];
+      g[row + x] = src[3 * x + 1];
+      b[row + x] = src[3 * x + 2];
+    }
   }
 }
 

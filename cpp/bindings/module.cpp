@@ -16,6 +16,9 @@ void bind_cuda(nb::module_& m);
 
 NB_MODULE(_core, m) {
   m.doc() = "lerobot-stream native core: decoding, decoder cache, episode pool, RNG and resume.";
+  // Frame tensors legitimately outlive the module at interpreter exit (torch frees them late); the
+  // leak report would only be noise for users.
+  nb::set_leak_warnings(false);
 
   // Tried after the FrameTimestampError translator below (nanobind tries the newest first).
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
