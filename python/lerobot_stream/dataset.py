@@ -36,6 +36,8 @@ from lerobot_stream.windows import check_delta_timestamps, delta_indices
 from lerobot_stream.world import current_worker, in_worker_process, resolve_rank_world
 
 _SCHEDULE_CHUNK = 64
+# Open decoders' estimated memory per consumer; lerobot's unbounded cache reached 35 GB per worker.
+DEFAULT_DECODER_CACHE_MAX_BYTES = 1 << 30
 
 
 class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
@@ -73,6 +75,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
     Decoding:
         decoder_cache_size (alias ``video_decoder_cache_size``): open video decoders per consumer,
             default ``min((episode_pool_size + 1) * num_cameras, 128)``.
+        decoder_cache_max_bytes: bound on those decoders' estimated memory per consumer (default
+            1 GiB; ``None`` bounds by count only).
         decode_threads: libav threads per decoder.
 
     Accepted for compatibility and ignored: ``force_cache_sync``, ``streaming``,
@@ -115,6 +119,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         world_size: int | None = None,
         decoder_cache_size: int | None = None,
         video_decoder_cache_size: int | None = None,
+        decoder_cache_max_bytes: int | None = DEFAULT_DECODER_CACHE_MAX_BYTES,
         decode_threads: int = 1,
         num_workers: int = 1,
         video_decode_device: str = "cpu",
@@ -189,6 +194,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             if cache_size is not None
             else default_decoder_cache_capacity(self.episode_pool_size, len(self.meta.video_keys))
         )
+        self.decoder_cache_max_bytes = decoder_cache_max_bytes
         self._fingerprint = dataset_fingerprint(self._selected_episodes, self._episode_lengths)
         self._counters = EpochCounters()
         self._resume: ResumeState | None = None
@@ -363,7 +369,9 @@ class _ConsumerRuntime:
         self._ds = ds
         self.pid = os.getpid()
         self.reader = TabularReader(ds.meta)
-        self.decoder = DecoderCache(ds.decoder_cache_size, threads=ds._decode_threads)
+        self.decoder = DecoderCache(
+            ds.decoder_cache_size, threads=ds._decode_threads, max_bytes=ds.decoder_cache_max_bytes
+        )
         prefetcher = None
         if not ds.meta.location.is_local and ds.meta.video_keys:
             cache_dir = ds._video_cache_dir
