@@ -17,7 +17,7 @@ cd "$repo"
 wheel_dir="${LRS_WHEEL_DIR:-}"
 apt_packages=(pkg-config g++ libavformat-dev libavcodec-dev libavutil-dev libswscale-dev
   libffmpeg-nvenc-dev)  # nv-codec-headers: nvcuvid declarations for the CUDA build (headers only)
-[[ -n "$wheel_dir" ]] || apt_packages+=(libgtest-dev ffmpeg)  # tests only
+[[ -n "$wheel_dir" ]] || apt_packages+=(libgtest-dev ffmpeg nginx-light)  # tests only
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -121,7 +121,21 @@ def test_decoder_cache_counts_and_evicts(clips: dict[str, Path]) -> None:
     paths = [str(clips[name]) for name in ("av1", "h264", "hevc")]
     for path in [paths[0], paths[1], paths[0], paths[2], paths[1]]:
         cache.get_frames_at(path, [0.0])
-    assert cache.stats() == {"hits": 1, "misses": 4, "evictions": 2, "open_decoders": 2, "capacity": 2}
+    stats = cache.stats()
+    assert {k: stats[k] for k in ("hits", "misses", "evictions", "open_decoders", "capacity")} == {
+        "hits": 1,
+        "misses": 4,
+        "evictions": 2,
+        "open_decoders": 2,
+        "capacity": 2,
+    }
+    assert stats["bytes"] > 0 and stats["max_bytes"] == 0
+    one_decoder = stats["bytes"] // 2
+    bounded = DecoderCache(8, max_bytes=one_decoder)
+    for path in paths:
+        bounded.get_frames_at(path, [0.0])
+    assert bounded.stats()["open_decoders"] == 1
+    assert bounded.stats()["evictions"] == 2
     assert lerobot_stream.default_decoder_cache_capacity(64, 2) == 128
     with pytest.raises(ValueError, match="capacity"):
         DecoderCache(0)

@@ -58,12 +58,15 @@ void bind_decode(nb::module_& m) {
   nb::class_<lrs::DecoderCache>(m, "DecoderCache", "LRU of open CPU decoders keyed by file path.")
       .def(
           "__init__",
-          [](lrs::DecoderCache* self, int64_t capacity, int threads) {
-            new (self) lrs::DecoderCache(capacity, [threads](const std::string& path) {
-              return std::make_unique<lrs::av::CpuVideoDecoder>(path, lrs::av::CpuDecoderOptions{threads});
-            });
+          [](lrs::DecoderCache* self, int64_t capacity, int threads, int64_t max_bytes) {
+            new (self) lrs::DecoderCache(
+                capacity,
+                [threads](const std::string& path) {
+                  return std::make_unique<lrs::av::CpuVideoDecoder>(path, lrs::av::CpuDecoderOptions{threads});
+                },
+                max_bytes);
           },
-          "capacity"_a, "threads"_a = 1)
+          "capacity"_a, "threads"_a = 1, "max_bytes"_a = 0)
       .def(
           "get_frames_at",
           [](lrs::DecoderCache& cache, const std::string& path, const std::vector<double>& timestamps,
@@ -86,6 +89,8 @@ void bind_decode(nb::module_& m) {
              d["evictions"] = s.evictions;
              d["open_decoders"] = s.open_decoders;
              d["capacity"] = s.capacity;
+             d["bytes"] = s.bytes;
+             d["max_bytes"] = s.max_bytes;
              return d;
            })
       .def_prop_ro("capacity", &lrs::DecoderCache::capacity)

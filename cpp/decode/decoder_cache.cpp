@@ -11,9 +11,11 @@ int64_t default_decoder_cache_capacity(int64_t episode_pool_size, int64_t num_ca
   return std::min<int64_t>(working_set, 128);
 }
 
-DecoderCache::DecoderCache(int64_t capacity, DecoderFactory factory)
-    : capacity_(capacity), factory_(std::move(factory)) {
+DecoderCache::DecoderCache(int64_t capacity, DecoderFactory factory, int64_t max_bytes)
+    : capacity_(capacity), max_bytes_(max_bytes), factory_(std::move(factory)) {
   if (capacity_ < 1) throw InvalidInput("DecoderCache: capacity must be >= 1, got " + std::to_string(capacity));
+  if (max_bytes_ < 0) throw InvalidInput("DecoderCache: max_bytes must be >= 0, got " + std::to_string(max_bytes));
+  stats_.max_bytes = max_bytes_;
   if (!factory_) throw InvalidInput("DecoderCache: no decoder factory");
   stats_.capacity = capacity_;
 }
@@ -33,11 +35,7 @@ DecoderCache::Lease DecoderCache::lease(const std::string& path) {
       entry->path = path;
       lru_.push_front(entry);
       index_[path] = lru_.begin();
-      while (static_cast<int64_t>(lru_.size()) > capacity_) {
-        index_.erase(lru_.back()->path);
-        evicted.splice(evicted.end(), lru_, std::prev(lru_.end()));
-        ++stats_.evictions;
-      }
+      evict_over_bounds(entry, evicted);
     }
   }
   evicted.clear();
@@ -51,11 +49,36 @@ DecoderCache::Lease DecoderCache::lease(const std::string& path) {
       if (auto found = index_.find(path); found != index_.end() && *found->second == entry) {
         lru_.erase(found->second);
         index_.erase(found);
+        entry->cached = false;
       }
       throw;
     }
+    const int64_t bytes = entry->decoder->memory_bytes();
+    {
+      std::lock_guard guard(mutex_);
+      if (entry->cached) {
+        entry->bytes = bytes;
+        bytes_ += bytes;
+        evict_over_bounds(entry, evicted);
+      }
+    }
+    evicted.clear();
   }
   return Lease(std::move(entry), std::move(lock));
+}
+
+void DecoderCache::evict_over_bounds(const std::shared_ptr<Entry>& keep, LruList& evicted) {
+  auto over = [&] {
+    return static_cast<int64_t>(lru_.size()) > capacity_ || (max_bytes_ > 0 && bytes_ > max_bytes_);
+  };
+  while (over() && !lru_.empty() && lru_.back() != keep) {
+    const std::shared_ptr<Entry>& victim = lru_.back();
+    index_.erase(victim->path);
+    bytes_ -= victim->bytes;
+    victim->cached = false;
+    evicted.splice(evicted.end(), lru_, std::prev(lru_.end()));
+    ++stats_.evictions;
+  }
 }
 
 FrameBatch DecoderCache::get_frames_at(const std::string& path, std::span<const double> timestamps_s,
@@ -68,6 +91,7 @@ DecoderCacheStats DecoderCache::stats() const {
   std::lock_guard guard(mutex_);
   DecoderCacheStats out = stats_;
   out.open_decoders = static_cast<int64_t>(lru_.size());
+  out.bytes = bytes_;
   return out;
 }
 
@@ -77,6 +101,8 @@ void DecoderCache::clear() {
     std::lock_guard guard(mutex_);
     dropped.swap(lru_);
     index_.clear();
+    bytes_ = 0;
+    for (auto& entry : dropped) entry->cached = false;
   }
 }
 

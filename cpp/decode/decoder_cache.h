@@ -2,7 +2,10 @@
 //
 // Opening a decoder (demux scan, codec init) costs milliseconds; v3 packs many episodes per file,
 // so consecutive samples mostly hit a file that is already open. The cache keeps at most
-// `capacity` decoders open and evicts the least recently used one beyond that.
+// `capacity` decoders open, and at most `max_bytes` of their estimated memory
+// (VideoDecoder::memory_bytes; 0 = no byte bound), evicting the least recently used beyond either
+// bound (the decoder just opened always stays). LeRobot's unbounded cache once reached 35 GB per
+// worker: both bounds exist so that cannot happen here.
 //
 // Thread-safe. A decoder is used by one thread at a time: `lease()` hands out exclusive access
 // (a second caller for the same file waits). An entry evicted while leased stays alive until its
@@ -28,6 +31,8 @@ struct DecoderCacheStats {
   int64_t evictions = 0;
   int64_t open_decoders = 0;
   int64_t capacity = 0;
+  int64_t bytes = 0;      // estimated memory of the cached decoders
+  int64_t max_bytes = 0;  // 0 = no byte bound
 };
 
 // Opens a decoder for a path (throws the decoder's own errors).
@@ -42,6 +47,8 @@ class DecoderCache {
     std::string path;
     std::mutex use;                        // held by the lease
     std::unique_ptr<VideoDecoder> decoder; // null until opened (under `use`)
+    int64_t bytes = 0;                     // memory_bytes() once opened (under the cache mutex)
+    bool cached = true;                    // still in the LRU (under the cache mutex)
   };
 
  public:
@@ -59,7 +66,7 @@ class DecoderCache {
     std::unique_lock<std::mutex> lock_;
   };
 
-  DecoderCache(int64_t capacity, DecoderFactory factory);
+  DecoderCache(int64_t capacity, DecoderFactory factory, int64_t max_bytes = 0);
 
   // The decoder for `path`, opened on a miss. Throws what the factory throws; a failed open
   // leaves nothing cached.
@@ -77,8 +84,14 @@ class DecoderCache {
  private:
   using LruList = std::list<std::shared_ptr<Entry>>;  // front = most recently used
 
+  // Unlinks the least recently used entries (never `keep`) while a bound is exceeded; caller holds
+  // mutex_. The unlinked entries go to `evicted`, destroyed by the caller after unlocking.
+  void evict_over_bounds(const std::shared_ptr<Entry>& keep, LruList& evicted);
+
   const int64_t capacity_;
+  const int64_t max_bytes_;
   DecoderFactory factory_;
+  int64_t bytes_ = 0;
   mutable std::mutex mutex_;
   LruList lru_;
   std::unordered_map<std::string, LruList::iterator> index_;

@@ -73,6 +73,13 @@ class VideoDecoder {
   virtual DecoderStats stats() const = 0;
   // Which backend decodes this stream: "cpu", "nvdec" or "cpu->cuda" (hybrid).
   virtual std::string backend() const = 0;
+  // Estimated host memory this open decoder holds (codec reference frames, staging buffers):
+  // what the DecoderCache's byte bound counts. The default assumes libavcodec's frame pool of about
+  // 10 yuv420p frames of the stream's size, which is what dav1d/h264/hevc decoders keep at 1 thread.
+  virtual int64_t memory_bytes() const {
+    const int64_t frame = static_cast<int64_t>(info().width) * info().height * 3 / 2;
+    return 10 * frame + 3 * static_cast<int64_t>(info().width) * info().height;
+  }
 };
 
 }  // namespace lrs

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,17 @@ import torch
 from lerobot_stream import _core
 from lerobot_stream.decoding import DecoderCache, default_decoder_cache_capacity
 from lerobot_stream.metadata import DatasetMetadata, load_metadata
+from lerobot_stream.prefetch import VideoPrefetcher
 from lerobot_stream.sample import SampleBuilder
 from lerobot_stream.state import EpochCounters, ResumeState, dataset_fingerprint, resume_pass
 from lerobot_stream.tabular import EpisodeRows, TabularReader
+from lerobot_stream.video_files import EpisodeVideoFiles, default_cache_dir, default_max_bytes
 from lerobot_stream.windows import check_delta_timestamps, delta_indices
 from lerobot_stream.world import current_worker, in_worker_process, resolve_rank_world
 
 _SCHEDULE_CHUNK = 64
+# Open decoders' estimated memory per consumer; lerobot's unbounded cache reached 35 GB per worker.
+DEFAULT_DECODER_CACHE_MAX_BYTES = 1 << 30
 
 
 class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
@@ -41,7 +46,9 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
     The first arguments are lerobot 0.6's, in the same order, so existing code keeps working.
 
     What to read:
-        repo_id, root: the dataset; ``root`` defaults to ``$HF_LEROBOT_HOME/<repo_id>`` (local only).
+        repo_id, root, revision: the dataset: a local directory, or a URL streamed without downloading
+            it whole (``http(s)://``, ``hf://datasets/<org>/<name>`` at ``revision``, ``s3://``); ``root``
+            defaults to ``$HF_LEROBOT_HOME/<repo_id>``, else the Hub (see ``lerobot_stream.remote``).
         episodes: episode indices to use (default: all). Unknown indices raise ValueError.
 
     What a sample holds:
@@ -58,14 +65,23 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         episode_pool_size: whole episodes each consumer keeps in RAM and samples across.
         rank, world_size: override the detected distributed setup (see ``lerobot_stream.world``).
 
+    Remote video files (Note [Prefetch on admit] in ``lerobot_stream.video_files``):
+        prefetch_videos: download an episode's video files in the background when it enters the pool
+            (False: the first decode of an episode waits for the download).
+        video_prefetch_workers: downloads in flight on the node.
+        video_cache_dir, video_cache_max_bytes: the node-shared download cache and its bound (default
+            ``$LRS_CACHE_DIR`` or ``<tmp>/lerobot-stream-videos``; 20 GiB or half the free disk).
+
     Decoding:
         decoder_cache_size (alias ``video_decoder_cache_size``): open video decoders per consumer,
             default ``min((episode_pool_size + 1) * num_cameras, 128)``.
+        decoder_cache_max_bytes: bound on those decoders' estimated memory per consumer (default
+            1 GiB; ``None`` bounds by count only).
         decode_threads: libav threads per decoder.
 
-    Accepted for compatibility and ignored: ``revision``, ``force_cache_sync``, ``streaming``,
-    ``depth_output_unit`` (depth maps are not supported yet), ``token``, ``prefetch_videos``,
-    ``video_prefetch_workers``; ``buffer_size`` (warns:
+    Accepted for compatibility and ignored: ``force_cache_sync``, ``streaming``,
+    ``depth_output_unit`` (depth maps are not supported yet), ``token`` (set ``$HF_TOKEN``);
+    ``buffer_size`` (warns:
     ``episode_pool_size`` replaced it), ``rng`` (warns: use ``seed``), ``max_num_shards`` (warns: work
     is split by frames across all consumers, not by parquet shards).
 
@@ -103,6 +119,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         world_size: int | None = None,
         decoder_cache_size: int | None = None,
         video_decoder_cache_size: int | None = None,
+        decoder_cache_max_bytes: int | None = DEFAULT_DECODER_CACHE_MAX_BYTES,
         decode_threads: int = 1,
         num_workers: int = 1,
         video_decode_device: str = "cpu",
@@ -111,11 +128,16 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         token: str | bool | None = None,
         prefetch_videos: bool = True,
         video_prefetch_workers: int = 4,
+        video_cache_dir: str | Path | None = None,
+        video_cache_max_bytes: int | None = None,
     ) -> None:
         super().__init__()
         _warn_ignored(buffer_size=buffer_size, rng=rng, max_num_shards=max_num_shards)
         if repo_type != "dataset" or data_files_root is not None:
-            raise NotImplementedError("Remote datasets are not supported yet: pass root= to a local copy")
+            raise NotImplementedError(
+                "data_files_root and repo_type other than 'dataset' are not supported: pass the dataset's "
+                "URL as root= (http(s)://, hf://datasets/<org>/<name>, s3://)"
+            )
         if video_decode_device != "cpu":
             raise NotImplementedError(f"video_decode_device={video_decode_device!r}: only 'cpu' is supported")
         if image_transforms is not None and not callable(image_transforms):
@@ -128,7 +150,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             raise ValueError(f"num_workers (the DataLoader's, for len()) must be >= 0, got {num_workers}")
 
         self.repo_id = repo_id
-        self.meta: DatasetMetadata = load_metadata(repo_id, root)
+        self.meta: DatasetMetadata = load_metadata(repo_id, root, revision)
         self.root = self.meta.root
         unsupported = self.meta.image_keys + self.meta.depth_keys
         if unsupported:
@@ -161,6 +183,10 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         self.rank, self.world_size = resolve_rank_world(rank, world_size)
         self._return_uint8 = return_uint8
         self._decode_threads = decode_threads
+        self._prefetch_videos = bool(prefetch_videos)
+        self._video_prefetch_workers = int(video_prefetch_workers)
+        self._video_cache_dir = Path(video_cache_dir) if video_cache_dir is not None else default_cache_dir()
+        self._video_cache_max_bytes = video_cache_max_bytes
         self._num_workers_hint = max(int(num_workers), 1)
         cache_size = decoder_cache_size if decoder_cache_size is not None else video_decoder_cache_size
         self.decoder_cache_size = (
@@ -168,6 +194,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             if cache_size is not None
             else default_decoder_cache_capacity(self.episode_pool_size, len(self.meta.video_keys))
         )
+        self.decoder_cache_max_bytes = decoder_cache_max_bytes
         self._fingerprint = dataset_fingerprint(self._selected_episodes, self._episode_lengths)
         self._counters = EpochCounters()
         self._resume: ResumeState | None = None
@@ -342,10 +369,19 @@ class _ConsumerRuntime:
         self._ds = ds
         self.pid = os.getpid()
         self.reader = TabularReader(ds.meta)
-        self.decoder = DecoderCache(ds.decoder_cache_size, threads=ds._decode_threads)
+        self.decoder = DecoderCache(
+            ds.decoder_cache_size, threads=ds._decode_threads, max_bytes=ds.decoder_cache_max_bytes
+        )
+        prefetcher = None
+        if not ds.meta.location.is_local and ds.meta.video_keys:
+            cache_dir = ds._video_cache_dir
+            max_bytes = ds._video_cache_max_bytes or default_max_bytes(cache_dir)
+            prefetcher = VideoPrefetcher(cache_dir, max_bytes, ds._video_prefetch_workers)
+        self.videos = EpisodeVideoFiles(ds.meta, prefetcher, prefetch=ds._prefetch_videos)
         self.builder = SampleBuilder(
             ds.meta,
             self.decoder,
+            self.videos,
             delta_indices=ds.delta_indices,
             tolerance_s=ds.tolerance_s,
             return_uint8=ds._return_uint8,
@@ -353,29 +389,43 @@ class _ConsumerRuntime:
         )
 
     def stats(self) -> dict[str, Any]:
+        prefetcher = self.videos.prefetcher
         return {
             "decoder_cache": dict(self.decoder.stats()),
             "frames_requested": self.builder.frames_requested,
             "tabular": self.reader.stats.as_dict(),
+            **({"prefetch": asdict(prefetcher.stats)} if prefetcher is not None else {}),
         }
 
-    def _read(self, episode_pos: int) -> EpisodeRows:
-        return self.reader.read_episode(int(self._ds._selected_episodes[episode_pos]))
+    def _admit(self, episode_pos: int) -> EpisodeRows:
+        episode = int(self._ds._selected_episodes[episode_pos])
+        self.videos.admit(episode)  # remote: the episode's video files start downloading now
+        return self.reader.read_episode(episode)
+
+    def _evict(self, pool: dict[int, EpisodeRows], episode_pos: int) -> None:
+        rows = pool.pop(episode_pos, None)
+        if rows is not None:
+            self.videos.evict(rows.episode_index)
 
     def stream(self, schedule: Any) -> Iterator[dict[str, Any]]:
         """Samples of ``schedule`` in order, loading admitted episodes' rows and freeing evicted ones."""
         schedule.take_admitted()
         schedule.take_evicted()
-        pool: dict[int, EpisodeRows] = {int(pos): self._read(pos) for pos, _, _ in schedule.pool()}
-        while schedule.remaining > 0:
-            positions, frames = schedule.next(_SCHEDULE_CHUNK)
-            for pos, _, _ in schedule.take_admitted():
-                if int(pos) not in pool:
-                    pool[int(pos)] = self._read(pos)
-            for pos, frame in zip(positions.tolist(), frames.tolist(), strict=True):
-                yield self.builder.build(pool[pos], frame)
-            for pos, _, _ in schedule.take_evicted():
-                pool.pop(int(pos), None)
+        pool: dict[int, EpisodeRows] = {}
+        try:
+            for pos, _, _ in schedule.pool():
+                pool[int(pos)] = self._admit(pos)
+            while schedule.remaining > 0:
+                positions, frames = schedule.next(_SCHEDULE_CHUNK)
+                for pos, _, _ in schedule.take_admitted():
+                    if int(pos) not in pool:
+                        pool[int(pos)] = self._admit(pos)
+                for pos, frame in zip(positions.tolist(), frames.tolist(), strict=True):
+                    yield self.builder.build(pool[pos], frame)
+                for pos, _, _ in schedule.take_evicted():
+                    self._evict(pool, int(pos))
+        finally:
+            self.videos.close()  # the iterator ended or was dropped: release every remote file
 
 
 def _warn_ignored(**values: Any) -> None:

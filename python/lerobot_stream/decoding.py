@@ -81,10 +81,14 @@ class DecoderCache:
             ``min((episode_pool_size + 1) * num_cameras, 128)`` (see
             :func:`default_decoder_cache_capacity`).
         threads: decoder threads per file.
+        max_bytes: bound on the open decoders' estimated memory (reference frames and buffers);
+            ``None`` bounds by count only. The least recently used decoders close beyond either bound.
     """
 
-    def __init__(self, capacity: int, *, threads: int = 1) -> None:
-        self._cache = _core.DecoderCache(capacity, threads=threads)
+    def __init__(self, capacity: int, *, threads: int = 1, max_bytes: int | None = None) -> None:
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError(f"max_bytes must be >= 1 or None, got {max_bytes}")
+        self._cache = _core.DecoderCache(capacity, threads=threads, max_bytes=max_bytes or 0)
 
     @property
     def capacity(self) -> int:
@@ -97,7 +101,7 @@ class DecoderCache:
         return self._cache.get_frames_at(str(path), [float(t) for t in timestamps], tolerance_s)
 
     def stats(self) -> dict[str, int]:
-        """Counters: hits, misses, evictions, open_decoders, capacity."""
+        """Counters: hits, misses, evictions, open_decoders, capacity, bytes, max_bytes (0 = unbounded)."""
         return self._cache.stats()
 
     def clear(self) -> None:

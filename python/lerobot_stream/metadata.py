@@ -1,7 +1,9 @@
 """LeRobot v3 dataset metadata: ``meta/info.json``, the episodes parquet files, tasks and stats.
 
-Reads a local dataset root once (in the main process) into plain numpy arrays that are cheap to
-pickle into DataLoader workers. Every error names the file and what is wrong with it.
+Reads a dataset root once (in the main process) into plain numpy arrays that are cheap to pickle
+into DataLoader workers. The root is a local directory or a URL (``lerobot_stream.remote``); remote
+files are read with range requests, never downloaded whole. Every error names the file and what is
+wrong with it.
 
 Layout (LeRobot codebase v3.x)::
 
@@ -17,7 +19,6 @@ Layout (LeRobot codebase v3.x)::
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +26,15 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from lerobot_stream.remote import DatasetLocation, resolve_location
 
 CODEBASE_VERSION = "v3.0"
 INFO_PATH = "meta/info.json"
 STATS_PATH = "meta/stats.json"
 TASKS_PATH = "meta/tasks.parquet"
 EPISODES_DIR = "meta/episodes"
+EPISODES_PATH = EPISODES_DIR + "/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 DEFAULT_DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 DEFAULT_VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 
@@ -82,7 +85,7 @@ class DatasetMetadata:
     episode index; ``episode_row(ep)`` maps an episode index to its position in them.
     """
 
-    root: Path
+    root: Path | str
     repo_id: str
     info: InfoDict
     task_names: list[str]
@@ -96,6 +99,7 @@ class DatasetMetadata:
     videos: dict[str, VideoLocation]
     _episode_table: pa.Table = field(repr=False)
     _row_of_episode: dict[int, int] = field(repr=False)
+    location: DatasetLocation = field(repr=False, default=None)  # type: ignore[assignment]
 
     # --- lerobot-compatible properties -------------------------------------------------------
     @property
@@ -213,21 +217,23 @@ class DatasetMetadata:
         )
 
 
-def load_metadata(repo_id: str, root: str | Path | None) -> DatasetMetadata:
-    """Reads a local LeRobot v3 dataset's metadata; clear errors naming the file on bad input."""
-    root_path = Path(root) if root is not None else default_root(repo_id)
-    if not root_path.is_dir():
+def load_metadata(repo_id: str, root: str | Path | None, revision: str | None = None) -> DatasetMetadata:
+    """Reads a LeRobot v3 dataset's metadata, local or remote; clear errors naming the file on bad input."""
+    location = resolve_location(repo_id, root, revision)
+    root_path = location.root
+    if isinstance(root_path, Path) and not root_path.is_dir():
         raise FileNotFoundError(
-            f"Dataset root {root_path} does not exist (repo_id={repo_id!r}). lerobot-stream reads local "
-            "datasets: pass root= pointing at a LeRobot v3 dataset (with meta/info.json)."
+            f"Dataset root {root_path} does not exist (repo_id={repo_id!r}). Pass root= pointing at a "
+            "LeRobot v3 dataset (with meta/info.json), or a URL (http(s)://, hf://datasets/, s3://)."
         )
-    info = _load_info(root_path / INFO_PATH)
-    table = _load_episodes(root_path / EPISODES_DIR)
+    info = _load_info(location, INFO_PATH)
+    table = _load_episodes(location, int(info.get("chunks_size") or 1000))
+    episodes_dir = location.join(EPISODES_DIR)
     video_keys = [k for k, ft in info["features"].items() if ft.get("dtype") == "video"]
     _require_columns(
         table,
         [*_EPISODE_COLUMNS, *_DATA_COLUMNS, *(f"videos/{k}/{c}" for k in video_keys for c in _VIDEO_COLUMNS)],
-        root_path / EPISODES_DIR,
+        episodes_dir,
     )
     table = table.sort_by("episode_index")
 
@@ -236,7 +242,7 @@ def load_metadata(repo_id: str, root: str | Path | None) -> DatasetMetadata:
 
     episode_index = column("episode_index", np.int64)
     if len(np.unique(episode_index)) != len(episode_index):
-        raise ValueError(f"{root_path / EPISODES_DIR}: episode_index has duplicates")
+        raise ValueError(f"{episodes_dir}: episode_index has duplicates")
     length = column("length", np.int64)
     from_index = column("dataset_from_index", np.int64)
     to_index = column("dataset_to_index", np.int64)
@@ -244,7 +250,7 @@ def load_metadata(repo_id: str, root: str | Path | None) -> DatasetMetadata:
     if len(bad):
         ep = int(episode_index[bad[0]])
         raise ValueError(
-            f"{root_path / EPISODES_DIR}: episode {ep} has length {int(length[bad[0]])} but "
+            f"{episodes_dir}: episode {ep} has length {int(length[bad[0]])} but "
             f"dataset_to_index - dataset_from_index = {int(to_index[bad[0]] - from_index[bad[0]])}"
         )
     videos = {
@@ -260,8 +266,8 @@ def load_metadata(repo_id: str, root: str | Path | None) -> DatasetMetadata:
         root=root_path,
         repo_id=repo_id,
         info=info,
-        task_names=_load_tasks(root_path / TASKS_PATH),
-        stats=_load_stats(root_path / STATS_PATH),
+        task_names=_load_tasks(location, TASKS_PATH),
+        stats=_load_stats(location, STATS_PATH),
         episode_index=episode_index,
         length=length,
         dataset_from_index=from_index,
@@ -271,21 +277,13 @@ def load_metadata(repo_id: str, root: str | Path | None) -> DatasetMetadata:
         videos=videos,
         _episode_table=table,
         _row_of_episode={int(ep): row for row, ep in enumerate(episode_index)},
+        location=location,
     )
 
 
-def _load_json(path: Path) -> Any:
-    if not path.is_file():
-        raise FileNotFoundError(f"Missing dataset metadata file {path}")
-    try:
-        with path.open() as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from err
-
-
-def _load_info(path: Path) -> InfoDict:
-    raw = _load_json(path)
+def _load_info(location: DatasetLocation, rel: str) -> InfoDict:
+    path = location.join(rel)
+    raw = location.read_json(rel)
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(raw).__name__}")
     missing = [k for k in ("codebase_version", "fps", "features") if k not in raw]
@@ -311,23 +309,17 @@ def _load_info(path: Path) -> InfoDict:
     return InfoDict(raw)
 
 
-def _read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
-    try:
-        return pq.read_table(path, columns=columns)
-    except (OSError, pa.ArrowException) as err:
-        raise ValueError(f"Cannot read parquet file {path}: {err}") from err
-
-
-def _load_episodes(directory: Path) -> pa.Table:
-    paths = sorted(directory.glob("*/*.parquet"))
+def _load_episodes(location: DatasetLocation, files_per_chunk: int) -> pa.Table:
+    directory = location.join(EPISODES_DIR)
+    paths = location.list_numbered_files(EPISODES_PATH, files_per_chunk)
     if not paths:
         raise FileNotFoundError(
             f"No episode metadata parquet files under {directory} (expected chunk-*/file-*.parquet)"
         )
     tables = []
-    for path in paths:
-        schema = pq.read_schema(path)
-        tables.append(_read_parquet(path, [n for n in schema.names if not n.startswith("stats/")]))
+    for rel in paths:
+        names = location.parquet_file(rel).schema_arrow.names
+        tables.append(location.read_parquet(rel, [n for n in names if not n.startswith("stats/")]))
     try:
         return pa.concat_tables(tables, promote_options="permissive")
     except pa.ArrowException as err:
@@ -342,10 +334,9 @@ def _require_columns(table: pa.Table, columns: list[str], where: Path) -> None:
         raise ValueError(f"Episode metadata under {where} lacks columns {missing}")
 
 
-def _load_tasks(path: Path) -> list[str]:
-    if not path.is_file():
-        raise FileNotFoundError(f"Missing dataset metadata file {path}")
-    table = _read_parquet(path)
+def _load_tasks(location: DatasetLocation, rel: str) -> list[str]:
+    path = location.join(rel)
+    table = location.read_parquet(rel)
     if "task_index" not in table.column_names:
         raise ValueError(f"{path}: no task_index column (columns: {table.column_names})")
     # pandas writes the task strings as the index: a 'task' or '__index_level_0__' column.
@@ -362,10 +353,10 @@ def _load_tasks(path: Path) -> list[str]:
     return tasks
 
 
-def _load_stats(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
+def _load_stats(location: DatasetLocation, rel: str) -> dict[str, Any] | None:
+    if not location.exists(rel):
         return None
-    raw = _load_json(path)
+    raw = location.read_json(rel)
     return {
         key: {name: np.asarray(value) for name, value in entry.items()} if isinstance(entry, dict) else entry
         for key, entry in raw.items()

@@ -29,6 +29,7 @@ from lerobot_stream import _core
 from lerobot_stream.decoding import DecoderCache
 from lerobot_stream.metadata import DatasetMetadata
 from lerobot_stream.tabular import EpisodeRows
+from lerobot_stream.video_files import EpisodeVideoFiles
 
 
 class SampleBuilder:
@@ -38,6 +39,7 @@ class SampleBuilder:
         self,
         meta: DatasetMetadata,
         decoder: DecoderCache,
+        videos: EpisodeVideoFiles,
         *,
         delta_indices: dict[str, np.ndarray] | None,
         tolerance_s: float,
@@ -46,6 +48,7 @@ class SampleBuilder:
     ) -> None:
         self._meta = meta
         self._decoder = decoder
+        self._videos = videos
         self._delta_indices = delta_indices or {}
         self._tolerance_s = tolerance_s
         self._return_uint8 = return_uint8
@@ -97,8 +100,7 @@ class SampleBuilder:
                 else timestamps[torch.from_numpy(indices)].tolist()
             )
             offset = float(meta.videos[key].from_timestamp[row])
-            path = str(meta.root / meta.get_video_file_path(rows.episode_index, key))
-            requests.append((key, path, [offset + ts for ts in local]))
+            requests.append((key, rows.episode_index, [offset + ts for ts in local]))
         self.frames_requested += sum(len(ts) for _, _, ts in requests)
         if len(requests) == 1:
             return dict([self._decode_one(*requests[0])])
@@ -106,8 +108,9 @@ class SampleBuilder:
             self._pool = ThreadPoolExecutor(max_workers=len(requests), thread_name_prefix="lrs-decode")
         return dict(self._pool.map(lambda r: self._decode_one(*r), requests))
 
-    def _decode_one(self, key: str, path: str, timestamps: list[float]) -> tuple[str, torch.Tensor]:
-        frames = self._decoder.get_frames_at(path, timestamps, self._tolerance_s)
+    def _decode_one(self, key: str, episode_index: int, timestamps: list[float]) -> tuple[str, torch.Tensor]:
+        with self._videos.local(episode_index, key) as path:  # waits for a remote file's download
+            frames = self._decoder.get_frames_at(path, timestamps, self._tolerance_s)
         if not self._return_uint8:
             frames = frames.to(torch.float32) / 255
         return key, frames.squeeze(0)

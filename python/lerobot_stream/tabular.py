@@ -73,9 +73,9 @@ class TabularReader:
         """``columns``: the columns to read (default: every column of the data files)."""
         self._meta = meta
         self._columns = columns
-        self._files: OrderedDict[Path, pq.ParquetFile] = OrderedDict()
-        self._row_group_ranges: dict[Path, np.ndarray | None] = {}
-        self._row_groups: OrderedDict[tuple[Path, int], pa.Table] = OrderedDict()
+        self._files: OrderedDict[Path | str, pq.ParquetFile] = OrderedDict()
+        self._row_group_ranges: dict[Path | str, np.ndarray | None] = {}
+        self._row_groups: OrderedDict[tuple[Path | str, int], pa.Table] = OrderedDict()
         self.stats = TabularStats()
 
     def read_episode(self, episode_index: int) -> EpisodeRows:
@@ -83,8 +83,9 @@ class TabularReader:
         meta = self._meta
         row = meta.episode_row(episode_index)
         begin, end = int(meta.dataset_from_index[row]), int(meta.dataset_to_index[row])
-        path = meta.root / meta.get_data_file_path(episode_index)
-        pf = self._open(path)
+        rel = meta.get_data_file_path(episode_index)
+        path = meta.location.join(rel)
+        pf = self._open(path, rel)
         groups = self._overlapping_row_groups(path, pf, begin, end)
         table = pa.concat_tables([self._row_group(path, pf, g) for g in groups])
         index = table.column("index")
@@ -106,17 +107,15 @@ class TabularReader:
         )
 
     # --- internals ------------------------------------------------------------------------------
-    def _open(self, path: Path) -> pq.ParquetFile:
+    def _open(self, path: Path | str, rel: Path) -> pq.ParquetFile:
         pf = self._files.get(path)
         if pf is not None:
             self._files.move_to_end(path)
             return pf
-        if not path.is_file():
-            raise FileNotFoundError(f"Missing data file {path}")
         try:
-            pf = pq.ParquetFile(path)
-        except (OSError, pa.ArrowException) as err:
-            raise ValueError(f"Cannot read parquet file {path}: {err}") from err
+            pf = self._meta.location.parquet_file(rel)  # range reads when remote
+        except FileNotFoundError:
+            raise FileNotFoundError(f"Missing data file {path}") from None
         if "index" not in pf.schema_arrow.names:
             raise ValueError(f"{path}: no 'index' column (columns: {pf.schema_arrow.names})")
         self._files[path] = pf
@@ -124,7 +123,9 @@ class TabularReader:
             self._files.popitem(last=False)
         return pf
 
-    def _overlapping_row_groups(self, path: Path, pf: pq.ParquetFile, begin: int, end: int) -> list[int]:
+    def _overlapping_row_groups(
+        self, path: Path | str, pf: pq.ParquetFile, begin: int, end: int
+    ) -> list[int]:
         if path not in self._row_group_ranges:
             self._row_group_ranges[path] = _index_ranges(pf)
         ranges = self._row_group_ranges[path]
@@ -132,7 +133,7 @@ class TabularReader:
             return list(range(pf.metadata.num_row_groups))
         return [int(g) for g in np.nonzero((ranges[:, 0] < end) & (ranges[:, 1] >= begin))[0]]
 
-    def _row_group(self, path: Path, pf: pq.ParquetFile, group: int) -> pa.Table:
+    def _row_group(self, path: Path | str, pf: pq.ParquetFile, group: int) -> pa.Table:
         key = (path, group)
         table = self._row_groups.get(key)
         if table is not None:
@@ -171,7 +172,7 @@ def _index_ranges(pf: pq.ParquetFile) -> np.ndarray | None:
     return ranges
 
 
-def _to_torch(column: pa.ChunkedArray, path: Path, name: str) -> torch.Tensor | list:
+def _to_torch(column: pa.ChunkedArray, path: Path | str, name: str) -> torch.Tensor | list:
     """A column as lerobot's ``hf_transform_to_torch`` would give it, stacked over rows."""
     array = column.combine_chunks()
     shape = [len(array)]

@@ -69,6 +69,34 @@ TEST(DecoderCache, FailedOpenCachesNothingAndRethrows) {
   EXPECT_EQ(cache.stats().misses, 2);
 }
 
+TEST(DecoderCache, ByteBoundEvictsLeastRecentlyUsedButKeepsTheNewest) {
+  const auto p = three_clips();  // 64x64 clips: one decoder's estimate is the same for each
+  DecoderCache probe(8, cpu_factory());
+  const std::vector<double> t = {0.0};
+  probe.get_frames_at(p[0], t, 1e-4);
+  const int64_t one = probe.stats().bytes;
+  ASSERT_GT(one, 0);
+
+  DecoderCache cache(8, cpu_factory(), 2 * one);
+  cache.get_frames_at(p[0], t, 1e-4);
+  cache.get_frames_at(p[1], t, 1e-4);
+  EXPECT_EQ(cache.stats().open_decoders, 2);
+  cache.get_frames_at(p[0], t, 1e-4);  // p[1] is now least recently used
+  cache.get_frames_at(p[2], t, 1e-4);  // over the byte bound: p[1] goes
+  lrs::DecoderCacheStats s = cache.stats();
+  EXPECT_EQ(s.open_decoders, 2);
+  EXPECT_EQ(s.evictions, 1);
+  EXPECT_LE(s.bytes, s.max_bytes);
+  cache.get_frames_at(p[0], t, 1e-4);
+  EXPECT_EQ(cache.stats().hits, 2);  // p[0] survived
+
+  DecoderCache tiny(8, cpu_factory(), 1);  // smaller than one decoder: the newest still stays
+  tiny.get_frames_at(p[0], t, 1e-4);
+  tiny.get_frames_at(p[1], t, 1e-4);
+  EXPECT_EQ(tiny.stats().open_decoders, 1);
+  EXPECT_THROW(DecoderCache(8, cpu_factory(), -1), lrs::InvalidInput);
+}
+
 TEST(DecoderCache, RejectsZeroCapacity) { EXPECT_THROW(DecoderCache(0, cpu_factory()), lrs::InvalidInput); }
 
 TEST(DecoderCache, ConcurrentDecodesReturnTheRightFrames) {

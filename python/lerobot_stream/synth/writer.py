@@ -47,31 +47,7 @@ class WriteReport:
     seconds: float
 
 
-def write_dataset(
-    root: str | Path,
-    *,
-    num_episodes: int,
-    num_cameras: int = 2,
-    height: int = 480,
-    width: int = 640,
-    codec: CodecName = "av1",
-    fps: int = 30,
-    seed: int = 0,
-    episode_lengths: Sequence[int] | None = None,
-    min_length: int = 30,
-    max_length: int = 120,
-    num_tasks: int = 1,
-    state_dim: int = 6,
-    robot_type: str = "synthetic",
-    data_files_size_in_mb: float = DEFAULT_DATA_FILE_SIZE_IN_MB,
-    video_files_size_in_mb: float = DEFAULT_VIDEO_FILE_SIZE_IN_MB,
-    chunks_size: int = DEFAULT_CHUNK_SIZE,
-    gop: int = 2,
-    crf: int = 30,
-    preset: int | str | None = None,
-    encoder_threads: int | None = None,
-    overwrite: bool = False,
-) -> Path:
+def write_dataset(root: str | Path, **options: Any) -> Path:
     """Write a synthetic LeRobot v3.0 dataset to ``root`` and return ``root``.
 
     Shape of the dataset:
@@ -88,8 +64,11 @@ def write_dataset(
         default otherwise), ``encoder_threads`` (None: the encoder decides).
     Everything is deterministic given ``seed`` (encoders may differ across thread counts).
     ``root`` must not exist or be empty unless ``overwrite`` is set (then it is replaced).
+
+    Takes the keyword arguments of :func:`write_dataset_with_report`, which also reports file
+    counts and the time taken.
     """
-    return write_dataset_with_report(**locals()).root
+    return write_dataset_with_report(root, **options).root
 
 
 def write_dataset_with_report(
@@ -117,7 +96,7 @@ def write_dataset_with_report(
     encoder_threads: int | None = None,
     overwrite: bool = False,
 ) -> WriteReport:
-    """``write_dataset`` that also reports file counts and the time taken."""
+    """Writes the dataset (see :func:`write_dataset`) and reports file counts and the time taken."""
     started = time.perf_counter()
     root = Path(root)
     settings = EncoderSettings(codec=codec, gop=gop, crf=crf, preset=preset, encoder_threads=encoder_threads)
