@@ -12,7 +12,8 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
-apt_packages=(pkg-config g++ libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libgtest-dev ffmpeg)
+apt_packages=(pkg-config g++ libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libgtest-dev ffmpeg nginx-light
+  libffmpeg-nvenc-dev)  # nv-codec-headers: nvcuvid declarations for the CUDA build (headers only)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,15 +7,14 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
 
 import lerobot_stream
+from clips import ENCODERS, FPS, pyav_frames, write_clip
 from lerobot_stream import DecoderCache, FrameTimestampError, VideoDecoder
 
-FPS = 20
 NUM_FRAMES = 40
 # Our frames and PyAV's come from the same kind of libavcodec decode and the same swscale RGB24 path
 # (measured bit-exact with PyAV 18 against Debian 12's FFmpeg 5.1). Stated tolerance, for other
@@ -23,59 +22,20 @@ NUM_FRAMES = 40
 MEAN_ABS_TOLERANCE = 0.5
 MAX_ABS_TOLERANCE = 2
 
-ENCODERS = {
-    "av1": ("libsvtav1", {"g": "2", "crf": "30", "preset": "12"}),
-    "h264": ("libx264", {"g": "8", "crf": "18", "preset": "ultrafast", "bf": "2"}),
-    "hevc": ("libx265", {"g": "8", "crf": "20", "preset": "ultrafast", "x265-params": "log-level=none"}),
-}
-
-
-def textured_frame(index: int, height: int, width: int) -> np.ndarray:
-    """Gradient + coloured blocks that move with the frame index (RGB HWC uint8)."""
-    y, x = np.mgrid[0:height, 0:width]
-    image = np.empty((height, width, 3), np.uint8)
-    image[..., 0] = (x * 255 // max(width - 1, 1) + index * 5) % 256
-    image[..., 1] = (y * 255 // max(height - 1, 1)) % 256
-    image[..., 2] = ((x // 16 + y // 16 + index) % 2) * 200 + 20
-    return image
-
-
-def write_clip(path: Path, codec: str, pix_fmt: str = "yuv420p", height: int = 64, width: int = 96) -> Path:
-    encoder, options = ENCODERS[codec]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(encoder, rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        stream.options = dict(options)
-        for i in range(NUM_FRAMES):
-            frame = av.VideoFrame.from_ndarray(textured_frame(i, height, width), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
-def pyav_frames(path: Path) -> dict[float, np.ndarray]:
-    """Every frame decoded by PyAV, keyed by its presentation time, as RGB CHW uint8."""
-    frames = {}
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        for frame in container.decode(stream):
-            frames[round(float(frame.pts * stream.time_base), 6)] = frame.to_ndarray(
-                format="rgb24"
-            ).transpose(2, 0, 1)
-    return frames
-
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("clips")
-    out = {codec: write_clip(root / f"{codec}.mp4", codec) for codec in ENCODERS}
-    out["h264_yuv444p"] = write_clip(root / "h264_444.mp4", "h264", pix_fmt="yuv444p")
+    out = {codec: write_clip(root / f"{codec}.mp4", codec, num_frames=NUM_FRAMES) for codec in ENCODERS}
+    out["h264_yuv444p"] = write_clip(root / "h264_444.mp4", "h264", num_frames=NUM_FRAMES, pix_fmt="yuv444p")
+    # A width that is not a multiple of 8 (swscale's SIMD group): every column must convert.
+    out["h264_width66"] = write_clip(
+        root / "h264_w66.mp4", "h264", num_frames=NUM_FRAMES, height=50, width=66
+    )
     return out
 
 
-@pytest.mark.parametrize("name", ["av1", "h264", "hevc", "h264_yuv444p"])
+@pytest.mark.parametrize("name", ["av1", "h264", "hevc", "h264_yuv444p", "h264_width66"])
 def test_frames_match_pyav_at_random_timestamps(clips: dict[str, Path], name: str) -> None:
     reference = pyav_frames(clips[name])
     times = sorted(reference)
@@ -86,7 +46,7 @@ def test_frames_match_pyav_at_random_timestamps(clips: dict[str, Path], name: st
         picks = [times[i] for i in rng.integers(0, len(times), size=5)]
         frames = decoder.get_frames_at(picks)
         assert frames.dtype == torch.uint8
-        assert frames.shape == (5, 3, 64, 96)
+        assert frames.shape == (5, *next(iter(reference.values())).shape)
         assert frames.is_contiguous()
         for got, t in zip(frames.numpy(), picks, strict=True):
             diff = np.abs(got.astype(np.int16) - reference[t].astype(np.int16))

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "av/av_handles.h"
+#include "av/rgb_converter.h"
 #include "decode/video_decoder.h"
 
 namespace lrs::av {
@@ -69,7 +70,7 @@ class CpuVideoDecoder final : public VideoDecoder {
   DecoderStats stats_;
   UniqueFormatContext format_;
   UniqueCodecContext codec_;
-  UniqueSwsContext sws_;
+  RgbConverter rgb_;
   UniquePacket packet_;
   UniqueFrame frame_;       // the last frame received from the codec
   int stream_index_ = -1;
@@ -82,12 +83,6 @@ class CpuVideoDecoder final : public VideoDecoder {
   bool have_frame_ = false;      // frame_ holds a decoded frame
   bool draining_ = false;        // the demuxer hit EOF and the codec was sent the flush packet
   bool codec_done_ = false;      // the codec returned AVERROR_EOF
-  std::vector<uint8_t> packed_rgb_;  // RGB24 staging for one frame (Note [RGB conversion])
-  int sws_src_format_ = -1;
-  int sws_src_width_ = 0;
-  int sws_src_height_ = 0;
-  int sws_colorspace_ = -1;
-  int sws_range_ = -1;
 };
 
 }  // namespace lrs::av

@@ -7,6 +7,7 @@
 #include <nanobind/stl/vector.h>
 
 #include "av/cpu_decoder.h"
+#include "bindings/decode_types.h"
 #include "decode/decoder_cache.h"
 
 namespace nb = nanobind;
@@ -14,43 +15,9 @@ using namespace nb::literals;
 
 namespace {
 
-using FrameTensor = nb::ndarray<nb::pytorch, uint8_t, nb::ndim<4>, nb::c_contig>;
-
-// Hands a FrameBatch to torch: the ndarray's owner is a Python object that owns the batch.
-FrameTensor to_tensor(lrs::FrameBatch batch) {
-  uint8_t* data = batch.data;
-  const size_t shape[4] = {static_cast<size_t>(batch.num_frames), 3, static_cast<size_t>(batch.height),
-                           static_cast<size_t>(batch.width)};
-  const int32_t device_type = static_cast<int32_t>(batch.device);
-  const int32_t device_id = batch.device_index;
-  nb::object owner = nb::cast(std::move(batch), nb::rv_policy::move);
-  return FrameTensor(data, 4, shape, owner, nullptr, nb::dtype<uint8_t>(), device_type, device_id);
-}
-
-nb::dict stream_info_dict(const lrs::StreamInfo& info) {
-  nb::dict d;
-  d["path"] = info.path;
-  d["codec"] = info.codec;
-  d["pixel_format"] = info.pixel_format;
-  d["color_space"] = info.color_space;
-  d["color_range"] = info.color_range;
-  d["width"] = info.width;
-  d["height"] = info.height;
-  d["fps"] = info.fps;
-  d["num_frames"] = info.num_frames;
-  d["num_keyframes"] = info.num_keyframes;
-  d["duration_s"] = info.duration_s;
-  return d;
-}
-
-nb::dict decoder_stats_dict(const lrs::DecoderStats& s) {
-  nb::dict d;
-  d["frames_requested"] = s.frames_requested;
-  d["frames_decoded"] = s.frames_decoded;
-  d["seeks"] = s.seeks;
-  d["packets_read"] = s.packets_read;
-  return d;
-}
+using lrs::bindings::decoder_stats_dict;
+using lrs::bindings::stream_info_dict;
+using lrs::bindings::to_tensor;
 
 }  // namespace
 

@@ -16,6 +16,9 @@ void bind_cuda(nb::module_& m);
 
 NB_MODULE(_core, m) {
   m.doc() = "lerobot-stream native core: decoding, decoder cache, episode pool, RNG and resume.";
+  // Frame tensors legitimately outlive the module at interpreter exit (torch frees them late); the
+  // leak report would only be noise for users.
+  nb::set_leak_warnings(false);
 
   // Tried after the FrameTimestampError translator below (nanobind tries the newest first).
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
@@ -44,8 +47,20 @@ NB_MODULE(_core, m) {
   bind_decode(m);
   bind_sampling(m);
 #ifdef LRS_WITH_CUDA
+  bind_cuda(m);
   m.attr("built_with_cuda") = true;
 #else
   m.attr("built_with_cuda") = false;
+  m.def("cuda_info", [] {
+    nb::dict d;
+    d["built_with_cuda"] = false;
+    d["available"] = false;
+    d["reason"] = "built without CUDA (nvcc was not found when lerobot_stream was built; rebuild with LRS_CUDA=ON)";
+    d["driver_loaded"] = false;
+    d["nvcuvid_loaded"] = false;
+    d["device_count"] = 0;
+    d["devices"] = nb::list();
+    return d;
+  });
 #endif
 }

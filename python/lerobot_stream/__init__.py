@@ -5,6 +5,8 @@ Public names are re-exported here; implementation modules are private.
 
 from __future__ import annotations
 
+from lerobot_stream._core import cuda_info
+from lerobot_stream.dataset import StreamingLeRobotDataset
 from lerobot_stream.decoding import (
     DecoderCache,
     FrameTimestampError,
@@ -17,7 +19,9 @@ __version__ = "0.1.0"
 __all__ = [
     "DecoderCache",
     "FrameTimestampError",
+    "StreamingLeRobotDataset",
     "VideoDecoder",
     "__version__",
+    "cuda_info",
     "default_decoder_cache_capacity",
 ]

@@ -1,0 +1,256 @@
+#!/usr/bin/env python
+"""Data-loading benchmark with a dummy consumer: how fast does a DataLoader feed a trainer?
+
+Runs lerobot_stream's StreamingLeRobotDataset (and, side by side, the peers asked for) on one
+dataset and writes ``{source}_{mode}_bs{B}_w{W}_{device}.json`` / ``.csv`` / ``_peers.csv`` / ``.png``
+into ``--out-dir``. See bench/README.md for the matrix and the meaning of every key.
+
+    python bench/benchmark_streaming.py --root data/ds --mode single --num-workers 2 --batch-size 16
+    python bench/benchmark_streaming.py --make-dataset --mode sarm --compare-naive --compare-lerobot
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from stream_metrics import RunRecorder, TreeRssSampler, write_results
+from stream_peers import PEERS, BenchConfig, lerobot_unavailable_reason
+
+DEFAULT_SYNTH_ROOT = Path("data/bench-synth")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's command line."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_argument_group("dataset")
+    src.add_argument(
+        "--root",
+        help="dataset root: a local path, an http(s):// URL or hf://datasets/org/name (remote sources are "
+        "passed through to StreamingLeRobotDataset)",
+    )
+    src.add_argument("--repo-id", help="repo_id passed to the datasets (default: the root's last name)")
+    src.add_argument(
+        "--make-dataset",
+        action="store_true",
+        help=f"write a synthetic dataset with lerobot_stream.synth when --root is missing or absent "
+        f"(default root {DEFAULT_SYNTH_ROOT})",
+    )
+    src.add_argument("--synth-episodes", type=int, default=24)
+    src.add_argument("--synth-cameras", type=int, default=3)
+    src.add_argument("--synth-height", type=int, default=240)
+    src.add_argument("--synth-width", type=int, default=320)
+    src.add_argument("--synth-fps", type=int, default=20)
+    src.add_argument("--synth-codec", default="av1", choices=["av1", "h264", "hevc"])
+    src.add_argument(
+        "--prewarm", action="store_true", help="read every local file once first (warm page cache)"
+    )
+
+    load = p.add_argument_group("loading")
+    load.add_argument("--mode", choices=["single", "sarm", "window"], default="single")
+    load.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where batches are consumed")
+    load.add_argument("--video-decode-device", default="cpu", help="passed to StreamingLeRobotDataset")
+    load.add_argument("--num-workers", type=int, default=2)
+    load.add_argument("--batch-size", type=int, default=16)
+    load.add_argument("--episode-pool-size", type=int, default=16)
+    load.add_argument("--decoder-cache-size", type=int, default=None)
+    load.add_argument("--seed", type=int, default=0)
+
+    run = p.add_argument_group("run")
+    run.add_argument("--max-batches", type=int, default=None, help="stop after this many batches")
+    run.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+    run.add_argument(
+        "--consumer-ms", type=float, default=0.0, help="simulated training step per batch (default 0)"
+    )
+    run.add_argument("--compare-naive", action="store_true", help="also run naive per-sample PyAV decode")
+    run.add_argument(
+        "--compare-lerobot", action="store_true", help="also run lerobot 0.6's StreamingLeRobotDataset"
+    )
+    run.add_argument("--out-dir", type=Path, default=Path("bench/results"))
+    return p
+
+
+def source_of(root: str) -> str:
+    """``local``, ``http`` (http and https), ``hf`` or another URL scheme."""
+    scheme = urlparse(root).scheme if "://" in root else ""
+    if not scheme:
+        return "local"
+    return "http" if scheme in ("http", "https") else scheme
+
+
+def resolve_dataset(args: argparse.Namespace) -> tuple[str, str | None]:
+    """(repo_id, root) to pass to the datasets, writing a synthetic dataset when asked to."""
+    root = args.root
+    if root is None or (source_of(root) == "local" and not Path(root).exists()):
+        if not args.make_dataset:
+            raise SystemExit("error: give --root PATH|URL of a LeRobot v3 dataset, or --make-dataset")
+        root = str(root or DEFAULT_SYNTH_ROOT)
+        from lerobot_stream.synth import write_dataset
+
+        print(f"[bench] writing a synthetic dataset to {root} ...", flush=True)
+        write_dataset(
+            root,
+            num_episodes=args.synth_episodes,
+            num_cameras=args.synth_cameras,
+            height=args.synth_height,
+            width=args.synth_width,
+            codec=args.synth_codec,
+            fps=args.synth_fps,
+        )
+    if root.startswith("hf://"):  # the Hub is addressed by repo_id (see lerobot_stream.remote)
+        return args.repo_id or root, None
+    return args.repo_id or Path(urlparse(root).path.rstrip("/")).name or "dataset", root
+
+
+def prewarm(root: Path) -> tuple[int, float]:
+    """Reads every file under ``root`` once (page cache); returns (bytes, seconds)."""
+    start, total = time.perf_counter(), 0
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        with path.open("rb") as f:
+            while chunk := f.read(8 << 20):
+                total += len(chunk)
+    return total, time.perf_counter() - start
+
+
+def _to_device(batch: dict[str, Any], device: str) -> dict[str, Any]:
+    if device == "cpu":
+        return batch
+    moved = {
+        k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()
+    }
+    torch.cuda.synchronize()
+    return moved
+
+
+def run_peer(peer: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Consumes ``peer``'s DataLoader until --max-batches / --seconds / the epoch ends."""
+    loader = peer.loader()
+    recorder = RunRecorder(peer.camera_keys)
+    batches = 0
+    with TreeRssSampler() as rss:
+        recorder.start = time.perf_counter()
+        it = iter(loader)
+        while True:
+            asked = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                break
+            recorder.record(batch, time.perf_counter() - asked)
+            _to_device(batch, args.device)
+            batches += 1
+            elapsed = time.perf_counter() - recorder.start
+            if (args.max_batches and batches >= args.max_batches) or (
+                args.seconds and elapsed >= args.seconds
+            ):
+                break
+            if args.consumer_ms:
+                time.sleep(args.consumer_ms / 1e3)
+        end = time.perf_counter()
+        del it  # shuts the workers down before the next peer starts
+    return {**recorder.summary(end, rss.peak_bytes), "timeline": recorder.timeline}
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def print_table(results: dict[str, dict[str, Any]]) -> None:
+    """One line per peer, then ours' speed-up over each peer."""
+    print(
+        f"{'peer':8} {'frames/s':>9} {'samples/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+        f"{'1st batch s':>11} {'hit rate':>8} {'rss GB':>7}"
+    )
+    for name, r in results.items():
+        print(
+            f"{name:8} {_fmt(r['frames_per_s_node']):>9} {_fmt(r['samples_per_s']):>9} "
+            f"{_fmt(r['p50_sample_latency_ms']):>8} {_fmt(r['p95_sample_latency_ms']):>8} "
+            f"{_fmt(r['p99_sample_latency_ms']):>8} {_fmt(r['first_batch_latency_s'], 2):>11} "
+            f"{_fmt(r['video_decoder_cache']['hit_rate'], 3):>8} {_fmt(r['peak_rss_gb'], 2):>7}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the benchmark; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda but torch.cuda.is_available() is False")
+    started = time.perf_counter()
+    repo_id, root = resolve_dataset(args)
+    source = source_of(root or repo_id)
+    if args.prewarm and source == "local":
+        size, seconds = prewarm(Path(root))
+        print(f"[bench] prewarmed {size / 2**20:.0f} MiB in {seconds:.1f} s")
+    cfg = BenchConfig(
+        repo_id=repo_id,
+        root=root,
+        mode=args.mode,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        episode_pool_size=args.episode_pool_size,
+        device=args.device,
+        video_decode_device=args.video_decode_device,
+        seed=args.seed,
+        decoder_cache_size=args.decoder_cache_size,
+    )
+    names = ["ours"] + ["naive"] * args.compare_naive
+    if args.compare_lerobot:
+        reason = lerobot_unavailable_reason()
+        if reason is None:
+            names.append("lerobot")
+        else:
+            print(f"[bench] --compare-lerobot: not run: {reason}")
+
+    results: dict[str, dict[str, Any]] = {}
+    ours = None
+    for name in names:
+        print(f"[bench] {name}: mode={args.mode} bs={args.batch_size} workers={args.num_workers}", flush=True)
+        peer = PEERS[name](cfg)
+        ours = ours or peer
+        results[name] = run_peer(peer, args)
+
+    stem = f"{source}_{args.mode}_bs{args.batch_size}_w{args.num_workers}_{args.device}"
+    main_result = {
+        "repo_id": repo_id,
+        "source": source,
+        "mode": args.mode,
+        "peer": "ours",
+        "batch_size": args.batch_size,
+        "num_workers": args.num_workers,
+        "episode_pool_size": args.episode_pool_size,
+        "num_cameras": len(ours.camera_keys),
+        "fps": ours.fps,
+        "device": args.device,
+        "video_decode_device": args.video_decode_device,
+        "prefetch_factor": cfg.prefetch_factor,
+        "cpu_count": len(__import__("os").sched_getaffinity(0)),
+        **results["ours"],
+        "wallclock_s": time.perf_counter() - started,
+        "peers": {n: r for n, r in results.items() if n != "ours"},
+        "ratios_vs_ours": {
+            n: results["ours"]["frames_per_s_node"] / r["frames_per_s_node"]
+            for n, r in results.items()
+            if n != "ours" and r["frames_per_s_node"]
+        },
+    }
+    print_table(results)
+    for name, ratio in main_result["ratios_vs_ours"].items():
+        print(f"[bench] ours / {name}: {ratio:.2f}x frames/s")
+    for path in write_results(args.out_dir, stem, main_result):
+        print(f"[bench] wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

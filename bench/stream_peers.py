@@ -1,0 +1,405 @@
+"""The loaders the streaming benchmark compares, one class per peer, all fed the same dataset.
+
+Every peer builds a ``torch.utils.data.DataLoader`` whose samples carry three extra keys, filled in
+the worker that produced the sample (see Note [Worker-side probes]):
+
+    ``__bench_worker``   DataLoader worker id (0 in the main process)
+    ``__bench_latency``  seconds the worker spent producing this sample
+    ``__bench_stats``    the worker's cumulative [cache hits, misses, evictions, decode s, fetch s]
+                         (NaN where the peer has no such counter)
+
+Peers:
+    ``ours``     lerobot_stream.StreamingLeRobotDataset (episode pool, decoder cache, C++ decode)
+    ``naive``    a map-style reader that opens every camera's mp4 with PyAV for every sample and
+                 decodes from the preceding keyframe ("naive per-sample decode", as lerobot's
+                 map-style dataset with the pyav backend does)
+    ``lerobot``  lerobot 0.6's StreamingLeRobotDataset, when lerobot is importable
+
+Note [Worker-side probes]
+~~~~~~~~~~~~~~~~~~~~~~~~~
+Latency is measured where the sample is made (the time between the worker asking its iterator for
+the next sample and getting it), so it is the cost of one sample, not of DataLoader queueing.
+For ``ours`` the decode and fetch split comes from timing the dataset's consumer runtime
+(``builder._decode_videos``: wall time of a sample's decode, cameras in parallel;
+``reader.read_episode``: parquet rows of admitted episodes, downloads included when remote). These
+are private attributes; when they are missing the split is reported as null, never guessed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+Mode = Literal["single", "sarm", "window"]
+STAT_FIELDS = ("hits", "misses", "evictions", "decode_s", "fetch_s")
+BENCH_KEYS = ("__bench_worker", "__bench_latency", "__bench_stats")
+
+# lerobot 0.6 lerobot/rewards/sarm/configuration_sarm.py defaults: n_obs_steps=8, frame_gap=30 frames,
+# max_rewind_steps=4; observation_delta_indices = 4 past + current + 4 future, then 4 rewind slots.
+SARM_N_OBS_STEPS = 8
+SARM_FRAME_GAP = 30
+SARM_MAX_REWIND_STEPS = 4
+WINDOW_OBS_FRAMES = 2
+WINDOW_ACTIONS = 50
+
+
+def sarm_delta_indices(
+    n_obs_steps: int = SARM_N_OBS_STEPS,
+    frame_gap: int = SARM_FRAME_GAP,
+    max_rewind: int = SARM_MAX_REWIND_STEPS,
+) -> list[int]:
+    """SARM's ``observation_delta_indices``.
+
+    Defaults give [-120, -90, -60, -30, 0, 30, 60, 90, 120, -30, -60, -90, -120] frames.
+    """
+    half = n_obs_steps // 2
+    past = [-frame_gap * i for i in range(half, 0, -1)]
+    future = [frame_gap * i for i in range(1, half + 1)]
+    rewind = [-frame_gap * (i + 1) for i in range(max_rewind)]
+    return [*past, 0, *future, *rewind]
+
+
+def delta_timestamps_for(mode: Mode, features: Mapping[str, Any], fps: int) -> dict[str, list[float]] | None:
+    """The ``delta_timestamps`` of a benchmark mode, as lerobot's ``resolve_delta_timestamps`` builds them.
+
+    single: none (one frame per camera); sarm: SARM's observation indices on every ``observation.*``
+    feature; window: 2 observation frames (previous, current) and 50 future actions.
+    """
+    observation_keys = [k for k in features if k.startswith("observation.")]
+    if mode == "single":
+        return None
+    if mode == "sarm":
+        return {k: [i / fps for i in sarm_delta_indices()] for k in observation_keys}
+    if mode == "window":
+        deltas = {k: [i / fps for i in range(1 - WINDOW_OBS_FRAMES, 1)] for k in observation_keys}
+        if "action" in features:
+            deltas["action"] = [i / fps for i in range(WINDOW_ACTIONS)]
+        return deltas
+    raise ValueError(f"mode must be one of 'single', 'sarm', 'window', got {mode!r}")
+
+
+@dataclass
+class BenchConfig:
+    """What every peer loads and how."""
+
+    repo_id: str
+    root: str | None
+    mode: Mode
+    batch_size: int
+    num_workers: int
+    episode_pool_size: int
+    device: str
+    video_decode_device: str = "cpu"
+    seed: int = 0
+    decoder_cache_size: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def prefetch_factor(self) -> int | None:
+        """The DataLoader's prefetch factor (its default, 2, with workers)."""
+        return 2 if self.num_workers > 0 else None
+
+    def loader(self, dataset: Dataset, **kwargs: Any) -> DataLoader:
+        """A DataLoader over ``dataset`` with the benchmark's batch size, workers and pinning."""
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.device == "cuda",
+            prefetch_factor=self.prefetch_factor,
+            **kwargs,
+        )
+
+
+def _probe_fields(latency: float, worker: int, stats: list[float]) -> dict[str, torch.Tensor]:
+    return {
+        "__bench_worker": torch.tensor(worker, dtype=torch.int64),
+        "__bench_latency": torch.tensor(latency, dtype=torch.float64),
+        "__bench_stats": torch.tensor(stats, dtype=torch.float64),
+    }
+
+
+def _worker_id() -> int:
+    info = torch.utils.data.get_worker_info()
+    return 0 if info is None else int(info.id)
+
+
+class _Timer:
+    """Accumulates the wall time of calls to a wrapped function."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        return timed
+
+
+class _ProbedIterable(IterableDataset):
+    """Adds the probe fields of Note [Worker-side probes] to every sample of an iterable dataset.
+
+    The base class measures latency only (counters NaN), for third-party datasets.
+    """
+
+    def __init__(self, dataset: Any) -> None:
+        super().__init__()
+        self.dataset = dataset
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        worker = _worker_id()
+        it = iter(self.dataset)
+        counters = self._counters()
+        while True:
+            start = time.perf_counter()
+            try:
+                sample = next(it)
+            except StopIteration:
+                return
+            latency = time.perf_counter() - start
+            yield {**sample, **_probe_fields(latency, worker, counters())}
+
+    def _counters(self) -> Callable[[], list[float]]:
+        """Called once the dataset iterator exists; returns a function giving the STAT_FIELDS values."""
+        nan = [math.nan] * len(STAT_FIELDS)
+        return lambda: nan
+
+
+class _ProbedStream(_ProbedIterable):
+    """``ours`` with its decoder-cache counters and decode / fetch timers."""
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def _counters(self) -> Callable[[], list[float]]:
+        runtime = getattr(self.dataset, "_runtime", None)
+        builder = getattr(runtime, "builder", None)
+        reader = getattr(runtime, "reader", None)
+        decode = fetch = None
+        if builder is not None and hasattr(builder, "_decode_videos"):
+            decode = _Timer()
+            builder._decode_videos = decode.wrap(builder._decode_videos)
+        if reader is not None and hasattr(reader, "read_episode"):
+            fetch = _Timer()
+            reader.read_episode = fetch.wrap(reader.read_episode)
+
+        def counters() -> list[float]:
+            cache = self.dataset.stats().get("decoder_cache", {})
+            values = [float(cache.get(k, math.nan)) for k in ("hits", "misses", "evictions")]
+            return [*values, decode.seconds if decode else math.nan, fetch.seconds if fetch else math.nan]
+
+        return counters
+
+
+class OursPeer:
+    """lerobot_stream.StreamingLeRobotDataset."""
+
+    name = "ours"
+
+    def __init__(self, cfg: BenchConfig) -> None:
+        from lerobot_stream import StreamingLeRobotDataset
+
+        self.cfg = cfg
+        probe = StreamingLeRobotDataset(cfg.repo_id, root=cfg.root)
+        self.dataset = StreamingLeRobotDataset(
+            cfg.repo_id,
+            root=cfg.root,
+            delta_timestamps=delta_timestamps_for(cfg.mode, probe.features, probe.fps),
+            episode_pool_size=cfg.episode_pool_size,
+            seed=cfg.seed,
+            shuffle=True,
+            return_uint8=True,
+            decoder_cache_size=cfg.decoder_cache_size,
+            num_workers=max(cfg.num_workers, 1),
+            video_decode_device=cfg.video_decode_device,
+            **cfg.extra,
+        )
+
+    @property
+    def fps(self) -> int:
+        return int(self.dataset.fps)
+
+    @property
+    def camera_keys(self) -> list[str]:
+        return list(self.dataset.video_keys)
+
+    def loader(self) -> DataLoader:
+        return self.cfg.loader(_ProbedStream(self.dataset))
+
+
+class NaiveFrameReader(Dataset):
+    """Map-style dataset that decodes every camera frame of every sample from scratch with PyAV.
+
+    Each ``__getitem__`` reads the sample's rows from memory (all parquet rows are loaded up front),
+    then, per camera, opens the mp4, seeks to the keyframe before the first requested timestamp and
+    decodes forward to each requested frame; nothing is cached between samples. Windows clamp to the
+    episode and set ``<key>_is_pad`` like lerobot's map-style dataset.
+    """
+
+    def __init__(self, repo_id: str, root: str, delta_timestamps: dict[str, list[float]] | None) -> None:
+        from lerobot_stream.metadata import load_metadata
+
+        self.meta = load_metadata(repo_id, root)
+        self.root = Path(root)
+        self.video_keys = list(self.meta.video_keys)
+        files = sorted({str(self.meta.get_data_file_path(int(e))) for e in self.meta.episode_index})
+        table = pa.concat_tables([pq.read_table(self.root / f) for f in files]).sort_by("index")
+        numeric = [n for n in table.column_names if n not in self.video_keys and n != "task"]
+        self.columns = {n: _column_tensor(table.column(n)) for n in numeric}
+        fps = self.meta.fps
+        self.deltas = {k: [round(d * fps) for d in v] for k, v in (delta_timestamps or {}).items()}
+        self.episode_rows = {int(e): r for r, e in enumerate(self.meta.episode_index)}
+
+    def __len__(self) -> int:
+        return int(self.columns["index"].shape[0])
+
+    def __getitem__(self, idx: int) -> dict[str, Any]:
+        start = time.perf_counter()
+        episode = int(self.columns["episode_index"][idx])
+        row = self.episode_rows[episode]
+        ep_from, ep_to = int(self.meta.dataset_from_index[row]), int(self.meta.dataset_to_index[row])
+        item: dict[str, Any] = {name: col[idx] for name, col in self.columns.items()}
+        windows: dict[str, list[int]] = {}
+        for key, offsets in self.deltas.items():
+            wanted = [idx + o for o in offsets]
+            windows[key] = [min(max(i, ep_from), ep_to - 1) for i in wanted]
+            item[f"{key}_is_pad"] = torch.tensor([not ep_from <= i < ep_to for i in wanted])
+            if key in self.columns:
+                item[key] = self.columns[key][windows[key]]
+        decode_start = time.perf_counter()
+        for key in self.video_keys:
+            frames = windows.get(key, [idx])
+            loc = self.meta.videos[key]
+            times = [float(loc.from_timestamp[row]) + float(self.columns["timestamp"][i]) for i in frames]
+            path = self.root / self.meta.get_video_file_path(episode, key)
+            decoded = torch.from_numpy(_decode_at(path, times, self.meta.fps))
+            item[key] = decoded if key in windows else decoded[0]
+        decode_s = time.perf_counter() - decode_start
+        self._decode_s = getattr(self, "_decode_s", 0.0) + decode_s
+        stats = [math.nan, math.nan, math.nan, self._decode_s, math.nan]
+        return {**item, **_probe_fields(time.perf_counter() - start, _worker_id(), stats)}
+
+
+def _column_tensor(column: Any) -> torch.Tensor:
+    values = column.to_numpy(zero_copy_only=False)
+    if values.dtype == object:  # list columns (state, action vectors)
+        values = np.stack(values)
+    return torch.from_numpy(np.array(values))  # owned, writable copy
+
+
+def _decode_at(path: Path, times: list[float], fps: int) -> np.ndarray:
+    """RGB uint8 [T, 3, H, W] frames nearest to ``times`` (seconds) in ``path``, decoded from scratch."""
+    import av
+
+    half_frame = 0.5 / fps
+    out: dict[float, np.ndarray] = {}
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for target in sorted(set(times)):
+            container.seek(int(max(target - half_frame, 0.0) / stream.time_base), stream=stream)
+            for frame in container.decode(stream):
+                if frame.time is not None and frame.time >= target - half_frame:
+                    out[target] = frame.to_ndarray(format="rgb24").transpose(2, 0, 1)
+                    break
+            else:
+                raise ValueError(f"{path}: no frame at {target:.4f} s")
+    return np.stack([out[t] for t in times])
+
+
+class NaivePeer:
+    """Naive per-sample decode: ``NaiveFrameReader`` behind a shuffling DataLoader."""
+
+    name = "naive"
+
+    def __init__(self, cfg: BenchConfig) -> None:
+        from lerobot_stream.metadata import load_metadata
+
+        if cfg.root is None or "://" in cfg.root:
+            raise RuntimeError("the naive peer reads local datasets only (pass --root PATH)")
+        meta = load_metadata(cfg.repo_id, cfg.root)
+        self.cfg = cfg
+        self.dataset = NaiveFrameReader(
+            cfg.repo_id, cfg.root, delta_timestamps_for(cfg.mode, meta.features, meta.fps)
+        )
+
+    @property
+    def fps(self) -> int:
+        return int(self.dataset.meta.fps)
+
+    @property
+    def camera_keys(self) -> list[str]:
+        return self.dataset.video_keys
+
+    def loader(self) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.cfg.seed)
+        return self.cfg.loader(self.dataset, shuffle=True, generator=generator)
+
+
+def lerobot_unavailable_reason() -> str | None:
+    """None when lerobot's StreamingLeRobotDataset imports; otherwise why not, in one sentence."""
+    try:
+        importlib.import_module("lerobot.datasets.streaming_dataset")
+    except Exception as exc:
+        py = ".".join(map(str, sys.version_info[:3]))
+        return (
+            f"lerobot is not importable here ({type(exc).__name__}: {exc}); lerobot 0.6 needs "
+            f"Python >= 3.12 and torch < 2.12 (this is Python {py}, torch {torch.__version__}). "
+            "Run the benchmark from an environment with `pip install 'lerobot[dataset]>=0.6,<0.7'` "
+            "and lerobot-stream to compare."
+        )
+    return None
+
+
+class LerobotPeer:
+    """lerobot 0.6's StreamingLeRobotDataset on the same data (needs lerobot importable)."""
+
+    name = "lerobot"
+
+    def __init__(self, cfg: BenchConfig) -> None:
+        reason = lerobot_unavailable_reason()
+        if reason is not None:
+            raise RuntimeError(reason)
+        from lerobot.datasets.streaming_dataset import StreamingLeRobotDataset
+
+        self.cfg = cfg
+        probe = StreamingLeRobotDataset(cfg.repo_id, root=cfg.root)
+        self.dataset = StreamingLeRobotDataset(
+            cfg.repo_id,
+            root=cfg.root,
+            delta_timestamps=delta_timestamps_for(cfg.mode, probe.meta.features, probe.meta.fps),
+            seed=cfg.seed,
+            shuffle=True,
+        )
+        self._fps = int(probe.meta.fps)
+        self._cameras = list(probe.meta.video_keys)
+
+    @property
+    def fps(self) -> int:
+        return self._fps
+
+    @property
+    def camera_keys(self) -> list[str]:
+        return self._cameras
+
+    def loader(self) -> DataLoader:
+        return self.cfg.loader(_ProbedIterable(self.dataset))
+
+
+PEERS: dict[str, type] = {"ours": OursPeer, "naive": NaivePeer, "lerobot": LerobotPeer}

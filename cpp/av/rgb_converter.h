@@ -1,0 +1,40 @@
+// RgbConverter: converts decoded libav frames (any YUV/RGB software format) to planar RGB uint8
+// [3, H, W] with libswscale (via packed RGB24), using the frame's own colour matrix and range. This is the CPU
+// decoder's conversion and the reference the GPU kernel is tested against (see Note [Colour
+// conversion parity] in cuda/colour_math.h).
+//
+// Owns one SwsContext, rebuilt when the input format, size, matrix or range changes. Not
+// thread-safe: one caller at a time.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "av/av_handles.h"
+
+namespace lrs::av {
+
+class RgbConverter {
+ public:
+  // Writes R, G, B planes of frame->width x frame->height bytes each to `out`. Throws
+  // InvalidInput naming `path` when the pixel format cannot be converted.
+  void convert(const AVFrame* frame, uint8_t* out, const std::string& path);
+
+  // AVColorSpace of the last converted frame (-1 before the first).
+  int last_colorspace() const { return colorspace_; }
+
+ private:
+  UniqueSwsContext sws_;
+  std::vector<uint8_t> packed_rgb_;  // RGB24 staging for one frame (Note [RGB conversion])
+  int src_format_ = -1;
+  int src_width_ = 0;
+  int src_height_ = 0;
+  int colorspace_ = -1;
+  int full_range_ = -1;
+};
+
+// True when the frame's samples are full range ("pc"/JPEG), including the deprecated J formats.
+bool is_full_range(const AVFrame* frame);
+
+}  // namespace lrs::av

@@ -1,0 +1,510 @@
+#include "cuda/nvdec_decoder.h"
+
+extern "C" {
+#include <libavcodec/bsf.h>
+#include <libavutil/pixdesc.h>
+}
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <mutex>
+#include <utility>
+#include <numeric>
+
+#include "av/av_handles.h"
+#include "common/errors.h"
+#include "cuda/colour_kernel.h"
+#include "cuda/cuda_context.h"
+#include "cuda/cuda_loader.h"
+
+namespace lrs::cuda {
+namespace {
+
+struct BsfDeleter {
+  void operator()(AVBSFContext* bsf) const { av_bsf_free(&bsf); }
+};
+using UniqueBsf = std::unique_ptr<AVBSFContext, BsfDeleter>;
+
+struct CodecMapping {
+  AVCodecID av;
+  cudaVideoCodec nv;
+  const char* bsf;  // mp4 -> Annex B for the nvcuvid parser ("" = packets go in as they are)
+};
+constexpr CodecMapping kCodecs[] = {
+    {AV_CODEC_ID_H264, cudaVideoCodec_H264, "h264_mp4toannexb"},
+    {AV_CODEC_ID_HEVC, cudaVideoCodec_HEVC, "hevc_mp4toannexb"},
+    {AV_CODEC_ID_AV1, cudaVideoCodec_AV1, ""},  // mp4 AV1 samples are low-overhead OBUs: parsed as is
+};
+
+}  // namespace
+
+// Note [NVDEC random access]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Same plan as the CPU decoder (Note [Seeking]): a demux-only scan gives the frame table; requests
+// are served in pts order; a target behind the last displayed frame or in a later GOP seeks to its
+// keyframe and sends the parser a discontinuity. The parser runs with no display delay, so each
+// frame is displayed as soon as its references allow; the display callback converts the frame whose
+// timestamp (the packet pts we passed) is the current target and ignores the rest.
+// Remaining (TODO, GPU session): the frame-table scan and nearest-frame lookup duplicate
+// CpuVideoDecoder's private ones; they should move to a shared av/frame_table.{h,cpp}.
+struct NvdecVideoDecoder::Impl {
+  std::string path;
+  StreamInfo info;
+  DecoderStats stats;
+  NvdecOptions options;
+
+  av::UniqueFormatContext format;
+  av::UniquePacket packet{av_packet_alloc()};
+  UniqueBsf bsf;
+  int stream_index = -1;
+  AVRational time_base{0, 1};
+  cudaVideoCodec codec = cudaVideoCodec_NumCodecs;
+  int bit_depth = 8;
+  std::vector<uint8_t> av1_config_obus;  // av1C configOBUs (sequence header), sent after each seek
+
+  std::vector<int64_t> frame_pts;  // presentation order
+  std::vector<double> frame_seconds;
+  std::vector<int64_t> key_pts;
+
+  std::shared_ptr<PrimaryContext> context;
+  std::unique_ptr<CudaStream> stream;
+  std::unique_ptr<CudaEvent> done;
+  std::shared_ptr<DevicePool> pool;
+  std::unique_ptr<ColourKernel> kernel;
+  CUvideoparser parser = nullptr;
+  CUvideodecoder decoder = nullptr;
+  CUVIDEOFORMAT seq{};
+  CropWindow crop{};
+  ColourParams colour{};
+
+  // Decode state.
+  int64_t target_pts = 0;
+  CUdeviceptr target_out = 0;
+  bool target_done = false;
+  int64_t last_displayed_pts = INT64_MIN;
+  bool at_eof = true;  // forces a seek before the first decode
+  unsigned pending_discontinuity = 0;  // CUVID_PKT_DISCONTINUITY for the first packet after a seek
+  std::exception_ptr callback_error;
+
+  [[noreturn]] void fail(const std::string& what) const { throw InvalidInput(path + ": " + what); }
+
+  void open_demuxer();
+  void scan();
+  void check_capability();
+  void create_parser();
+  int64_t nearest_frame(double t, double tolerance_s) const;
+  void decode_to(int64_t frame_idx, CUdeviceptr out);
+  void seek_to_keyframe_of(int64_t pts);
+  bool feed_next_packet();  // false after end of stream was sent
+  void parse(const uint8_t* data, size_t size, int64_t pts, unsigned flags);
+
+  int on_sequence(CUVIDEOFORMAT* format);
+  int on_decode(CUVIDPICPARAMS* pic);
+  int on_display(CUVIDPARSERDISPINFO* disp);
+
+  ~Impl();
+};
+
+void NvdecVideoDecoder::Impl::open_demuxer() {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw FileNotFound(path + ": no such file");
+  AVFormatContext* raw = nullptr;
+  int rc = avformat_open_input(&raw, path.c_str(), nullptr, nullptr);
+  if (rc < 0) fail("not a readable video container (" + av::error_string(rc) + ")");
+  format.reset(raw);
+  rc = avformat_find_stream_info(format.get(), nullptr);
+  if (rc < 0) fail("cannot read stream information (" + av::error_string(rc) + ")");
+  stream_index = av_find_best_stream(format.get(), AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
+  if (stream_index < 0) fail("contains no video stream");
+  for (unsigned i = 0; i < format->nb_streams; ++i) {
+    if (static_cast<int>(i) != stream_index) format->streams[i]->discard = AVDISCARD_ALL;
+  }
+  const AVStream* st = format->streams[stream_index];
+  const AVCodecParameters* par = st->codecpar;
+  time_base = st->time_base;
+  const auto* mapping = std::find_if(std::begin(kCodecs), std::end(kCodecs),
+                                     [&](const CodecMapping& m) { return m.av == par->codec_id; });
+  info.path = path;
+  info.codec = avcodec_get_name(par->codec_id);
+  if (mapping == std::end(kCodecs)) {
+    throw CudaUnavailable(path + ": NVDEC decoding supports h264, hevc and av1 here, not " + info.codec);
+  }
+  codec = mapping->nv;
+  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(static_cast<AVPixelFormat>(par->format));
+  info.pixel_format = desc ? desc->name : "unknown";
+  bit_depth = desc ? desc->comp[0].depth : 8;
+  if (desc && (desc->log2_chroma_w != 1 || desc->log2_chroma_h != 1)) {
+    throw CudaUnavailable(path + ": NVDEC path handles 4:2:0 only, the stream is " + info.pixel_format);
+  }
+  info.color_space = av_color_space_name(par->color_space) ? av_color_space_name(par->color_space) : "unknown";
+  info.color_range = par->color_range == AVCOL_RANGE_JPEG ? "pc" : (par->color_range == AVCOL_RANGE_MPEG ? "tv" : "unknown");
+  info.width = par->width;
+  info.height = par->height;
+  if (mapping->bsf[0] != '\0') {
+    const AVBitStreamFilter* filter = av_bsf_get_by_name(mapping->bsf);
+    AVBSFContext* raw_bsf = nullptr;
+    if (filter == nullptr || av_bsf_alloc(filter, &raw_bsf) < 0) fail(std::string("no bitstream filter ") + mapping->bsf);
+    bsf.reset(raw_bsf);
+    avcodec_parameters_copy(bsf->par_in, par);
+    bsf->time_base_in = time_base;
+    if (av_bsf_init(bsf.get()) < 0) fail(std::string("cannot initialise ") + mapping->bsf);
+  } else if (par->extradata_size > 4) {
+    av1_config_obus.assign(par->extradata + 4, par->extradata + par->extradata_size);  // skip the av1C header
+  }
+}
+
+void NvdecVideoDecoder::Impl::scan() {
+  while (av_read_frame(format.get(), packet.get()) >= 0) {
+    if (packet->stream_index == stream_index && packet->size > 0) {
+      const int64_t pts = packet->pts != AV_NOPTS_VALUE ? packet->pts : packet->dts;
+      if (pts != AV_NOPTS_VALUE) {
+        frame_pts.push_back(pts);
+        if (packet->flags & AV_PKT_FLAG_KEY) key_pts.push_back(pts);
+      }
+    }
+    av_packet_unref(packet.get());
+    ++stats.packets_read;
+  }
+  if (frame_pts.empty() || key_pts.empty()) fail("contains no decodable video frames");
+  std::sort(frame_pts.begin(), frame_pts.end());
+  std::sort(key_pts.begin(), key_pts.end());
+  if (key_pts.front() != frame_pts.front()) fail("first video frame is not a keyframe (corrupt stream)");
+  const double tb = av_q2d(time_base);
+  for (int64_t pts : frame_pts) frame_seconds.push_back(static_cast<double>(pts) * tb);
+  info.num_frames = static_cast<int64_t>(frame_pts.size());
+  info.num_keyframes = static_cast<int64_t>(key_pts.size());
+  if (frame_pts.size() > 1) {
+    std::vector<int64_t> steps(frame_pts.size() - 1);
+    std::adjacent_difference(frame_pts.begin() + 1, frame_pts.end(), steps.begin());
+    steps[0] = frame_pts[1] - frame_pts[0];
+    std::nth_element(steps.begin(), steps.begin() + steps.size() / 2, steps.end());
+    info.fps = 1.0 / (static_cast<double>(steps[steps.size() / 2]) * tb);
+  }
+  info.duration_s = frame_seconds.back() - frame_seconds.front() + (info.fps > 0 ? 1.0 / info.fps : 0.0);
+}
+
+void NvdecVideoDecoder::Impl::check_capability() {
+  const NvcuvidApi& cuvid = nvcuvid_api();
+  CUVIDDECODECAPS caps;
+  std::memset(&caps, 0, sizeof(caps));
+  caps.eCodecType = codec;
+  caps.eChromaFormat = cudaVideoChromaFormat_420;
+  caps.nBitDepthMinus8 = static_cast<unsigned>(bit_depth - 8);
+  check_cuda(cuvid.cuvidGetDecoderCaps(&caps), path + ": cuvidGetDecoderCaps");
+  char name[256] = {};
+  driver_api().cuDeviceGetName(name, sizeof(name) - 1, context->device());
+  const std::string what = path + ": NVDEC on GPU " + std::to_string(options.device_index) + " (" + name +
+                           ") cannot decode this " + info.codec + " " + std::to_string(info.width) + "x" +
+                           std::to_string(info.height) + " " + std::to_string(bit_depth) + "-bit 4:2:0 stream: ";
+  const std::string advice =
+      "; decode it on the CPU (decode_backend='cpu' or the hybrid path) or transcode the dataset to h264/hevc "
+      "(python -m lerobot_stream.transcode)";
+  if (!caps.bIsSupported) throw CudaUnavailable(what + "this GPU has no NVDEC support for it" + advice);
+  const unsigned w = static_cast<unsigned>(info.width), h = static_cast<unsigned>(info.height);
+  if (w > caps.nMaxWidth || h > caps.nMaxHeight || w < caps.nMinWidth || h < caps.nMinHeight ||
+      ((w + 15) / 16) * ((h + 15) / 16) > caps.nMaxMBCount) {
+    throw CudaUnavailable(what + "size outside NVDEC's range " + std::to_string(caps.nMinWidth) + "x" +
+                          std::to_string(caps.nMinHeight) + " .. " + std::to_string(caps.nMaxWidth) + "x" +
+                          std::to_string(caps.nMaxHeight) + advice);
+  }
+}
+
+void NvdecVideoDecoder::Impl::create_parser() {
+  CUVIDPARSERPARAMS params;
+  std::memset(&params, 0, sizeof(params));
+  params.CodecType = codec;
+  params.ulMaxNumDecodeSurfaces = 1;  // raised by the sequence callback's return value
+  params.ulMaxDisplayDelay = 0;       // display each frame as soon as possible (random access)
+  params.pUserData = this;
+  params.pfnSequenceCallback = [](void* self, CUVIDEOFORMAT* f) { return static_cast<Impl*>(self)->on_sequence(f); };
+  params.pfnDecodePicture = [](void* self, CUVIDPICPARAMS* p) { return static_cast<Impl*>(self)->on_decode(p); };
+  params.pfnDisplayPicture = [](void* self, CUVIDPARSERDISPINFO* d) {
+    return static_cast<Impl*>(self)->on_display(d);
+  };
+  check_cuda(nvcuvid_api().cuvidCreateVideoParser(&parser, &params), path + ": cuvidCreateVideoParser");
+}
+
+int NvdecVideoDecoder::Impl::on_sequence(CUVIDEOFORMAT* f) {
+  try {
+    const int surfaces = std::max<int>(f->min_num_decode_surfaces, 4) + 4;
+    const bool same = decoder != nullptr && f->coded_width == seq.coded_width &&
+                      f->coded_height == seq.coded_height && f->bit_depth_luma_minus8 == seq.bit_depth_luma_minus8;
+    if (!same) {
+      if (decoder != nullptr) nvcuvid_api().cuvidDestroyDecoder(decoder), decoder = nullptr;
+      CUVIDDECODECREATEINFO ci;
+      std::memset(&ci, 0, sizeof(ci));
+      ci.ulWidth = f->coded_width;
+      ci.ulHeight = f->coded_height;
+      ci.ulNumDecodeSurfaces = surfaces;
+      ci.CodecType = f->codec;
+      ci.ChromaFormat = f->chroma_format;
+      ci.ulCreationFlags = cudaVideoCreate_PreferCUVID;
+      ci.bitDepthMinus8 = f->bit_depth_luma_minus8;
+      ci.OutputFormat = f->bit_depth_luma_minus8 > 0 ? cudaVideoSurfaceFormat_P016 : cudaVideoSurfaceFormat_NV12;
+      ci.DeinterlaceMode = cudaVideoDeinterlaceMode_Weave;
+      ci.ulTargetWidth = f->coded_width;  // no scaling; the kernel crops (Note [Colour conversion parity])
+      ci.ulTargetHeight = f->coded_height;
+      ci.ulNumOutputSurfaces = 2;
+      check_cuda(nvcuvid_api().cuvidCreateDecoder(&decoder, &ci), path + ": cuvidCreateDecoder");
+    }
+    seq = *f;
+    crop = CropWindow{f->display_area.left, f->display_area.top, f->display_area.right - f->display_area.left,
+                      f->display_area.bottom - f->display_area.top};
+    if (crop.width != info.width || crop.height != info.height) {
+      throw InvalidInput(path + ": NVDEC display size " + std::to_string(crop.width) + "x" +
+                         std::to_string(crop.height) + " differs from the container's " +
+                         std::to_string(info.width) + "x" + std::to_string(info.height));
+    }
+    // Matrix and range: the bitstream's when it states them, else the container's (as libavcodec).
+    int matrix = f->video_signal_description.matrix_coefficients;
+    if (matrix == 2 || matrix == 0) matrix = format->streams[stream_index]->codecpar->color_space;
+    const bool full = f->video_signal_description.video_full_range_flag != 0 ||
+                      format->streams[stream_index]->codecpar->color_range == AVCOL_RANGE_JPEG;
+    colour = make_colour_params(matrix_for_av_colorspace(matrix), full, f->bit_depth_luma_minus8 + 8);
+    return surfaces;
+  } catch (...) {
+    callback_error = std::current_exception();
+    return 0;
+  }
+}
+
+int NvdecVideoDecoder::Impl::on_decode(CUVIDPICPARAMS* pic) {
+  const CUresult rc = nvcuvid_api().cuvidDecodePicture(decoder, pic);
+  if (rc != CUDA_SUCCESS) {
+    try {
+      check_cuda(rc, path + ": cuvidDecodePicture");
+    } catch (...) {
+      callback_error = std::current_exception();
+    }
+    return 0;
+  }
+  return 1;
+}
+
+int NvdecVideoDecoder::Impl::on_display(CUVIDPARSERDISPINFO* disp) {
+  ++stats.frames_decoded;
+  last_displayed_pts = disp->timestamp;
+  if (target_done || disp->timestamp != target_pts) return 1;
+  try {
+    const NvcuvidApi& cuvid = nvcuvid_api();
+    CUVIDPROCPARAMS proc;
+    std::memset(&proc, 0, sizeof(proc));
+    proc.progressive_frame = disp->progressive_frame;
+    proc.top_field_first = disp->top_field_first;
+    proc.output_stream = stream->get();
+    unsigned long long surface = 0;
+    unsigned int pitch = 0;
+    check_cuda(cuvid.cuvidMapVideoFrame64(decoder, disp->picture_index, &surface, &pitch, &proc),
+               path + ": cuvidMapVideoFrame");
+    Yuv420Surface src;
+    src.luma = surface;
+    src.chroma = surface + static_cast<CUdeviceptr>(pitch) * ((seq.coded_height + 1) & ~1u);
+    src.pitch = pitch;
+    src.bit_depth = seq.bit_depth_luma_minus8 + 8;
+    // Note [Colour conversion parity]: nearest chroma matches the CPU path's RGB24 conversion.
+    kernel->launch(src, crop, colour, ChromaUpsampling::kNearest, false, target_out, stream->get());
+    const CUresult sync = driver_api().cuStreamSynchronize(stream->get());  // Note [Stream handoff]
+    cuvid.cuvidUnmapVideoFrame64(decoder, surface);
+    check_cuda(sync, path + ": colour conversion");
+    target_done = true;
+    return 1;
+  } catch (...) {
+    callback_error = std::current_exception();
+    return 0;
+  }
+}
+
+void NvdecVideoDecoder::Impl::parse(const uint8_t* data, size_t size, int64_t pts, unsigned flags) {
+  CUVIDSOURCEDATAPACKET p;
+  std::memset(&p, 0, sizeof(p));
+  p.payload = data;
+  p.payload_size = static_cast<unsigned long>(size);
+  p.flags = flags | (data != nullptr ? static_cast<unsigned>(CUVID_PKT_TIMESTAMP) : 0u);
+  p.timestamp = pts;
+  const CUresult rc = nvcuvid_api().cuvidParseVideoData(parser, &p);
+  if (callback_error) std::rethrow_exception(std::exchange(callback_error, nullptr));
+  check_cuda(rc, path + ": cuvidParseVideoData");
+}
+
+void NvdecVideoDecoder::Impl::seek_to_keyframe_of(int64_t pts) {
+  const int64_t key = *std::prev(std::upper_bound(key_pts.begin(), key_pts.end(), pts));
+  const int rc = av_seek_frame(format.get(), stream_index, key, AVSEEK_FLAG_BACKWARD);
+  if (rc < 0) fail("seek failed (" + av::error_string(rc) + ")");
+  if (bsf) av_bsf_flush(bsf.get());
+  ++stats.seeks;
+  at_eof = false;
+  last_displayed_pts = INT64_MIN;
+  unsigned flags = CUVID_PKT_DISCONTINUITY;
+  if (!av1_config_obus.empty()) {
+    parse(av1_config_obus.data(), av1_config_obus.size(), key, flags);
+    flags = 0;
+  }
+  pending_discontinuity = flags;
+}
+
+bool NvdecVideoDecoder::Impl::feed_next_packet() {
+  if (at_eof) return false;
+  for (;;) {
+    const int rc = av_read_frame(format.get(), packet.get());
+    if (rc < 0) {
+      parse(nullptr, 0, 0, CUVID_PKT_ENDOFSTREAM);  // flushes every frame still held for display
+      at_eof = true;
+      return true;
+    }
+    ++stats.packets_read;
+    if (packet->stream_index != stream_index) {
+      av_packet_unref(packet.get());
+      continue;
+    }
+    if (!bsf) {
+      parse(packet->data, static_cast<size_t>(packet->size), packet->pts, std::exchange(pending_discontinuity, 0u));
+      av_packet_unref(packet.get());
+      return true;
+    }
+    if (av_bsf_send_packet(bsf.get(), packet.get()) < 0) fail("bitstream filter rejected a packet");
+    while (av_bsf_receive_packet(bsf.get(), packet.get()) == 0) {
+      parse(packet->data, static_cast<size_t>(packet->size), packet->pts, std::exchange(pending_discontinuity, 0u));
+      av_packet_unref(packet.get());
+    }
+    return true;
+  }
+}
+
+int64_t NvdecVideoDecoder::Impl::nearest_frame(double t, double tolerance_s) const {
+  if (!std::isfinite(t)) fail("timestamp " + std::to_string(t) + " is not a finite number");
+  const auto it = std::lower_bound(frame_seconds.begin(), frame_seconds.end(), t);
+  int64_t idx = it - frame_seconds.begin();
+  if (idx == static_cast<int64_t>(frame_seconds.size())) {
+    --idx;
+  } else if (idx > 0 && (t - frame_seconds[idx - 1]) <= (frame_seconds[idx] - t)) {
+    --idx;
+  }
+  if (!(std::abs(frame_seconds[idx] - t) < tolerance_s)) {
+    throw FrameTimestampError(path + ": no frame within tolerance_s=" + std::to_string(tolerance_s) +
+                              " of timestamp " + std::to_string(t) + "s (nearest frame #" + std::to_string(idx) +
+                              " at " + std::to_string(frame_seconds[idx]) + "s)");
+  }
+  return idx;
+}
+
+void NvdecVideoDecoder::Impl::decode_to(int64_t frame_idx, CUdeviceptr out) {
+  const int64_t target = frame_pts[frame_idx];
+  const int64_t key = *std::prev(std::upper_bound(key_pts.begin(), key_pts.end(), target));
+  const bool can_continue = !at_eof && last_displayed_pts != INT64_MIN && last_displayed_pts < target &&
+                            key <= last_displayed_pts;
+  target_pts = target;
+  target_out = out;
+  target_done = false;
+  if (!can_continue) seek_to_keyframe_of(target);
+  while (!target_done) {
+    if (!feed_next_packet()) {
+      fail("frame #" + std::to_string(frame_idx) + " at " + std::to_string(frame_seconds[frame_idx]) +
+           "s was not produced by NVDEC (truncated or corrupt stream)");
+    }
+  }
+}
+
+NvdecVideoDecoder::Impl::~Impl() {
+  if (!context) return;
+  const DriverApi& api = driver_api();
+  if (api.cuCtxPushCurrent(context->get()) != CUDA_SUCCESS) return;
+  if (parser != nullptr) nvcuvid_api().cuvidDestroyVideoParser(parser);
+  if (decoder != nullptr) nvcuvid_api().cuvidDestroyDecoder(decoder);
+  kernel.reset();
+  done.reset();
+  stream.reset();
+  CUcontext popped = nullptr;
+  api.cuCtxPopCurrent(&popped);
+}
+
+namespace {
+
+// One pool per device, shared by every decoder on it (Note [Device buffer pool]).
+std::shared_ptr<DevicePool> shared_pool(const std::shared_ptr<PrimaryContext>& context) {
+  static std::mutex mutex;
+  static std::vector<std::weak_ptr<DevicePool>> pools;
+  const std::lock_guard<std::mutex> lock(mutex);
+  const size_t i = static_cast<size_t>(context->index());
+  if (pools.size() <= i) pools.resize(i + 1);
+  if (auto pool = pools[i].lock()) return pool;
+  auto pool = std::make_shared<DevicePool>(context);
+  pools[i] = pool;
+  return pool;
+}
+
+}  // namespace
+
+NvdecVideoDecoder::NvdecVideoDecoder(std::string path, NvdecOptions options) : impl_(std::make_unique<Impl>()) {
+  Impl& d = *impl_;
+  d.path = std::move(path);
+  d.options = options;
+  if (!d.packet) throw std::bad_alloc();
+  d.open_demuxer();
+  d.scan();
+  nvcuvid_api();  // distinct errors for no driver / no libnvcuvid before touching the device
+  d.context = std::make_shared<PrimaryContext>(options.device_index);
+  const ScopedContext current(d.context->get());
+  d.check_capability();
+  d.stream = std::make_unique<CudaStream>();
+  d.done = std::make_unique<CudaEvent>();
+  d.kernel = std::make_unique<ColourKernel>();
+  d.pool = shared_pool(d.context);
+  d.create_parser();
+}
+
+NvdecVideoDecoder::~NvdecVideoDecoder() = default;
+
+const StreamInfo& NvdecVideoDecoder::info() const { return impl_->info; }
+
+DecoderStats NvdecVideoDecoder::stats() const { return impl_->stats; }
+
+void NvdecVideoDecoder::set_consumer_stream(uintptr_t stream) { impl_->options.consumer_stream = stream; }
+
+FrameBatch NvdecVideoDecoder::get_frames_at(std::span<const double> timestamps_s, double tolerance_s) {
+  Impl& d = *impl_;
+  if (!(tolerance_s > 0)) d.fail("tolerance_s must be > 0, got " + std::to_string(tolerance_s));
+  std::vector<int64_t> wanted(timestamps_s.size());
+  for (size_t i = 0; i < timestamps_s.size(); ++i) wanted[i] = d.nearest_frame(timestamps_s[i], tolerance_s);
+
+  const ScopedContext current(d.context->get());
+  const DriverApi& api = driver_api();
+  const auto consumer = reinterpret_cast<CUstream>(d.options.consumer_stream);
+  FrameBatch batch;
+  batch.num_frames = static_cast<int64_t>(wanted.size());
+  batch.height = d.info.height;
+  batch.width = d.info.width;
+  batch.device = DeviceKind::kCUDA;
+  batch.device_index = d.options.device_index;
+  auto storage = d.pool->allocate(static_cast<size_t>(batch.size_bytes()), d.stream->get(), consumer);
+  batch.data = storage.get();
+  batch.owner = std::move(storage);
+  d.stats.frames_requested += batch.num_frames;
+
+  // Each distinct frame decoded once, in presentation order; duplicates copied on the device.
+  std::vector<size_t> order(wanted.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return wanted[a] < wanted[b]; });
+  const int64_t frame_bytes = batch.frame_bytes();
+  const auto slot_ptr = [&](size_t slot) {
+    return reinterpret_cast<CUdeviceptr>(batch.data) + static_cast<CUdeviceptr>(slot * frame_bytes);
+  };
+  size_t prev = SIZE_MAX;
+  for (size_t slot : order) {
+    if (prev != SIZE_MAX && wanted[prev] == wanted[slot]) {
+      check_cuda(api.cuMemcpyDtoDAsync(slot_ptr(slot), slot_ptr(prev), frame_bytes, d.stream->get()),
+                 d.path + ": copying a repeated frame");
+    } else {
+      d.decode_to(wanted[slot], slot_ptr(slot));
+    }
+    prev = slot;
+  }
+  // Note [Stream handoff]: the consumer stream waits for our work; the host does not.
+  check_cuda(api.cuEventRecord(d.done->get(), d.stream->get()), d.path + ": cuEventRecord");
+  check_cuda(api.cuStreamWaitEvent(consumer, d.done->get(), 0), d.path + ": cuStreamWaitEvent");
+  return batch;
+}
+
+}  // namespace lrs::cuda

@@ -1,0 +1,64 @@
+// NvdecVideoDecoder: decodes one H.264 / HEVC / AV1 file on the GPU with NVDEC (nvcuvid, loaded at
+// run time) and converts frames with our colour kernel straight into a pooled device buffer:
+// a [T, 3, H, W] uint8 FrameBatch with device kCUDA (Note [Frame choice] as the CPU decoder).
+//
+// Owns its demuxer, bitstream filter, nvcuvid parser and decoder, a stream, and shares the
+// device's primary context and buffer pool. Not thread-safe: one caller at a time (DecoderCache
+// leases). CUDA types stay in the .cpp (pimpl), so including this needs no CUDA headers.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "decode/video_decoder.h"
+
+namespace lrs::cuda {
+
+// Note [Stream handoff]
+// ~~~~~~~~~~~~~~~~~~~~~
+// Decoding and conversion run on the decoder's own non-blocking stream. A batch is handed to a
+// consumer stream (e.g. torch.cuda.current_stream().cuda_stream; 0 = the legacy default stream,
+// which is PyTorch's default): we record an event after the last kernel and make the consumer
+// stream wait on it, without blocking the host. The batch's memory is freed on that consumer stream
+// (Note [Device buffer pool]). Mapped NVDEC surfaces are unmapped only after the kernel reading
+// them has finished (stream synchronise per frame): safe first; a GPU session should measure
+// whether unmapping stream-ordered is allowed and faster.
+
+// Note [NVDEC capability check]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// At open, cuvidGetDecoderCaps is asked about this stream's codec, bit depth, chroma format and
+// coded size on this GPU. When NVDEC cannot decode it (AV1 on Hopper, A100 and Turing; sizes out of
+// range; 4:2:2/4:4:4) the constructor throws CudaUnavailable naming the file, the codec, the GPU
+// and the reason. There is no silent CPU fallback here: choosing the hybrid path (CPU decode ->
+// GPU colour kernel) is the caller's explicit decision (decode_backend="nvdec" raises).
+
+struct NvdecOptions {
+  int device_index = 0;
+  uintptr_t consumer_stream = 0;  // CUstream the frames are handed to (Note [Stream handoff])
+};
+
+class NvdecVideoDecoder final : public VideoDecoder {
+ public:
+  // Throws FileNotFound / InvalidInput (bad file), CudaUnavailable (no driver, no NVDEC, or
+  // NVDEC cannot decode this stream on this GPU; Note [NVDEC capability check]).
+  explicit NvdecVideoDecoder(std::string path, NvdecOptions options = {});
+  ~NvdecVideoDecoder() override;
+  NvdecVideoDecoder(const NvdecVideoDecoder&) = delete;
+  NvdecVideoDecoder& operator=(const NvdecVideoDecoder&) = delete;
+
+  const StreamInfo& info() const override;
+  FrameBatch get_frames_at(std::span<const double> timestamps_s, double tolerance_s) override;
+  DecoderStats stats() const override;
+  std::string backend() const override { return "nvdec"; }
+
+  // The stream later batches are handed to (Note [Stream handoff]).
+  void set_consumer_stream(uintptr_t stream);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lrs::cuda

@@ -1,0 +1,204 @@
+"""The node-wide record of one prefetch cache directory: who references, pins and downloads what.
+
+Every process on a node that uses the same cache directory (DataLoader workers, several ranks)
+shares one small JSON file, ``.state.json``, read and rewritten under an exclusive ``fcntl.flock``
+on ``.lock``. The file is replaced atomically (write to a temporary name, ``os.replace``), so a
+crash mid-write leaves the previous version. Owns nothing but those two files; the data files are
+named here (``data_path``) but created and deleted by ``lerobot_stream.prefetch``.
+
+Note [Owners and crashed processes]
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+References, pins and download claims are recorded per owner, ``"<pid>:<start time>:<instance>"``
+(the start time from ``/proc/<pid>/stat`` makes a recycled pid a different owner; the instance tag
+tells apart two prefetchers of one process). Every locked section first
+prunes owners that are no longer alive: their references and pins vanish, their downloads go back
+to "queued" and their temporary files are deleted, and a file left with no references is deleted.
+So a crashed (or SIGKILLed) process never leaks references or bytes beyond the next operation of
+any other process. The cache directory must be local to one node (one pid namespace).
+
+Record of one file (key = hash of its URL)::
+
+    {"url": str, "size": int | None, "status": "queued" | "downloading" | "ready",
+     "downloader": owner | None, "refs": {owner: int}, "pins": {owner: int}, "last_used": float}
+
+Thread-safety: each ``locked()`` opens its own lock descriptor, so threads of one process exclude
+each other exactly like processes do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import glob
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+STATE_VERSION = 1
+_STATE = ".state.json"
+_LOCK = ".lock"
+
+
+def owner_id() -> str:
+    """A new owner id of this process: pid, process start time (robust to pid reuse), instance tag."""
+    pid = os.getpid()
+    return f"{pid}:{_start_time(pid)}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_alive(owner: str) -> bool:
+    """Whether the process named by ``owner`` still runs (same pid and start time)."""
+    pid_text, _, rest = owner.partition(":")
+    start = rest.partition(":")[0]
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    return _start_time(pid) == start
+
+
+def _start_time(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return "dead"
+    # Fields after the parenthesised command name; the start time is field 22 (index 19 after it).
+    return stat[stat.rfind(b")") + 2 :].split()[19].decode()
+
+
+def file_key(url: str) -> str:
+    """The cache key of ``url``: a hash plus the file's extension (decoders like to see ``.mp4``)."""
+    digest = hashlib.sha256(url.encode()).hexdigest()[:32]
+    suffix = Path(url.split("?", 1)[0]).suffix
+    return digest + (suffix if suffix.isascii() and len(suffix) <= 8 else "")
+
+
+class CacheState:
+    """Locked access to ``<cache_dir>/.state.json``; see Note [Owners and crashed processes]."""
+
+    def __init__(self, cache_dir: str | os.PathLike) -> None:
+        self.dir = Path(cache_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._state_path = self.dir / _STATE
+        self._lock_path = self.dir / _LOCK
+
+    def data_path(self, key: str) -> Path:
+        """Where the complete file of ``key`` lives."""
+        return self.dir / key
+
+    def part_path(self, key: str, owner: str) -> Path:
+        """The temporary name ``owner`` downloads ``key`` to (renamed to ``data_path`` when whole)."""
+        return self.dir / f".{key}.part-{owner.replace(':', '-')}"
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[dict[str, dict[str, Any]]]:
+        """The records (key -> record), pruned of dead owners; changes are saved on exit."""
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            files = self._load()
+            before = json.dumps(files, sort_keys=True)
+            self._prune(files)
+            yield files
+            if json.dumps(files, sort_keys=True) != before:
+                self._save(files)
+        finally:
+            os.close(fd)  # closing the descriptor releases the flock
+
+    def sweep_orphans(self) -> None:
+        """Deletes data and temporary files no record accounts for (left by a crash); takes the lock."""
+        with self.locked() as files:
+            for path in self.dir.iterdir():
+                name = path.name
+                if name in (_STATE, _LOCK):
+                    continue
+                if name.startswith(_STATE + "."):  # a crashed writer's temporary state file
+                    pid = name.rpartition(".")[2]
+                    if not pid.isdigit() or not os.path.exists(f"/proc/{pid}"):
+                        _unlink(path)
+                    continue
+                if name.startswith("."):  # .<key>.part-<pid>-<start>
+                    key, _, owner = name[1:].partition(".part-")
+                    record = files.get(key)
+                    if record is None or (record.get("downloader") or "").replace(":", "-") != owner:
+                        _unlink(path)
+                elif name not in files or files[name]["status"] != "ready":
+                    _unlink(path)
+
+    # --- internals ------------------------------------------------------------------------------
+    def _load(self) -> dict[str, dict[str, Any]]:
+        try:
+            with open(self._state_path) as f:
+                raw = json.load(f)
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError):
+            return {}  # unreadable: start over; sweep_orphans() removes what it described
+        if not isinstance(raw, dict) or raw.get("version") != STATE_VERSION:
+            return {}
+        return raw.get("files", {})
+
+    def _save(self, files: dict[str, dict[str, Any]]) -> None:
+        tmp = self.dir / f".state.json.{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump({"version": STATE_VERSION, "files": files}, f)
+        os.replace(tmp, self._state_path)
+
+    def _prune(self, files: dict[str, dict[str, Any]]) -> None:
+        alive: dict[str, bool] = {}
+
+        def is_alive(owner: str) -> bool:
+            if owner not in alive:
+                alive[owner] = owner_alive(owner)
+            return alive[owner]
+
+        for key in list(files):
+            record = files[key]
+            record["refs"] = {o: n for o, n in record["refs"].items() if is_alive(o)}
+            record["pins"] = {o: n for o, n in record["pins"].items() if is_alive(o)}
+            downloader = record.get("downloader")
+            if downloader is not None and not is_alive(downloader):
+                _unlink(self.part_path(key, downloader))
+                record["downloader"] = None
+                record["status"] = "queued"
+            if not record["refs"]:
+                self.forget(files, key)
+
+    def forget(self, files: dict[str, dict[str, Any]], key: str) -> None:
+        """Drops ``key``'s record and its complete file (its downloader discards its own part)."""
+        record = files.pop(key)
+        if record["status"] == "ready":
+            _unlink(self.data_path(key))
+
+
+def resident_bytes(files: dict[str, dict[str, Any]]) -> int:
+    """Bytes on disk or being written: sizes of ready and downloading files."""
+    return sum(r["size"] or 0 for r in files.values() if r["status"] != "queued")
+
+
+def new_record(url: str, size: int | None) -> dict[str, Any]:
+    """A fresh record of a file nobody downloaded yet."""
+    return {
+        "url": url,
+        "size": size,
+        "status": "queued",
+        "downloader": None,
+        "refs": {},
+        "pins": {},
+        "last_used": time.time(),
+    }
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def stale_parts(cache_dir: Path, key: str) -> list[str]:
+    """Temporary files of ``key`` in ``cache_dir`` (for tests and diagnostics)."""
+    return glob.glob(str(cache_dir / f".{key}.part-*"))

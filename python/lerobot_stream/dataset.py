@@ -1,0 +1,433 @@
+"""``StreamingLeRobotDataset``: a drop-in, exact-resume replacement for lerobot 0.6's streaming dataset.
+
+Note [Consumers and the episode pool]
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+A consumer is one (rank, DataLoader worker). Each epoch the C++ core (``_core.ConsumerSchedule``)
+permutes the selected episodes from (seed, epoch) and gives every consumer the same number of
+frames, so that every frame is emitted exactly once per epoch across all consumers (except fewer
+than ``num_consumers`` frames, a remainder that changes from epoch to epoch) and DDP ranks never
+wait on each other. A consumer holds the whole tabular rows of ``episode_pool_size`` admitted
+episodes in RAM, emits random frames across them without replacement, evicts an exhausted episode
+and admits the next. Video is decoded only when a sample is emitted (decode-on-exit), through one
+LRU decoder cache per consumer. This module does parquet I/O and glue; the core does the order.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lerobot_stream import _core
+from lerobot_stream.decoding import DecoderCache, default_decoder_cache_capacity
+from lerobot_stream.metadata import DatasetMetadata, load_metadata
+from lerobot_stream.prefetch import VideoPrefetcher
+from lerobot_stream.sample import SampleBuilder
+from lerobot_stream.state import EpochCounters, ResumeState, dataset_fingerprint, resume_pass
+from lerobot_stream.tabular import EpisodeRows, TabularReader
+from lerobot_stream.video_files import EpisodeVideoFiles, default_cache_dir, default_max_bytes
+from lerobot_stream.windows import check_delta_timestamps, delta_indices
+from lerobot_stream.world import current_worker, in_worker_process, resolve_rank_world
+
+_SCHEDULE_CHUNK = 64
+
+
+class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
+    """Streams a local LeRobot v3 dataset: samples equal ``LeRobotDataset[i]``, exact resume.
+
+    The first arguments are lerobot 0.6's, in the same order, so existing code keeps working.
+
+    What to read:
+        repo_id, root, revision: the dataset: a local directory, or a URL streamed without downloading
+            it whole (``http(s)://``, ``hf://datasets/<org>/<name>`` at ``revision``, ``s3://``); ``root``
+            defaults to ``$HF_LEROBOT_HOME/<repo_id>``, else the Hub (see ``lerobot_stream.remote``).
+        episodes: episode indices to use (default: all). Unknown indices raise ValueError.
+
+    What a sample holds:
+        delta_timestamps: ``{feature: [seconds, ...]}`` windows; offsets must be multiples of 1/fps
+            within ``tolerance_s``. Windows outside the episode repeat its edge frame and set
+            ``<feature>_is_pad``, as lerobot's map-style dataset does (no length limit).
+        tolerance_s: how far a decoded frame may be from the requested time.
+        image_transforms: applied to every camera tensor, as lerobot does.
+        return_uint8: uint8 CHW camera frames instead of float32 in [0, 1].
+
+    Order:
+        seed, shuffle: episode permutation and within-pool order from (seed, epoch, rank, worker);
+            ``shuffle=False`` emits episodes in index order and frames in order.
+        episode_pool_size: whole episodes each consumer keeps in RAM and samples across.
+        rank, world_size: override the detected distributed setup (see ``lerobot_stream.world``).
+
+    Remote video files (Note [Prefetch on admit] in ``lerobot_stream.video_files``):
+        prefetch_videos: download an episode's video files in the background when it enters the pool
+            (False: the first decode of an episode waits for the download).
+        video_prefetch_workers: downloads in flight on the node.
+        video_cache_dir, video_cache_max_bytes: the node-shared download cache and its bound (default
+            ``$LRS_CACHE_DIR`` or ``<tmp>/lerobot-stream-videos``; 20 GiB or half the free disk).
+
+    Decoding:
+        decoder_cache_size (alias ``video_decoder_cache_size``): open video decoders per consumer,
+            default ``min((episode_pool_size + 1) * num_cameras, 128)``.
+        decode_threads: libav threads per decoder.
+
+    Accepted for compatibility and ignored: ``force_cache_sync``, ``streaming``,
+    ``depth_output_unit`` (depth maps are not supported yet), ``token`` (set ``$HF_TOKEN``);
+    ``buffer_size`` (warns:
+    ``episode_pool_size`` replaced it), ``rng`` (warns: use ``seed``), ``max_num_shards`` (warns: work
+    is split by frames across all consumers, not by parquet shards).
+
+    Length: ``len(ds)`` is the number of samples this rank emits per epoch when the DataLoader has
+    ``num_workers`` workers (constructor hint, default 1; 0 counts as 1). With another worker count
+    the true count differs by fewer than max(hint, actual workers) samples: each epoch leaves out
+    ``num_frames mod (world_size * workers)`` frames so that every consumer emits the same count.
+
+    Resume: the trainer stores ``{"batches_consumed": B, "batch_size": b}`` (plus ``"drop_last":
+    True`` if its DataLoader drops last batches) and passes it to ``load_state_dict`` before
+    iterating; see Note [Resume state schema].
+    """
+
+    def __init__(
+        self,
+        repo_id: str,
+        root: str | Path | None = None,
+        episodes: Sequence[int] | None = None,
+        image_transforms: Callable | None = None,
+        delta_timestamps: Mapping[str, Sequence[float]] | None = None,
+        tolerance_s: float = 1e-4,
+        revision: str | None = None,
+        force_cache_sync: bool = False,
+        streaming: bool = True,
+        buffer_size: int | None = None,
+        max_num_shards: int | None = None,
+        seed: int = 42,
+        rng: np.random.Generator | None = None,
+        shuffle: bool = True,
+        return_uint8: bool = False,
+        depth_output_unit: str = "mm",
+        *,
+        episode_pool_size: int = 64,
+        rank: int | None = None,
+        world_size: int | None = None,
+        decoder_cache_size: int | None = None,
+        video_decoder_cache_size: int | None = None,
+        decode_threads: int = 1,
+        num_workers: int = 1,
+        video_decode_device: str = "cpu",
+        data_files_root: str | None = None,
+        repo_type: str = "dataset",
+        token: str | bool | None = None,
+        prefetch_videos: bool = True,
+        video_prefetch_workers: int = 4,
+        video_cache_dir: str | Path | None = None,
+        video_cache_max_bytes: int | None = None,
+    ) -> None:
+        super().__init__()
+        _warn_ignored(buffer_size=buffer_size, rng=rng, max_num_shards=max_num_shards)
+        if repo_type != "dataset" or data_files_root is not None:
+            raise NotImplementedError(
+                "data_files_root and repo_type other than 'dataset' are not supported: pass the dataset's "
+                "URL as root= (http(s)://, hf://datasets/<org>/<name>, s3://)"
+            )
+        if video_decode_device != "cpu":
+            raise NotImplementedError(f"video_decode_device={video_decode_device!r}: only 'cpu' is supported")
+        if image_transforms is not None and not callable(image_transforms):
+            raise TypeError("image_transforms must be callable or None.")
+        if episode_pool_size < 1:
+            raise ValueError(f"episode_pool_size must be >= 1, got {episode_pool_size}")
+        if decoder_cache_size is not None and video_decoder_cache_size is not None:
+            raise ValueError("Pass decoder_cache_size or video_decoder_cache_size, not both")
+        if num_workers < 0:
+            raise ValueError(f"num_workers (the DataLoader's, for len()) must be >= 0, got {num_workers}")
+
+        self.repo_id = repo_id
+        self.meta: DatasetMetadata = load_metadata(repo_id, root, revision)
+        self.root = self.meta.root
+        unsupported = self.meta.image_keys + self.meta.depth_keys
+        if unsupported:
+            raise NotImplementedError(
+                f"{self.root}: camera features stored as images or depth maps are not supported yet: "
+                f"{unsupported}"
+            )
+        self.episodes = None if episodes is None else [int(e) for e in episodes]
+        selected = (
+            self.meta.episode_index
+            if self.episodes is None
+            else np.array(sorted(set(self.episodes)), np.int64)
+        )
+        self._episode_rows = np.array([self.meta.episode_row(e) for e in selected], dtype=np.int64)
+        self._selected_episodes = selected
+        self._episode_lengths = self.meta.length[self._episode_rows]
+
+        self.delta_timestamps = None if delta_timestamps is None else dict(delta_timestamps)
+        self.delta_indices: dict[str, np.ndarray] | None = None
+        if self.delta_timestamps is not None:
+            check_delta_timestamps(self.delta_timestamps, self.meta.features, self.meta.fps, tolerance_s)
+            self.delta_indices = delta_indices(self.delta_timestamps, self.meta.fps)
+
+        self.image_transforms = image_transforms
+        self.tolerance_s = tolerance_s
+        self.revision = revision
+        self.seed = int(seed)
+        self.shuffle = bool(shuffle)
+        self.episode_pool_size = int(episode_pool_size)
+        self.rank, self.world_size = resolve_rank_world(rank, world_size)
+        self._return_uint8 = return_uint8
+        self._decode_threads = decode_threads
+        self._prefetch_videos = bool(prefetch_videos)
+        self._video_prefetch_workers = int(video_prefetch_workers)
+        self._video_cache_dir = Path(video_cache_dir) if video_cache_dir is not None else default_cache_dir()
+        self._video_cache_max_bytes = video_cache_max_bytes
+        self._num_workers_hint = max(int(num_workers), 1)
+        cache_size = decoder_cache_size if decoder_cache_size is not None else video_decoder_cache_size
+        self.decoder_cache_size = (
+            int(cache_size)
+            if cache_size is not None
+            else default_decoder_cache_capacity(self.episode_pool_size, len(self.meta.video_keys))
+        )
+        self._fingerprint = dataset_fingerprint(self._selected_episodes, self._episode_lengths)
+        self._counters = EpochCounters()
+        self._resume: ResumeState | None = None
+        self._warned_idle = False
+        self._runtime: _ConsumerRuntime | None = None
+
+    # --- lerobot-compatible properties --------------------------------------------------------
+    @property
+    def fps(self) -> int:
+        """Frames per second of the dataset."""
+        return self.meta.fps
+
+    @property
+    def features(self) -> dict[str, dict]:
+        """Feature name -> {dtype, shape, names}."""
+        return self.meta.features
+
+    @property
+    def camera_keys(self) -> list[str]:
+        """Camera features (videos and images)."""
+        return self.meta.camera_keys
+
+    @property
+    def video_keys(self) -> list[str]:
+        """Camera features stored as videos."""
+        return self.meta.video_keys
+
+    @property
+    def num_frames(self) -> int:
+        """Frames in the selected episodes."""
+        return int(self._episode_lengths.sum())
+
+    @property
+    def num_episodes(self) -> int:
+        """Number of selected episodes."""
+        return len(self._selected_episodes)
+
+    def __len__(self) -> int:
+        """Samples this rank emits per epoch with the ``num_workers`` hint; see the class docstring."""
+        workers = self._num_workers_hint
+        plan = _core.EpochPlan(self._episode_lengths, self.seed, self.shuffle, self.world_size * workers)
+        return int(plan.samples_per_consumer) * workers
+
+    # --- epochs and resume --------------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """The next ``__iter__`` (in every worker) runs ``epoch``; later ones continue from it.
+
+        A pending ``load_state_dict`` takes precedence: it fixes the epoch of the next ``__iter__``.
+        """
+        self._counters.set_epoch(int(epoch))
+
+    def state_dict(
+        self, batches_consumed: int | None = None, batch_size: int | None = None, drop_last: bool = False
+    ) -> dict[str, Any]:
+        """The resume state of Note [Resume state schema].
+
+        The dataset cannot see what the trainer consumed, so pass the trainer's counters
+        (``batches_consumed``, ``batch_size``); without them the last loaded position (or 0) is used.
+        Storing just ``{"batches_consumed": B, "batch_size": b}`` in the checkpoint is enough.
+        """
+        loaded = self._resume
+        state = ResumeState(
+            batches_consumed=batches_consumed
+            if batches_consumed is not None
+            else (loaded.batches_consumed if loaded else 0),
+            batch_size=batch_size if batch_size is not None else (loaded.batch_size if loaded else 1),
+            drop_last=drop_last if batches_consumed is not None or loaded is None else loaded.drop_last,
+            num_workers=loaded.num_workers if loaded else None,
+            world_size=self.world_size,
+            seed=self.seed,
+            shuffle=self.shuffle,
+            episode_pool_size=self.episode_pool_size,
+            dataset_fingerprint=self._fingerprint,
+        )
+        return state.as_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Resume from ``{"batches_consumed": B, "batch_size": b}`` or a ``state_dict()``.
+
+        Applied by the next ``__iter__`` of every worker (each derives its own epoch and skip; the
+        fast-forward reads no parquet rows beyond the pool it ends in and decodes nothing). A state
+        saved under another world size, num_workers, seed, shuffle, pool size or dataset raises
+        ValueError.
+        """
+        parsed = ResumeState.from_dict(state)
+        parsed.check_matches(
+            world_size=self.world_size,
+            seed=self.seed,
+            shuffle=self.shuffle,
+            episode_pool_size=self.episode_pool_size,
+            dataset_fingerprint=self._fingerprint,
+        )
+        self._resume = parsed
+        self._counters.reset()
+        self._counters.arm_resume()
+
+    # --- iteration ----------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        worker, num_workers = current_worker()
+        role, epoch, skip = self._start(worker, num_workers)
+        schedule = _core.ConsumerSchedule(
+            self._episode_lengths,
+            self.seed,
+            self.shuffle,
+            epoch,
+            self.rank,
+            self.world_size,
+            role,
+            num_workers,
+            self.episode_pool_size,
+        )
+        if schedule.total == 0 and not self._warned_idle:
+            self._warned_idle = True
+            warnings.warn(
+                f"{self.root}: {self.num_frames} frames cannot feed {self.world_size * num_workers} "
+                f"consumers (world_size={self.world_size} x num_workers={num_workers}); rank {self.rank} "
+                f"worker {worker} "
+                "gets no samples. Use fewer workers or more episodes.",
+                stacklevel=2,
+            )
+        if skip:
+            schedule.skip(skip)
+        runtime = self._consumer_runtime()
+        return runtime.stream(schedule)
+
+    def _start(self, worker: int, num_workers: int) -> tuple[int, int, int]:
+        """(role, epoch, samples to skip) of this ``__iter__`` of ``worker``; applies a pending resume once.
+
+        The role is the worker id whose schedule this worker plays; see Note [Resuming mid round-robin].
+        """
+        resume = self._resume
+        slot = worker if in_worker_process() else None
+        if resume is None or not self._counters.take_resume(slot):
+            return worker, self._counters.start_epoch(slot), 0
+        resume.check_matches(num_workers=num_workers)
+        plan = _core.EpochPlan(self._episode_lengths, self.seed, self.shuffle, self.world_size * num_workers)
+        point = resume_pass(resume, worker, num_workers, int(plan.samples_per_consumer))
+        self._counters.start_epoch(slot, point.epoch)
+        return point.role, point.epoch, point.skip
+
+    def _consumer_runtime(self) -> _ConsumerRuntime:
+        # A forked DataLoader worker inherits the parent's runtime, whose decoding threads did not
+        # survive the fork: every process opens its own.
+        if self._runtime is None or self._runtime.pid != os.getpid():
+            self._runtime = _ConsumerRuntime(self)
+        return self._runtime
+
+    def stats(self) -> dict[str, Any]:
+        """This process's consumer counters: decoder cache, frames requested, parquet reads."""
+        if self._runtime is None:
+            return {}
+        return self._runtime.stats()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_runtime"] = None  # decoders and threads stay in the process that opened them
+        return state
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(repo_id={self.repo_id!r}, root={str(self.root)!r}, "
+            f"episodes={self.num_episodes}, frames={self.num_frames}, fps={self.fps}, "
+            f"cameras={self.meta.video_keys}, episode_pool_size={self.episode_pool_size}, "
+            f"rank={self.rank}/{self.world_size}, seed={self.seed})"
+        )
+
+
+class _ConsumerRuntime:
+    """A consumer's per-process resources: parquet reader, decoder cache, sample builder."""
+
+    def __init__(self, ds: StreamingLeRobotDataset) -> None:
+        self._ds = ds
+        self.pid = os.getpid()
+        self.reader = TabularReader(ds.meta)
+        self.decoder = DecoderCache(ds.decoder_cache_size, threads=ds._decode_threads)
+        prefetcher = None
+        if not ds.meta.location.is_local and ds.meta.video_keys:
+            cache_dir = ds._video_cache_dir
+            max_bytes = ds._video_cache_max_bytes or default_max_bytes(cache_dir)
+            prefetcher = VideoPrefetcher(cache_dir, max_bytes, ds._video_prefetch_workers)
+        self.videos = EpisodeVideoFiles(ds.meta, prefetcher, prefetch=ds._prefetch_videos)
+        self.builder = SampleBuilder(
+            ds.meta,
+            self.decoder,
+            self.videos,
+            delta_indices=ds.delta_indices,
+            tolerance_s=ds.tolerance_s,
+            return_uint8=ds._return_uint8,
+            image_transforms=ds.image_transforms,
+        )
+
+    def stats(self) -> dict[str, Any]:
+        prefetcher = self.videos.prefetcher
+        return {
+            "decoder_cache": dict(self.decoder.stats()),
+            "frames_requested": self.builder.frames_requested,
+            "tabular": self.reader.stats.as_dict(),
+            **({"prefetch": asdict(prefetcher.stats)} if prefetcher is not None else {}),
+        }
+
+    def _admit(self, episode_pos: int) -> EpisodeRows:
+        episode = int(self._ds._selected_episodes[episode_pos])
+        self.videos.admit(episode)  # remote: the episode's video files start downloading now
+        return self.reader.read_episode(episode)
+
+    def _evict(self, pool: dict[int, EpisodeRows], episode_pos: int) -> None:
+        rows = pool.pop(episode_pos, None)
+        if rows is not None:
+            self.videos.evict(rows.episode_index)
+
+    def stream(self, schedule: Any) -> Iterator[dict[str, Any]]:
+        """Samples of ``schedule`` in order, loading admitted episodes' rows and freeing evicted ones."""
+        schedule.take_admitted()
+        schedule.take_evicted()
+        pool: dict[int, EpisodeRows] = {}
+        try:
+            for pos, _, _ in schedule.pool():
+                pool[int(pos)] = self._admit(pos)
+            while schedule.remaining > 0:
+                positions, frames = schedule.next(_SCHEDULE_CHUNK)
+                for pos, _, _ in schedule.take_admitted():
+                    if int(pos) not in pool:
+                        pool[int(pos)] = self._admit(pos)
+                for pos, frame in zip(positions.tolist(), frames.tolist(), strict=True):
+                    yield self.builder.build(pool[pos], frame)
+                for pos, _, _ in schedule.take_evicted():
+                    self._evict(pool, int(pos))
+        finally:
+            self.videos.close()  # the iterator ended or was dropped: release every remote file
+
+
+def _warn_ignored(**values: Any) -> None:
+    reasons = {
+        "buffer_size": "episode_pool_size replaced it (whole episodes kept in RAM per consumer)",
+        "rng": "the order derives from seed (counter-based per consumer)",
+        "max_num_shards": "work is split by frames across (rank, worker) consumers, not by parquet shards",
+    }
+    for name, value in values.items():
+        if value is not None:
+            warnings.warn(
+                f"StreamingLeRobotDataset: {name} is ignored: {reasons[name]}", UserWarning, stacklevel=3
+            )

@@ -1,0 +1,500 @@
+"""``VideoPrefetcher``: downloads remote video files ahead of decode into a bounded, refcounted cache.
+
+Streaming from a remote dataset, a consumer *acquires* the video files of an episode when the
+episode enters its pool (downloads start in the background), *leases* a file's local path when it
+decodes a frame (blocking only if the download is not finished: that time is ``wait_s``), and
+*releases* the files when the episode is evicted. The last release on the node deletes the file.
+
+    prefetcher = VideoPrefetcher("/tmp/lrs-cache", max_bytes=20 << 30)
+    prefetcher.acquire(url)                  # on admit: starts the download, returns a Future
+    with prefetcher.lease(url) as path:      # on decode: waits for the file, pins it meanwhile
+        decoder.get_frames_at(str(path), ...)
+    prefetcher.release(url)                  # on evict: the last reference deletes the file
+
+Note [Refcounts shared by processes]
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+References live in the cache directory's shared record (``lerobot_stream.cache_state``), per
+process, so DataLoader workers and ranks on one node that point at the same ``cache_dir`` share
+downloads: a file is downloaded once, whoever acquires it first starts the download, and it is
+deleted when the node's last reference goes. A crashed process's references are pruned by the
+next operation of any other process (Note [Owners and crashed processes]). A download goes to a
+temporary name, is size-checked and then renamed, so a complete-looking file is always whole.
+
+Note [Cache bound and progress]
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+``max_bytes`` bounds the bytes of complete and in-progress files in the cache directory; a
+download starts only when its file fits (files are never written past the bound). Background
+prefetches simply wait for room. When the bound is smaller than the working set (the files of the
+episodes in the pools), waiting alone could deadlock: every pooled file holds a reference, and the
+decoder needs a file that cannot fit. So a *demand* (``lease``/``local_path`` of a file that is not
+on disk) may drop referenced but unpinned complete files, least recently used first; they stay
+referenced, go back to "queued" and are downloaded again when next leased. A lease pins its file
+only while the caller decodes (but see Note [Lingering pins]), and a lease never waits while holding
+another, so a demand waits only for downloads and decodes in progress and for consumers that are
+not waiting themselves: it always makes progress (re-downloads are the price of a bound below the
+working set). A single file larger than ``max_bytes`` is let
+in alone, when nothing else is resident, with a warning. Downloads in flight on the node are
+bounded by ``max_concurrency`` (one shared count). Decoders may keep a dropped file open: Linux
+frees its blocks when they close it, so usage can exceed the bound by files open in decoders.
+
+Note [Lingering pins]
+~~~~~~~~~~~~~~~~~~~~~
+Writing the shared record around every decode would cost milliseconds per frame, so a pin
+outlives its lease: the prefetcher keeps one shared pin per file it has leased, and later leases
+of that file take an in-process fast path (no lock, no I/O). The pin goes when the prefetcher
+releases the file, and every idle pin goes as soon as one of its leases has to wait for a
+download. So a pinned file belongs to a consumer that is not waiting; that consumer will release
+it or wait (dropping it), which keeps the progress argument of Note [Cache bound and progress].
+
+Thread-safe; one instance per process (a pickled or forked copy starts with no references).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lerobot_stream.cache_state import (
+    CacheState,
+    file_key,
+    new_record,
+    owner_id,
+    resident_bytes,
+    stale_parts,
+)
+from lerobot_stream.download import RemoteFileError, RetryPolicy, download, fetch_size
+
+__all__ = ["PrefetchStats", "RemoteFileError", "VideoPrefetcher"]
+
+_POLL_S = 0.02
+_MAX_POLL_S = 0.1
+
+
+@dataclass
+class PrefetchStats:
+    """This process's prefetch counters."""
+
+    bytes_downloaded: int = 0
+    downloads: int = 0
+    cache_hits: int = 0  # acquisitions that found the file already complete in the cache
+    waits: int = 0  # leases that had to wait for a download
+    wait_s: float = 0.0  # seconds leases blocked on the network
+    retries: int = 0
+    evictions: int = 0  # referenced files dropped to make room (Note [Cache bound and progress])
+
+
+class _Closed(Exception):
+    """Internal: the prefetcher was closed while a download ran."""
+
+
+class VideoPrefetcher:
+    """A bounded, node-shared, refcounted download cache for remote video files.
+
+    Where and how much:
+        cache_dir: local directory; every process on the node using it shares its files.
+        max_bytes: bound on the cache's bytes (Note [Cache bound and progress]).
+    Network:
+        max_concurrency: downloads in flight on the node.
+        retries, backoff_s, max_backoff_s: retries of transient errors, exponential backoff with
+            jitter (Note [Transient and permanent errors] in ``lerobot_stream.download``).
+        timeout_s: a read that stalls this long fails (and is retried).
+    Display:
+        progress: a tqdm bar while a consumer waits for its first file; default on when stderr is
+            a terminal, unless ``LRS_PROGRESS=0`` (``LRS_PROGRESS=1`` forces it on).
+    """
+
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike,
+        max_bytes: int,
+        max_concurrency: int = 4,
+        *,
+        retries: int = 6,
+        backoff_s: float = 0.25,
+        max_backoff_s: float = 10.0,
+        timeout_s: float = 30.0,
+        progress: bool | None = None,
+    ) -> None:
+        if max_bytes <= 0:
+            raise ValueError(f"max_bytes must be > 0, got {max_bytes}")
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        self.cache_dir = Path(cache_dir)
+        self.max_bytes = int(max_bytes)
+        self.max_concurrency = int(max_concurrency)
+        self.policy = RetryPolicy(retries, backoff_s, max_backoff_s, timeout_s)
+        self._progress = progress
+        self._state = CacheState(self.cache_dir)
+        self._state.sweep_orphans()
+        self._start_process()
+
+    def _start_process(self) -> None:
+        self._pid = os.getpid()
+        self._owner = owner_id()
+        self._mutex = threading.Lock()
+        self._changed = threading.Condition(self._mutex)
+        self._held: Counter[str] = Counter()
+        self._futures: dict[str, Future] = {}
+        self._failures: dict[str, BaseException] = {}  # background downloads that gave up
+        self._leases: Counter[str] = Counter()  # leases open now, per key
+        self._pinned: set[str] = set()  # keys this prefetcher pins in the shared record
+        self._executor: ThreadPoolExecutor | None = None
+        self._closed = False
+        self._first_lease_done = False
+        self.stats = PrefetchStats()
+
+    def __getstate__(self) -> dict[str, Any]:
+        keep = ("cache_dir", "max_bytes", "max_concurrency", "policy", "_progress")
+        return {k: self.__dict__[k] for k in keep}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._state = CacheState(self.cache_dir)
+        self._start_process()
+
+    # --- public API ---------------------------------------------------------------------------
+    def acquire(self, url: str, expected_size: int | None = None) -> Future:
+        """Adds a reference to ``url`` and starts its download in the background if needed.
+
+        Returns a Future that completes when the file is in the cache (or fails with
+        RemoteFileError). ``expected_size`` skips the HEAD request that asks for the size.
+        """
+        self._check_process()
+        key = file_key(url)
+        with self._state.locked() as files:
+            record = files.setdefault(key, new_record(url, expected_size))
+            if record["size"] is None and expected_size is not None:
+                record["size"] = int(expected_size)
+            record["refs"][self._owner] = record["refs"].get(self._owner, 0) + 1
+            ready = record["status"] == "ready"
+        with self._mutex:
+            self._held[key] += 1
+            if ready:
+                self.stats.cache_hits += 1
+                done: Future = Future()
+                done.set_result(self._state.data_path(key))
+                return done
+            future = self._futures.get(key)
+            if future is None or (future.done() and future.exception() is not None):
+                self._failures.pop(key, None)
+                future = self._pool().submit(self._ensure, key, url, False, False, None)
+                self._futures[key] = future
+            return future
+
+    def release(self, url: str) -> None:
+        """Drops one reference to ``url``; the node's last reference deletes the file."""
+        self._check_process()
+        key = file_key(url)
+        with self._mutex:
+            if self._held[key] <= 0:
+                raise ValueError(f"release({url!r}) without a matching acquire in this process")
+            self._held[key] -= 1
+            unpin = not self._held[key] and key in self._pinned and not self._leases.get(key)
+            if not self._held[key]:
+                del self._held[key]
+            if unpin:
+                self._pinned.discard(key)
+        with self._state.locked() as files:
+            record = files.get(key)
+            if record is not None and unpin:
+                record["pins"].pop(self._owner, None)
+            if record is not None and self._owner in record["refs"]:
+                record["refs"][self._owner] -= 1
+                if not record["refs"][self._owner]:
+                    del record["refs"][self._owner]
+                if not record["refs"] and record["status"] != "downloading":
+                    self._state.forget(files, key)
+        with self._changed:
+            self._changed.notify_all()
+
+    @contextlib.contextmanager
+    def lease(self, url: str, timeout: float | None = None) -> Iterator[Path]:
+        """The local path of an acquired ``url``, pinned (never dropped) until the block exits.
+
+        Blocks until the file is downloaded (time counted in ``stats.wait_s``); raises
+        RemoteFileError for a failed download and TimeoutError after ``timeout`` seconds.
+        """
+        key = file_key(url)
+        with self._mutex:  # fast path: already pinned by this process (Note [Lingering pins])
+            fast = key in self._pinned and bool(self._held.get(key))
+            if fast:
+                self._leases[key] += 1
+        if not fast:
+            self._wait_ready(key, url, pin=True, timeout=timeout)
+            with self._mutex:
+                self._pinned.add(key)
+                self._leases[key] += 1
+        try:
+            yield self._state.data_path(key)
+        finally:
+            with self._mutex:
+                self._leases[key] -= 1
+                if not self._leases[key]:
+                    del self._leases[key]
+
+    def local_path(self, url: str, timeout: float | None = None) -> Path:
+        """Waits for an acquired ``url`` and returns its local path, unpinned (prefer ``lease``)."""
+        return self._wait_ready(self._key_of_held(url), url, pin=False, timeout=timeout)
+
+    def cached_bytes(self) -> int:
+        """Bytes of complete and in-progress files in the cache directory (all processes)."""
+        with self._state.locked() as files:
+            return resident_bytes(files)
+
+    def close(self) -> None:
+        """Releases every reference this process holds and stops the download threads."""
+        if os.getpid() != self._pid:
+            return
+        with self._mutex:
+            held = dict(self._held)
+        for key, count in held.items():
+            url = self._url_of(key)
+            for _ in range(count):
+                if url is not None:
+                    self.release(url)
+        self._closed = True
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self) -> VideoPrefetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- internals ------------------------------------------------------------------------------
+    def _check_process(self) -> None:
+        if os.getpid() != self._pid:  # a forked copy: the parent's threads and references are not ours
+            self._start_process()
+        if self._closed:
+            raise RuntimeError(f"VideoPrefetcher({self.cache_dir}) is closed")
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="lrs-prefetch")
+        return self._executor
+
+    def _key_of_held(self, url: str) -> str:
+        key = file_key(url)
+        with self._mutex:
+            if not self._held.get(key):
+                raise ValueError(f"{url}: not acquired by this process (call acquire() on admit)")
+        return key
+
+    def _url_of(self, key: str) -> str | None:
+        with self._state.locked() as files:
+            record = files.get(key)
+            return None if record is None else record["url"]
+
+    def _wait_ready(self, key: str, url: str, *, pin: bool, timeout: float | None) -> Path:
+        self._check_process()
+        self._key_of_held(url)
+        start = time.monotonic()
+        try:
+            path = self._ensure(key, url, True, pin, None if timeout is None else start + timeout)
+        finally:
+            waited = time.monotonic() - start
+            if waited > 0.001:
+                with self._mutex:
+                    self.stats.waits += 1
+                    self.stats.wait_s += waited
+        self._first_lease_done = True
+        if path is None:
+            raise ValueError(f"{url}: released while waiting for it")
+        return path
+
+    def _ensure(self, key: str, url: str, demand: bool, pin: bool, deadline: float | None) -> Path | None:
+        """Loops until ``key`` is complete in the cache (downloading it here when admitted)."""
+        poll = _POLL_S
+        bar = None
+        dropped_pins = False
+        try:
+            while True:
+                if self._closed:
+                    raise _Closed
+                if demand:  # the background download of this file gave up: report why
+                    self._raise_background_failure(key)
+                action, size = self._step(key, url, demand, pin)
+                if action == "ready":
+                    return self._state.data_path(key)
+                if action == "gone":
+                    return None
+                if action == "size":
+                    self._learn_size(key, url)
+                    continue
+                if action == "download":
+                    self._download(key, url, size, background=not demand)
+                    continue
+                if demand and not dropped_pins:
+                    self._drop_idle_pins()  # Note [Lingering pins]: a waiting consumer pins nothing
+                    dropped_pins = True
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"{url}: not in the cache after waiting (cache {self.cache_dir} holds "
+                        f"{self.cached_bytes()} of max_bytes={self.max_bytes})"
+                    )
+                if demand and bar is None and size and self._show_progress():
+                    bar = _progress_bar(url, size)
+                if bar is not None:
+                    bar.update(max(_part_bytes(self.cache_dir, key) - bar.n, 0))
+                with self._changed:
+                    self._changed.wait(poll)
+                poll = min(poll * 1.5, _MAX_POLL_S)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _drop_idle_pins(self) -> None:
+        with self._mutex:
+            idle = {k for k in self._pinned if not self._leases.get(k)}
+            self._pinned -= idle
+        if idle:
+            with self._state.locked() as files:
+                for key in idle:
+                    if key in files:
+                        files[key]["pins"].pop(self._owner, None)
+
+    def _raise_background_failure(self, key: str) -> None:
+        with self._mutex:
+            failure = self._failures.get(key)
+        if failure is not None:
+            raise failure
+
+    def _step(self, key: str, url: str, demand: bool, pin: bool) -> tuple[str, int]:
+        """One locked look at ``key``: ready (pinned if asked), gone, size, download or wait."""
+        with self._state.locked() as files:
+            record = files.get(key)
+            if record is None or self._owner not in record["refs"]:
+                return "gone", 0
+            if record["status"] == "ready" and not self._state.data_path(key).exists():
+                record["status"] = "queued"  # deleted behind our back: fetch it again
+            if record["status"] == "ready":
+                record["last_used"] = time.time()
+                if pin:
+                    record["pins"][self._owner] = 1  # one shared pin per prefetcher
+                return "ready", record["size"]
+            if record["size"] is None:
+                return "size", 0
+            if record["status"] == "queued" and self._admit(files, key, demand):
+                record["status"] = "downloading"
+                record["downloader"] = self._owner
+                return "download", record["size"]
+            return "wait", record["size"]
+
+    def _admit(self, files: dict[str, dict[str, Any]], key: str, demand: bool) -> bool:
+        """Whether ``key`` may start downloading now; see Note [Cache bound and progress]."""
+        if sum(r["status"] == "downloading" for r in files.values()) >= self.max_concurrency:
+            return False
+        size = files[key]["size"]
+        used = resident_bytes(files)
+        if used + size <= self.max_bytes:
+            return True
+        droppable = sorted(
+            (r["last_used"], k)
+            for k, r in files.items()
+            if k != key and r["status"] == "ready" and not r["pins"]
+        )
+        if not demand:
+            droppable = []
+        kept = used - sum(files[k]["size"] for _, k in droppable)
+        if kept + size > self.max_bytes and not (kept == 0 and size > self.max_bytes):
+            return False
+        for _, victim in droppable:
+            if used + size <= self.max_bytes:
+                break
+            files[victim]["status"] = "queued"
+            self._state.data_path(victim).unlink(missing_ok=True)
+            used -= files[victim]["size"]
+            self.stats.evictions += 1
+        if size > self.max_bytes:
+            warnings.warn(
+                f"{files[key]['url']}: {size} bytes exceed the prefetch cache bound max_bytes="
+                f"{self.max_bytes}; downloading it alone",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return True
+
+    def _learn_size(self, key: str, url: str) -> None:
+        size = fetch_size(url, self.policy, on_retry=self._count_retry)
+        with self._state.locked() as files:
+            record = files.get(key)
+            if record is not None and record["size"] is None:
+                record["size"] = size
+
+    def _download(self, key: str, url: str, size: int, *, background: bool) -> None:
+        part = self._state.part_path(key, self._owner)
+
+        def on_bytes(n: int) -> None:
+            if self._closed:
+                raise _Closed
+            with self._mutex:
+                self.stats.bytes_downloaded += n
+
+        try:
+            download(url, str(part), size, self.policy, on_bytes=on_bytes, on_retry=self._count_retry)
+        except BaseException as err:
+            if background:  # visible to waiting leases before the record goes back to "queued"
+                with self._mutex:
+                    self._failures[key] = err
+            with self._state.locked() as files:
+                record = files.get(key)
+                if record is not None and record["downloader"] == self._owner:
+                    record["status"], record["downloader"] = "queued", None
+                    if not record["refs"]:
+                        del files[key]
+                part.unlink(missing_ok=True)
+            raise
+        with self._state.locked() as files:
+            record = files.get(key)
+            if record is None or record["downloader"] != self._owner or not record["refs"]:
+                part.unlink(missing_ok=True)  # released (or taken over) while downloading
+                if record is not None and not record["refs"]:
+                    del files[key]
+            else:
+                os.rename(part, self._state.data_path(key))
+                record["status"], record["downloader"] = "ready", None
+                record["last_used"] = time.time()
+        with self._changed:
+            self.stats.downloads += 1
+            self._changed.notify_all()
+
+    def _count_retry(self) -> None:
+        with self._mutex:
+            self.stats.retries += 1
+
+    def _show_progress(self) -> bool:
+        if self._first_lease_done:
+            return False
+        flag = os.environ.get("LRS_PROGRESS")
+        if flag is not None:
+            return flag not in ("0", "", "false")
+        return bool(self._progress) if self._progress is not None else sys.stderr.isatty()
+
+
+def _part_bytes(cache_dir: Path, key: str) -> int:
+    total = 0
+    for part in stale_parts(cache_dir, key):
+        with contextlib.suppress(FileNotFoundError):
+            total += os.path.getsize(part)
+    return total
+
+
+def _progress_bar(url: str, size: int) -> Any:
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    name = url.rsplit("/", 1)[-1]
+    return tqdm(total=size, unit="B", unit_scale=True, desc=f"downloading {name}", leave=False)

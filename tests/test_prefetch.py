@@ -1,0 +1,328 @@
+"""VideoPrefetcher against a real nginx on 127.0.0.1, through a fault-injecting proxy.
+
+Contracts: whatever the network does, a complete-looking file in the cache is byte-identical to
+the server's; transient faults are retried and permanent ones raise an error naming the URL;
+references shared by several processes never delete a file someone holds and leave the cache
+empty; the cache bound is never exceeded and a bound below the working set does not deadlock.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import random
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lerobot_stream.cache_state import file_key
+from lerobot_stream.prefetch import RemoteFileError, VideoPrefetcher
+from servers import FaultProxy, NginxServer, nginx_binary
+
+pytestmark = pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
+
+SIZES = {"a.mp4": 1_500_000, "b.mp4": 700_000, "c.mp4": 300_000, "d.mp4": 450_000}
+FAST = {"retries": 8, "backoff_s": 0.01, "max_backoff_s": 0.05, "timeout_s": 1.5}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory):
+    """(nginx, {name: bytes}) serving files of random bytes."""
+    root = tmp_path_factory.mktemp("served")
+    rng = random.Random(0)
+    contents = {name: rng.randbytes(size) for name, size in SIZES.items()}
+    for name, data in contents.items():
+        (root / name).write_bytes(data)
+    with NginxServer(root) as server:
+        yield server, contents
+
+
+def data_files(cache: Path) -> list[Path]:
+    """Files in the cache directory other than its lock and state."""
+    return [p for p in cache.iterdir() if p.name not in (".lock", ".state.json")]
+
+
+def state_records(cache: Path) -> dict:
+    path = cache / ".state.json"
+    return json.loads(path.read_text())["files"] if path.exists() else {}
+
+
+class CacheWatcher(threading.Thread):
+    """Polls the cache: every complete-looking file must equal its source; tracks peak bytes."""
+
+    def __init__(self, cache: Path, by_key: dict[str, bytes]) -> None:
+        super().__init__(daemon=True)
+        self.cache, self.by_key = cache, by_key
+        self.peak_bytes = 0
+        self.corrupt: list[str] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            total = 0
+            for path in data_files(self.cache):
+                try:
+                    total += path.stat().st_size
+                    if not path.name.startswith("."):
+                        data = path.read_bytes()
+                        if data != self.by_key[path.name]:
+                            self.corrupt.append(path.name)
+                except FileNotFoundError:
+                    continue
+            self.peak_bytes = max(self.peak_bytes, total)
+            time.sleep(0.002)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+
+def test_downloads_through_faults_are_whole_and_retried(served, tmp_path):
+    server, contents = served
+    faults = ["503", "drop", "truncate", "500", "stall", "429", "drop", "truncate"]
+    cache = tmp_path / "cache"
+    with FaultProxy(server.port, faults, stall_s=4.0) as proxy:
+        urls = {name: f"{proxy.url}/{name}" for name in contents}
+        by_key = {file_key(url): contents[name] for name, url in urls.items()}
+        watcher = CacheWatcher(cache, by_key)
+        with VideoPrefetcher(cache, max_bytes=10 << 20, max_concurrency=2, **FAST) as prefetcher:
+            watcher.start()
+            for name, url in urls.items():
+                prefetcher.acquire(url, expected_size=len(contents[name]))
+            for name, url in urls.items():
+                with prefetcher.lease(url, timeout=30) as path:
+                    assert path.read_bytes() == contents[name]
+            watcher.stop()
+            assert proxy.faults_served == faults
+            assert prefetcher.stats.retries >= len(faults)  # a slow machine may time out once more
+            assert prefetcher.stats.downloads == len(contents)
+            assert prefetcher.stats.bytes_downloaded >= sum(SIZES.values())
+            for url in urls.values():
+                prefetcher.release(url)
+            assert data_files(cache) == []
+            assert state_records(cache) == {}
+    assert watcher.corrupt == []
+
+
+def test_size_is_asked_when_not_given(served, tmp_path):
+    server, contents = served
+    with VideoPrefetcher(tmp_path, max_bytes=10 << 20, **FAST) as prefetcher:
+        url = f"{server.url}/b.mp4"
+        prefetcher.acquire(url).result(timeout=30)
+        assert prefetcher.local_path(url).read_bytes() == contents["b.mp4"]
+
+
+@pytest.mark.parametrize(("path", "status"), [("missing.mp4", "404"), ("forbidden/a.mp4", "403")])
+def test_permanent_error_names_the_url_and_is_not_retried(served, tmp_path, path, status):
+    server, _ = served
+    url = f"{server.url}/{path}"
+    with VideoPrefetcher(tmp_path, max_bytes=1 << 20, **FAST) as prefetcher:
+        future = prefetcher.acquire(url, expected_size=10)
+        with (
+            pytest.raises(RemoteFileError, match=f"{url}: HTTP {status}") as err,
+            prefetcher.lease(url, timeout=30),
+        ):
+            pass
+        assert err.value.permanent
+        assert isinstance(future.exception(timeout=30), RemoteFileError)
+        assert prefetcher.stats.retries == 0
+        prefetcher.release(url)
+        assert data_files(tmp_path) == []
+
+
+def test_transient_errors_give_up_after_retries_with_a_clear_error(served, tmp_path):
+    server, _ = served
+    with FaultProxy(server.port, ["503"] * 3) as proxy:
+        url = f"{proxy.url}/c.mp4"
+        opts = {**FAST, "retries": 2}
+        with VideoPrefetcher(tmp_path, max_bytes=1 << 20, **opts) as prefetcher:
+            prefetcher.acquire(url, expected_size=SIZES["c.mp4"])
+            with (
+                pytest.raises(RemoteFileError, match=f"{url}: HTTP 503") as err,
+                prefetcher.lease(url, timeout=30),
+            ):
+                pass
+            assert not err.value.permanent
+            assert proxy.faults_served == ["503"] * 3
+            assert data_files(tmp_path) == []  # no temporary file left behind
+            prefetcher.release(url)
+
+
+def test_wrong_expected_size_never_enters_the_cache(served, tmp_path):
+    server, _ = served
+    url = f"{server.url}/c.mp4"
+    with VideoPrefetcher(tmp_path, max_bytes=1 << 20, **{**FAST, "retries": 1}) as prefetcher:
+        prefetcher.acquire(url, expected_size=SIZES["c.mp4"] + 1)
+        with (
+            pytest.raises(RemoteFileError, match=f"{url}: the server has 300000 bytes, expected 300001"),
+            prefetcher.lease(url, timeout=30),
+        ):
+            pass
+        assert prefetcher.stats.retries == 0
+        assert data_files(tmp_path) == []
+
+
+# --- refcounts across processes ------------------------------------------------------------------
+def _run_ops(cache: str, base_url: str, ops: list[tuple[str, str]], sources: dict, errors) -> None:
+    """Child process: applies acquire/lease/release ops, checking every leased file's bytes."""
+    try:
+        prefetcher = VideoPrefetcher(cache, max_bytes=10 << 20, **FAST)
+        for op, name in ops:
+            url = f"{base_url}/{name}"
+            if op == "acquire":
+                prefetcher.acquire(url, expected_size=len(sources[name]))
+            elif op == "lease":
+                with prefetcher.lease(url, timeout=30) as path:
+                    if path.read_bytes() != sources[name]:
+                        errors.put(f"{name}: leased file differs from the source")
+            else:
+                prefetcher.release(url)
+        prefetcher.close()
+    except BaseException as err:
+        errors.put(f"{type(err).__name__}: {err}")
+
+
+def _valid_ops(draw_ops: list[tuple[int, int]], names: list[str]) -> list[tuple[str, str]]:
+    """Turns drawn (kind, file) pairs into a sequence where lease/release only touch held files."""
+    held: dict[str, int] = {}
+    ops: list[tuple[str, str]] = []
+    for kind, index in draw_ops:
+        name = names[index]
+        if kind == 0 or not held.get(name):
+            held[name] = held.get(name, 0) + 1
+            ops.append(("acquire", name))
+        elif kind == 1:
+            ops.append(("lease", name))
+        else:
+            held[name] -= 1
+            ops.append(("release", name))
+    ops += [("release", name) for name, n in held.items() for _ in range(n)]
+    return ops
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.lists(
+        st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2)), min_size=1, max_size=12),
+        min_size=3,
+        max_size=3,
+    )
+)
+def test_refcounts_shared_by_processes_never_delete_a_held_file(served, tmp_path_factory, drawn):
+    server, contents = served
+    names = ["b.mp4", "c.mp4", "d.mp4"]
+    cache = tmp_path_factory.mktemp("shared")
+    ctx = multiprocessing.get_context("fork")
+    errors = ctx.Queue()
+    procs = [
+        ctx.Process(target=_run_ops, args=(str(cache), server.url, _valid_ops(d, names), contents, errors))
+        for d in drawn
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    found = []
+    while not errors.empty():
+        found.append(errors.get())
+    assert found == []
+    assert data_files(cache) == []
+    assert state_records(cache) == {}
+
+
+def _acquire_and_die(cache: str, url: str, size: int, ready) -> None:
+    prefetcher = VideoPrefetcher(cache, max_bytes=10 << 20, **FAST)
+    prefetcher.acquire(url, expected_size=size)
+    prefetcher.local_path(url, timeout=30)
+    ready.set()
+    os._exit(0)  # no release: as if killed
+
+
+def test_references_of_a_dead_process_are_pruned(served, tmp_path):
+    server, _ = served
+    url = f"{server.url}/b.mp4"
+    ctx = multiprocessing.get_context("fork")
+    ready = ctx.Event()
+    child = ctx.Process(target=_acquire_and_die, args=(str(tmp_path), url, SIZES["b.mp4"], ready))
+    child.start()
+    child.join(timeout=60)
+    assert ready.is_set()
+    assert [p.name for p in data_files(tmp_path) if not p.name.startswith(".")] == [file_key(url)]
+    with VideoPrefetcher(tmp_path, max_bytes=10 << 20, **FAST) as prefetcher:
+        assert prefetcher.cached_bytes() == 0  # the dead owner's reference is gone
+        assert data_files(tmp_path) == []
+
+
+# --- the cache bound -----------------------------------------------------------------------------
+def test_bound_below_working_set_waits_never_overflows_and_finishes(served, tmp_path):
+    server, contents = served
+    names = ["b.mp4", "c.mp4", "d.mp4"]  # 1.45 MB working set
+    bound = 800_000  # fits one or two files, never all three
+    by_key = {file_key(f"{server.url}/{n}"): contents[n] for n in names}
+    watcher = CacheWatcher(tmp_path, by_key)
+    watcher.start()
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def consumer(seed: int) -> None:
+        try:
+            rng = random.Random(seed)
+            with VideoPrefetcher(tmp_path, max_bytes=bound, max_concurrency=2, **FAST) as prefetcher:
+                for n in names:
+                    prefetcher.acquire(f"{server.url}/{n}")
+                for _ in range(12):
+                    name = rng.choice(names)
+                    with prefetcher.lease(f"{server.url}/{name}", timeout=30) as path:
+                        assert path.read_bytes() == contents[name]
+        except BaseException as err:
+            failures.append(err)
+
+    threads = [threading.Thread(target=consumer, args=(seed,)) for seed in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    done.set()
+    watcher.stop()
+    assert not any(t.is_alive() for t in threads), "deadlock: consumers did not finish"
+    assert failures == []
+    assert watcher.corrupt == []
+    assert 0 < watcher.peak_bytes <= bound
+    assert data_files(tmp_path) == []
+
+
+def test_prefetch_waits_for_room_instead_of_overflowing(served, tmp_path):
+    server, _ = served
+    with VideoPrefetcher(tmp_path, max_bytes=1_000_000, **FAST) as prefetcher:
+        # 300k + 450k + 700k: any order of admission fits exactly two of them under 1 MB.
+        urls = [f"{server.url}/{n}" for n in ("c.mp4", "d.mp4", "b.mp4")]
+        futures = [prefetcher.acquire(u) for u in urls]
+        deadline = time.monotonic() + 30
+        while sum(f.done() for f in futures) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)
+        done = [u for u, f in zip(urls, futures, strict=True) if f.done()]
+        assert len(done) == 2
+        assert prefetcher.cached_bytes() <= 1_000_000
+        for url in done:
+            prefetcher.release(url)
+        waiting = next(f for f in futures if not f.done())
+        assert waiting.result(timeout=30).exists()
+
+
+def test_a_file_larger_than_the_bound_is_let_in_alone(served, tmp_path):
+    server, contents = served
+    url = f"{server.url}/a.mp4"
+    with (
+        VideoPrefetcher(tmp_path, max_bytes=100_000, **FAST) as prefetcher,
+        pytest.warns(RuntimeWarning, match="exceed the prefetch cache bound"),  # from whichever thread
+    ):
+        prefetcher.acquire(url)
+        with prefetcher.lease(url, timeout=30) as path:
+            assert path.read_bytes() == contents["a.mp4"]
