@@ -5,6 +5,7 @@ Public names are re-exported here; implementation modules are private.
 
 from __future__ import annotations
 
+from lerobot_stream._core import cuda_info
 from lerobot_stream.decoding import (
     DecoderCache,
     FrameTimestampError,
@@ -19,5 +20,6 @@ __all__ = [
     "FrameTimestampError",
     "VideoDecoder",
     "__version__",
+    "cuda_info",
     "default_decoder_cache_capacity",
 ]
