@@ -15,6 +15,11 @@ Size caps follow lerobot's rule: if the file's size plus the episode's encoded s
 cap, the episode starts the next file instead (sizes are the per-episode mp4 sizes, so the choice
 is deterministic). A file always holds at least one episode; a tiny cap gives one episode per
 file. Chunk folders hold at most ``chunks_size`` files.
+
+Known problem: once, on a machine loaded ~6x over its 2 cores, libsvtav1 (SVT-AV1 4.1 in PyAV 18)
+blocked forever inside ``svt_av1_enc_send_picture`` (all its threads idle on futexes) about 20
+episodes into a 480x640 write; identical reruns (200 encoders at 480x640, 300 at 64x96) did not
+reproduce it. If a write stalls with no CPU use, rerun it; ``encoder_threads`` pins SVT's ``lp``.
 """
 
 from __future__ import annotations
