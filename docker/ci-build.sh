@@ -7,7 +7,7 @@
 #
 # Environment knobs:
 #   LRS_DOCKER_TAG=name      runtime image tag (default localhost/lerobot-stream:ci; build stage: name-build)
-#   LRS_DEBIAN_MIRROR=url    debootstrap mirror (default http://deb.debian.org/debian)
+#   LRS_DEBIAN_MIRROR=url    debootstrap mirror (default: debootstrap's own default mirror)
 #   LRS_WHEELHOUSE=dir       local wheels for pip, mounted into the build (default /opt/wheels); its
 #                            cp311 torch wheel is used when there is one, else torch comes from
 #                            https://download.pytorch.org/whl/cpu
@@ -54,7 +54,7 @@ else
   log "debootstrap --variant=minbase bookworm -> $base"
   rootfs="$(mktemp -d)"
   trap 'rm -rf "$rootfs"' EXIT
-  debootstrap --variant=minbase bookworm "$rootfs" "${LRS_DEBIAN_MIRROR:-http://deb.debian.org/debian}" \
+  debootstrap --variant=minbase bookworm "$rootfs" ${LRS_DEBIAN_MIRROR:+"$LRS_DEBIAN_MIRROR"} \
     >"$work/debootstrap.log" || { tail -n 30 "$work/debootstrap.log" >&2; exit 1; }
   tar -C "$rootfs" -c . | podman import --quiet - "$base" >/dev/null
   rm -rf "$rootfs"
