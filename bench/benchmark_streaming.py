@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare_lerobot:
         reason = lerobot_unavailable_reason()
         if reason is None:
-            names.append("lerobot")
+            names += ["lerobot", "lerobot-buffer100"]
         else:
             print(f"[bench] --compare-lerobot: not run: {reason}")
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import importlib
 import math
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +40,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+from lerobot_stream._lerobot_compat import prepare_lerobot_import
 
 Mode = Literal["single", "sarm", "window"]
 STAT_FIELDS = ("hits", "misses", "evictions", "decode_s", "fetch_s")
@@ -355,22 +356,21 @@ class NaivePeer:
 def lerobot_unavailable_reason() -> str | None:
     """None when lerobot's StreamingLeRobotDataset imports; otherwise why not, in one sentence."""
     try:
+        prepare_lerobot_import()
         importlib.import_module("lerobot.datasets.streaming_dataset")
     except Exception as exc:
-        py = ".".join(map(str, sys.version_info[:3]))
         return (
-            f"lerobot is not importable here ({type(exc).__name__}: {exc}); lerobot 0.6 needs "
-            f"Python >= 3.12 and torch < 2.12 (this is Python {py}, torch {torch.__version__}). "
-            "Run the benchmark from an environment with `pip install 'lerobot[dataset]>=0.6,<0.7'` "
-            "and lerobot-stream to compare."
+            f"lerobot is not importable here ({type(exc).__name__}: {exc}); install lerobot 0.6.1 "
+            "with scripts/install_lerobot_oracle.sh (works on Python 3.11 + torch 2.13 CPU)."
         )
     return None
 
 
 class LerobotPeer:
-    """lerobot 0.6's StreamingLeRobotDataset on the same data (needs lerobot importable)."""
+    """lerobot 0.6's StreamingLeRobotDataset on the same data (needs lerobot importable), default buffer."""
 
     name = "lerobot"
+    buffer_size: int | None = None  # None: lerobot's default
 
     def __init__(self, cfg: BenchConfig) -> None:
         reason = lerobot_unavailable_reason()
@@ -386,6 +386,7 @@ class LerobotPeer:
             delta_timestamps=delta_timestamps_for(cfg.mode, probe.meta.features, probe.meta.fps),
             seed=cfg.seed,
             shuffle=True,
+            **({} if self.buffer_size is None else {"buffer_size": self.buffer_size}),
         )
         self._fps = int(probe.meta.fps)
         self._cameras = list(probe.meta.video_keys)
@@ -402,4 +403,16 @@ class LerobotPeer:
         return self.cfg.loader(_ProbedIterable(self.dataset))
 
 
-PEERS: dict[str, type] = {"ours": OursPeer, "naive": NaivePeer, "lerobot": LerobotPeer}
+class LerobotBuffer100Peer(LerobotPeer):
+    """lerobot 0.6's StreamingLeRobotDataset with ``buffer_size=100`` (its shuffle buffer)."""
+
+    name = "lerobot-buffer100"
+    buffer_size = 100
+
+
+PEERS: dict[str, type] = {
+    "ours": OursPeer,
+    "naive": NaivePeer,
+    "lerobot": LerobotPeer,
+    "lerobot-buffer100": LerobotBuffer100Peer,
+}

@@ -1,7 +1,8 @@
 """The real lerobot 0.6.1 ``LeRobotDataset[i]``, as a reference for value-parity tests.
 
 ``scripts/install_lerobot_oracle.sh`` installs lerobot 0.6.1 on Python 3.11 (see that script for how);
-this module imports it with two run-time shims that touch nothing on lerobot's read path:
+this module imports it after ``lerobot_stream._lerobot_compat.prepare_lerobot_import`` (two run-time
+shims that touch nothing on lerobot's read path):
 
 * ``torchvision._meta_registrations`` is replaced by an empty module before torchvision is imported:
   PyPI's torchvision is a CUDA build whose compiled ops do not load next to torch+cpu, and its
@@ -15,39 +16,21 @@ fixture pattern in ``test_reference_lerobot.py``) to skip, with the reason, wher
 
 from __future__ import annotations
 
-import importlib.machinery
 import json
-import os
-import sys
-import tempfile
-import types
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from lerobot_stream._lerobot_compat import prepare_lerobot_import
+
 LEROBOT_VERSION = "0.6.1"
-
-
-def _install_shims() -> None:
-    name = "torchvision._meta_registrations"
-    if name not in sys.modules and "torchvision" not in sys.modules:
-        stub = types.ModuleType(name)
-        stub.__spec__ = importlib.machinery.ModuleSpec(name, None)
-        sys.modules[name] = stub
-    import av
-
-    if not hasattr(av, "option"):
-        av.option = types.SimpleNamespace(Option=object)  # type: ignore[attr-defined]
 
 
 @cache
 def _import_lerobot() -> tuple[Any, str | None]:
     """Returns (LeRobotDataset class or None, why not)."""
-    # Never reach the network, and keep the `datasets` arrow cache out of the user's home.
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="lrs-oracle-hf-"))
     try:
-        _install_shims()
+        prepare_lerobot_import()
         import lerobot
 
         version = getattr(lerobot, "__version__", None)
