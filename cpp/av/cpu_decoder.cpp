@@ -111,84 +111,18 @@ void CpuVideoDecoder::open_codec(const CpuDecoderOptions& options) {
 }
 
 void CpuVideoDecoder::scan_packets() {
-  std::vector<PacketEntry> packets;
-  for (;;) {
-    const int rc = av_read_frame(format_.get(), packet_.get());
-    if (rc == AVERROR_EOF) break;
-    if (rc < 0) break;  // truncated / damaged tail: keep what was readable, checked below
-    if (packet_->stream_index == stream_index_ && packet_->size > 0) {
-      const int64_t pts = packet_->pts != AV_NOPTS_VALUE ? packet_->pts : packet_->dts;
-      if (pts != AV_NOPTS_VALUE) packets.push_back({pts, (packet_->flags & AV_PKT_FLAG_KEY) != 0});
-    }
-    av_packet_unref(packet_.get());
-    ++stats_.packets_read;
-  }
-  if (packets.empty()) fail("contains no video frames (empty, truncated or corrupt stream)");
-  if (!packets.front().key) fail("first video packet is not a keyframe (corrupt stream)");
-
-  frame_pts_.reserve(packets.size());
-  for (const auto& p : packets) {
-    frame_pts_.push_back(p.pts);
-    if (p.key) keyframe_pts_.push_back(p.pts);
-  }
-  std::sort(frame_pts_.begin(), frame_pts_.end());
-  if (std::adjacent_find(frame_pts_.begin(), frame_pts_.end()) != frame_pts_.end()) {
-    fail("two video frames share a presentation timestamp (corrupt stream)");
-  }
-  std::sort(keyframe_pts_.begin(), keyframe_pts_.end());
-
-  const double tb = av_q2d(time_base_);
-  frame_seconds_.reserve(frame_pts_.size());
-  for (int64_t pts : frame_pts_) frame_seconds_.push_back(static_cast<double>(pts) * tb);
-
-  const AVStream* stream = format_->streams[stream_index_];
-  info_.num_frames = static_cast<int64_t>(frame_pts_.size());
-  info_.num_keyframes = static_cast<int64_t>(keyframe_pts_.size());
-  // The frame rate is what the frames' spacing says (median pts step): the container's average
-  // rate is skewed by edit lists and B-frame delay on short clips.
-  if (frame_pts_.size() > 1) {
-    std::vector<int64_t> steps(frame_pts_.size() - 1);
-    for (size_t i = 1; i < frame_pts_.size(); ++i) steps[i - 1] = frame_pts_[i] - frame_pts_[i - 1];
-    std::nth_element(steps.begin(), steps.begin() + steps.size() / 2, steps.end());
-    info_.fps = 1.0 / (static_cast<double>(steps[steps.size() / 2]) * av_q2d(time_base_));
-  } else {
-    AVRational rate = stream->avg_frame_rate.num > 0 ? stream->avg_frame_rate : stream->r_frame_rate;
-    info_.fps = rate.num > 0 && rate.den > 0 ? av_q2d(rate) : 0.0;
-  }
-  info_.duration_s = frame_seconds_.back() - frame_seconds_.front() + (info_.fps > 0 ? 1.0 / info_.fps : 0.0);
-
-  // Rewind: the next decode seeks anyway, but leave the demuxer in a clean state.
-  draining_ = true;  // forces a seek before the first decode
-}
-
-int64_t CpuVideoDecoder::nearest_frame(double t, double tolerance_s) const {
-  if (!std::isfinite(t)) fail("timestamp " + std::to_string(t) + " is not a finite number");
-  const auto it = std::lower_bound(frame_seconds_.begin(), frame_seconds_.end(), t);
-  int64_t idx = it - frame_seconds_.begin();
-  if (idx == static_cast<int64_t>(frame_seconds_.size())) {
-    --idx;
-  } else if (idx > 0 && (t - frame_seconds_[idx - 1]) <= (frame_seconds_[idx] - t)) {
-    --idx;
-  }
-  const double gap = std::abs(frame_seconds_[idx] - t);
-  if (!(gap < tolerance_s)) {
-    std::ostringstream msg;
-    msg << path_ << ": no frame within tolerance_s=" << tolerance_s << " of timestamp " << format_seconds(t)
-        << " (nearest frame #" << idx << " at " << format_seconds(frame_seconds_[idx]) << ", off by "
-        << format_seconds(gap) << "; the stream has " << frame_seconds_.size() << " frames from "
-        << format_seconds(frame_seconds_.front()) << " to " << format_seconds(frame_seconds_.back()) << ")";
-    if (t < frame_seconds_.front() - tolerance_s || t > frame_seconds_.back() + tolerance_s) {
-      msg << "; the timestamp is outside the stream";
-    }
-    throw FrameTimestampError(msg.str());
-  }
-  return idx;
+  frames_.emplace(scan_frame_table(path_, format_.get(), stream_index_, packet_.get(), &stats_.packets_read));
+  info_.num_frames = frames_->size();
+  info_.num_keyframes = static_cast<int64_t>(frames_->keyframe_pts().size());
+  info_.fps = frames_->fps();
+  info_.duration_s = frames_->duration_s();
+  draining_ = true;  // the first decode seeks
 }
 
 FrameBatch CpuVideoDecoder::get_frames_at(std::span<const double> timestamps_s, double tolerance_s) {
   if (!(tolerance_s > 0)) fail("tolerance_s must be > 0, got " + std::to_string(tolerance_s));
   std::vector<int64_t> wanted(timestamps_s.size());
-  for (size_t i = 0; i < timestamps_s.size(); ++i) wanted[i] = nearest_frame(timestamps_s[i], tolerance_s);
+  for (size_t i = 0; i < timestamps_s.size(); ++i) wanted[i] = frames_->nearest(timestamps_s[i], tolerance_s);
 
   FrameBatch batch;
   batch.num_frames = static_cast<int64_t>(wanted.size());
@@ -218,15 +152,17 @@ FrameBatch CpuVideoDecoder::get_frames_at(std::span<const double> timestamps_s, 
 }
 
 void CpuVideoDecoder::decode_to(int64_t frame_idx, uint8_t* out) {
-  const int64_t target = frame_pts_[frame_idx];
-  const auto key_it = std::upper_bound(keyframe_pts_.begin(), keyframe_pts_.end(), target);
-  const int64_t key_pts = *std::prev(key_it);  // keyframe_pts_[0] == first frame: never begin()
+  const std::vector<int64_t>& frame_pts = frames_->pts();
+  const std::vector<int64_t>& keyframe_pts = frames_->keyframe_pts();
+  const int64_t target = frame_pts[frame_idx];
+  const auto key_it = std::upper_bound(keyframe_pts.begin(), keyframe_pts.end(), target);
+  const int64_t key_pts = *std::prev(key_it);  // keyframe_pts[0] == first frame: never begin()
   // Note [Seeking]: decode forward when the decoder is already in the target's GOP, or when the
   // frames to decode forward are no more than a seek would decode (sequential reads cross GOPs).
   bool can_continue = false;
   if (have_frame_ && !codec_done_ && frame_->pts < target) {
-    const auto current = std::lower_bound(frame_pts_.begin(), frame_pts_.end(), frame_->pts) - frame_pts_.begin();
-    const auto key_idx = std::lower_bound(frame_pts_.begin(), frame_pts_.end(), key_pts) - frame_pts_.begin();
+    const int64_t current = frames_->index_of_pts(frame_->pts);
+    const int64_t key_idx = frames_->index_of_pts(key_pts);
     can_continue = key_pts <= frame_->pts || (frame_idx - current) <= (frame_idx - key_idx) + 1;
   }
   if (have_frame_ && frame_->pts == target) {
@@ -237,19 +173,19 @@ void CpuVideoDecoder::decode_to(int64_t frame_idx, uint8_t* out) {
   if (!can_continue) seek_to_keyframe_of(frame_idx, steps_back);
   for (;;) {
     if (!receive_next_frame()) {
-      fail("frame #" + std::to_string(frame_idx) + " at " + format_seconds(frame_seconds_[frame_idx]) +
+      fail("frame #" + std::to_string(frame_idx) + " at " + format_seconds(frames_->seconds()[frame_idx]) +
            " could not be decoded (stream ended first: truncated or corrupt file)");
     }
     const int64_t pts = frame_->pts;
     if (pts == target) break;
     if (pts > target) {
       // Landed past the target: the demuxer's seek overshot, or the target frame is undecodable.
-      const auto keys_before = std::prev(key_it) - keyframe_pts_.begin();
+      const auto keys_before = std::prev(key_it) - keyframe_pts.begin();
       if (steps_back < keys_before && steps_back < 4) {
         seek_to_keyframe_of(frame_idx, ++steps_back);
         continue;
       }
-      fail("frame #" + std::to_string(frame_idx) + " at " + format_seconds(frame_seconds_[frame_idx]) +
+      fail("frame #" + std::to_string(frame_idx) + " at " + format_seconds(frames_->seconds()[frame_idx]) +
            " could not be decoded (corrupt data before it)");
     }
   }
@@ -257,11 +193,12 @@ void CpuVideoDecoder::decode_to(int64_t frame_idx, uint8_t* out) {
 }
 
 void CpuVideoDecoder::seek_to_keyframe_of(int64_t frame_idx, int64_t keyframe_steps_back) {
-  const int64_t target = frame_pts_[frame_idx];
-  auto key_idx = (std::upper_bound(keyframe_pts_.begin(), keyframe_pts_.end(), target) - keyframe_pts_.begin()) - 1;
+  const std::vector<int64_t>& keyframe_pts = frames_->keyframe_pts();
+  const int64_t target = frames_->pts()[frame_idx];
+  auto key_idx = (std::upper_bound(keyframe_pts.begin(), keyframe_pts.end(), target) - keyframe_pts.begin()) - 1;
   key_idx = std::max<int64_t>(0, key_idx - keyframe_steps_back);
-  const int rc = av_seek_frame(format_.get(), stream_index_, keyframe_pts_[key_idx], AVSEEK_FLAG_BACKWARD);
-  if (rc < 0) fail("seek to " + format_seconds(frame_seconds_[frame_idx]) + " failed (" + error_string(rc) + ")");
+  const int rc = av_seek_frame(format_.get(), stream_index_, keyframe_pts[key_idx], AVSEEK_FLAG_BACKWARD);
+  if (rc < 0) fail("seek to " + format_seconds(frames_->seconds()[frame_idx]) + " failed (" + error_string(rc) + ")");
   avcodec_flush_buffers(codec_.get());
   have_frame_ = false;
   draining_ = false;

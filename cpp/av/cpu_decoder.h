@@ -7,11 +7,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "av/av_handles.h"
+#include "av/frame_table.h"
 #include "av/rgb_converter.h"
 #include "decode/video_decoder.h"
 
@@ -47,18 +49,12 @@ class CpuVideoDecoder final : public VideoDecoder {
   std::string backend() const override { return "cpu"; }
 
   // Presentation times (seconds) of every frame, ascending.
-  const std::vector<double>& frame_times() const { return frame_seconds_; }
+  const std::vector<double>& frame_times() const { return frames_->seconds(); }
 
  private:
-  struct PacketEntry {
-    int64_t pts;
-    bool key;
-  };
-
   void open_input();
   void open_codec(const CpuDecoderOptions& options);
   void scan_packets();
-  int64_t nearest_frame(double t, double tolerance_s) const;
   void decode_to(int64_t frame_idx, uint8_t* out);
   void seek_to_keyframe_of(int64_t frame_idx, int64_t keyframe_steps_back);
   bool receive_next_frame();  // false at end of stream
@@ -76,9 +72,7 @@ class CpuVideoDecoder final : public VideoDecoder {
   int stream_index_ = -1;
   AVRational time_base_{0, 1};
 
-  std::vector<int64_t> frame_pts_;        // presentation order
-  std::vector<double> frame_seconds_;     // frame_pts_ in seconds
-  std::vector<int64_t> keyframe_pts_;     // ascending
+  std::optional<FrameTable> frames_;  // set by scan_packets() in the constructor
 
   bool have_frame_ = false;      // frame_ holds a decoded frame
   bool draining_ = false;        // the demuxer hit EOF and the codec was sent the flush packet

@@ -11,10 +11,12 @@ extern "C" {
 #include <exception>
 #include <filesystem>
 #include <mutex>
-#include <utility>
 #include <numeric>
+#include <optional>
+#include <utility>
 
 #include "av/av_handles.h"
+#include "av/frame_table.h"
 #include "common/errors.h"
 #include "cuda/colour_kernel.h"
 #include "cuda/cuda_context.h"
@@ -48,8 +50,7 @@ constexpr CodecMapping kCodecs[] = {
 // keyframe and sends the parser a discontinuity. The parser runs with no display delay, so each
 // frame is displayed as soon as its references allow; the display callback converts the frame whose
 // timestamp (the packet pts we passed) is the current target and ignores the rest.
-// Remaining (TODO, GPU session): the frame-table scan and nearest-frame lookup duplicate
-// CpuVideoDecoder's private ones; they should move to a shared av/frame_table.{h,cpp}.
+// The frame table and nearest-frame rule are the CPU decoder's (av/frame_table.h).
 struct NvdecVideoDecoder::Impl {
   std::string path;
   StreamInfo info;
@@ -65,9 +66,7 @@ struct NvdecVideoDecoder::Impl {
   int bit_depth = 8;
   std::vector<uint8_t> av1_config_obus;  // av1C configOBUs (sequence header), sent after each seek
 
-  std::vector<int64_t> frame_pts;  // presentation order
-  std::vector<double> frame_seconds;
-  std::vector<int64_t> key_pts;
+  std::optional<av::FrameTable> frames;  // set by scan()
 
   std::shared_ptr<PrimaryContext> context;
   std::unique_ptr<CudaStream> stream;
@@ -95,7 +94,6 @@ struct NvdecVideoDecoder::Impl {
   void scan();
   void check_capability();
   void create_parser();
-  int64_t nearest_frame(double t, double tolerance_s) const;
   void decode_to(int64_t frame_idx, CUdeviceptr out);
   void seek_to_keyframe_of(int64_t pts);
   bool feed_next_packet();  // false after end of stream was sent
@@ -157,33 +155,11 @@ void NvdecVideoDecoder::Impl::open_demuxer() {
 }
 
 void NvdecVideoDecoder::Impl::scan() {
-  while (av_read_frame(format.get(), packet.get()) >= 0) {
-    if (packet->stream_index == stream_index && packet->size > 0) {
-      const int64_t pts = packet->pts != AV_NOPTS_VALUE ? packet->pts : packet->dts;
-      if (pts != AV_NOPTS_VALUE) {
-        frame_pts.push_back(pts);
-        if (packet->flags & AV_PKT_FLAG_KEY) key_pts.push_back(pts);
-      }
-    }
-    av_packet_unref(packet.get());
-    ++stats.packets_read;
-  }
-  if (frame_pts.empty() || key_pts.empty()) fail("contains no decodable video frames");
-  std::sort(frame_pts.begin(), frame_pts.end());
-  std::sort(key_pts.begin(), key_pts.end());
-  if (key_pts.front() != frame_pts.front()) fail("first video frame is not a keyframe (corrupt stream)");
-  const double tb = av_q2d(time_base);
-  for (int64_t pts : frame_pts) frame_seconds.push_back(static_cast<double>(pts) * tb);
-  info.num_frames = static_cast<int64_t>(frame_pts.size());
-  info.num_keyframes = static_cast<int64_t>(key_pts.size());
-  if (frame_pts.size() > 1) {
-    std::vector<int64_t> steps(frame_pts.size() - 1);
-    std::adjacent_difference(frame_pts.begin() + 1, frame_pts.end(), steps.begin());
-    steps[0] = frame_pts[1] - frame_pts[0];
-    std::nth_element(steps.begin(), steps.begin() + steps.size() / 2, steps.end());
-    info.fps = 1.0 / (static_cast<double>(steps[steps.size() / 2]) * tb);
-  }
-  info.duration_s = frame_seconds.back() - frame_seconds.front() + (info.fps > 0 ? 1.0 / info.fps : 0.0);
+  frames.emplace(av::scan_frame_table(path, format.get(), stream_index, packet.get(), &stats.packets_read));
+  info.num_frames = frames->size();
+  info.num_keyframes = static_cast<int64_t>(frames->keyframe_pts().size());
+  info.fps = frames->fps();
+  info.duration_s = frames->duration_s();
 }
 
 void NvdecVideoDecoder::Impl::check_capability() {
@@ -330,6 +306,7 @@ void NvdecVideoDecoder::Impl::parse(const uint8_t* data, size_t size, int64_t pt
 }
 
 void NvdecVideoDecoder::Impl::seek_to_keyframe_of(int64_t pts) {
+  const std::vector<int64_t>& key_pts = frames->keyframe_pts();
   const int64_t key = *std::prev(std::upper_bound(key_pts.begin(), key_pts.end(), pts));
   const int rc = av_seek_frame(format.get(), stream_index, key, AVSEEK_FLAG_BACKWARD);
   if (rc < 0) fail("seek failed (" + av::error_string(rc) + ")");
@@ -373,26 +350,9 @@ bool NvdecVideoDecoder::Impl::feed_next_packet() {
   }
 }
 
-int64_t NvdecVideoDecoder::Impl::nearest_frame(double t, double tolerance_s) const {
-  if (!std::isfinite(t)) fail("timestamp " + std::to_string(t) + " is not a finite number");
-  const auto it = std::lower_bound(frame_seconds.begin(), frame_seconds.end(), t);
-  int64_t idx = it - frame_seconds.begin();
-  if (idx == static_cast<int64_t>(frame_seconds.size())) {
-    --idx;
-  } else if (idx > 0 && (t - frame_seconds[idx - 1]) <= (frame_seconds[idx] - t)) {
-    --idx;
-  }
-  if (!(std::abs(frame_seconds[idx] - t) < tolerance_s)) {
-    throw FrameTimestampError(path + ": no frame within tolerance_s=" + std::to_string(tolerance_s) +
-                              " of timestamp " + std::to_string(t) + "s (nearest frame #" + std::to_string(idx) +
-                              " at " + std::to_string(frame_seconds[idx]) + "s)");
-  }
-  return idx;
-}
-
 void NvdecVideoDecoder::Impl::decode_to(int64_t frame_idx, CUdeviceptr out) {
-  const int64_t target = frame_pts[frame_idx];
-  const int64_t key = *std::prev(std::upper_bound(key_pts.begin(), key_pts.end(), target));
+  const int64_t target = frames->pts()[frame_idx];
+  const int64_t key = frames->keyframe_pts_of(frame_idx);
   const bool can_continue = !at_eof && last_displayed_pts != INT64_MIN && last_displayed_pts < target &&
                             key <= last_displayed_pts;
   target_pts = target;
@@ -401,7 +361,7 @@ void NvdecVideoDecoder::Impl::decode_to(int64_t frame_idx, CUdeviceptr out) {
   if (!can_continue) seek_to_keyframe_of(target);
   while (!target_done) {
     if (!feed_next_packet()) {
-      fail("frame #" + std::to_string(frame_idx) + " at " + std::to_string(frame_seconds[frame_idx]) +
+      fail("frame #" + std::to_string(frame_idx) + " at " + std::to_string(frames->seconds()[frame_idx]) +
            "s was not produced by NVDEC (truncated or corrupt stream)");
     }
   }
@@ -467,7 +427,7 @@ FrameBatch NvdecVideoDecoder::get_frames_at(std::span<const double> timestamps_s
   Impl& d = *impl_;
   if (!(tolerance_s > 0)) d.fail("tolerance_s must be > 0, got " + std::to_string(tolerance_s));
   std::vector<int64_t> wanted(timestamps_s.size());
-  for (size_t i = 0; i < timestamps_s.size(); ++i) wanted[i] = d.nearest_frame(timestamps_s[i], tolerance_s);
+  for (size_t i = 0; i < timestamps_s.size(); ++i) wanted[i] = d.frames->nearest(timestamps_s[i], tolerance_s);
 
   const ScopedContext current(d.context->get());
   const DriverApi& api = driver_api();
