@@ -157,7 +157,8 @@ def run_peer(peer: Any, args: argparse.Namespace) -> dict[str, Any]:
                 time.sleep(args.consumer_ms / 1e3)
         end = time.perf_counter()
         del it  # shuts the workers down before the next peer starts
-    return {**recorder.summary(end, rss.peak_bytes), "timeline": recorder.timeline}
+    extra = {"decode_backend": peer.decode_backend} if hasattr(peer, "decode_backend") else {}
+    return {**recorder.summary(end, rss.peak_bytes), **extra, "timeline": recorder.timeline}
 
 
 def _fmt(value: Any, digits: int = 1) -> str:

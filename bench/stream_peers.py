@@ -366,6 +366,27 @@ def lerobot_unavailable_reason() -> str | None:
     return None
 
 
+def _use_pyav_when_torchcodec_is_missing() -> str:
+    """lerobot 0.6.1's streaming dataset always decodes with torchcodec; PyPI's torchcodec needs a CUDA
+    build of torch, so on a CPU-only torch lerobot's own PyAV backend (``decode_video_frames(...,
+    backend="pyav")``) stands in, and the result says so. Returns the backend lerobot will use."""
+    try:
+        importlib.import_module("torchcodec.decoders")
+        return "torchcodec"
+    except Exception:
+        import lerobot.datasets.streaming_dataset as streaming
+        from lerobot.datasets.video_utils import decode_video_frames
+
+        def decode_with_pyav(video_path, timestamps, tolerance_s, decoder_cache=None, return_uint8=False):
+            del decoder_cache
+            return decode_video_frames(
+                video_path, timestamps, tolerance_s, backend="pyav", return_uint8=return_uint8
+            )
+
+        streaming.decode_video_frames_torchcodec = decode_with_pyav
+        return "pyav"
+
+
 class LerobotPeer:
     """lerobot 0.6's StreamingLeRobotDataset on the same data (needs lerobot importable), default buffer."""
 
@@ -378,6 +399,7 @@ class LerobotPeer:
             raise RuntimeError(reason)
         from lerobot.datasets.streaming_dataset import StreamingLeRobotDataset
 
+        self.decode_backend = _use_pyav_when_torchcodec_is_missing()
         self.cfg = cfg
         probe = StreamingLeRobotDataset(cfg.repo_id, root=cfg.root)
         self.dataset = StreamingLeRobotDataset(
