@@ -1,0 +1,182 @@
+"""``python -m lerobot_stream.transcode SRC DST --codec hevc|h264``: re-encode a v3 dataset's videos.
+
+LeRobot's default codec is AV1, which Hopper (H100/H200), A100 and Turing GPUs cannot decode with
+NVDEC; H.264 and HEVC decode on every NVIDIA GPU. This rewrites every ``videos/**.mp4`` of a
+LeRobot v3 dataset with another codec and copies everything else.
+
+Note [Frame-exact transcoding]
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+Each mp4 is decoded once, in presentation order, and every frame is re-encoded with the same
+presentation time (pts rounded to the 1/fps grid the file was written on), so the files keep their
+frame count, their episodes' ``from_timestamp``/``to_timestamp`` and every frame's time: the episodes
+metadata and data parquet are copied unchanged, and only the video features' ``info`` in
+``meta/info.json`` (codec, pixel format, GOP, CRF, preset) is updated. The default GOP of 2 keeps
+random access as cheap as LeRobot's AV1 files (about 1.5 frames decoded per frame read).
+The result is written next to DST and renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from fractions import Fraction
+from pathlib import Path
+from typing import Literal
+
+import av
+
+from lerobot_stream.synth.video import EncoderSettings, probe_video_info
+
+TargetCodec = Literal["hevc", "h264"]
+TARGET_CODECS: tuple[str, ...] = ("hevc", "h264")
+DEFAULT_CRF = {"hevc": 28, "h264": 23}
+
+
+def transcode_dataset(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    codec: TargetCodec = "hevc",
+    gop: int = 2,
+    crf: int | None = None,
+    preset: str | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+) -> Path:
+    """Writes a copy of the v3 dataset ``src`` at ``dst`` with its videos re-encoded to ``codec``.
+
+    Args:
+        codec: ``"hevc"`` (libx265) or ``"h264"`` (libx264), both decodable by NVDEC on every NVIDIA GPU.
+        gop, crf, preset: encoder settings (``crf`` default: 28 for HEVC, 23 for H.264).
+        workers: video files encoded in parallel processes.
+        overwrite: replace an existing ``dst``.
+
+    Raises:
+        ValueError: ``src`` is not a LeRobot v3 dataset, or a bad codec/setting.
+        FileExistsError: ``dst`` exists and ``overwrite`` is not set.
+    """
+    src, dst = Path(src), Path(dst)
+    if codec not in TARGET_CODECS:
+        raise ValueError(f"codec must be one of {list(TARGET_CODECS)}, got {codec!r}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    info = _read_info(src)
+    if dst.exists() and not overwrite:
+        raise FileExistsError(f"{dst}: exists (pass overwrite=True / --overwrite to replace it)")
+    settings = EncoderSettings(
+        codec=codec, gop=gop, crf=DEFAULT_CRF[codec] if crf is None else crf, preset=preset
+    )
+
+    staging = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(src, staging, ignore=lambda folder, names: [n for n in names if n.endswith(".mp4")])
+    try:
+        videos = sorted(p.relative_to(src) for p in (src / "videos").rglob("*.mp4"))
+        jobs = [(str(src / rel), str(staging / rel), settings) for rel in videos]
+        if workers == 1:
+            for job in jobs:
+                _transcode_file(*job)
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(_transcode_file, *zip(*jobs, strict=True)))
+        for key, feature in info["features"].items():
+            if feature.get("dtype") != "video":
+                continue
+            first = next((staging / rel for rel in videos if rel.parts[1] == key), None)
+            if first is None:
+                raise ValueError(f"{src}: video feature {key!r} has no file under videos/{key}/")
+            feature["info"] = {**feature.get("info", {}), **probe_video_info(first, settings)}
+        (staging / "meta" / "info.json").write_text(json.dumps(info, indent=4))
+        if dst.exists():
+            shutil.rmtree(dst)
+        staging.rename(dst)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return dst
+
+
+def _read_info(root: Path) -> dict:
+    path = root / "meta" / "info.json"
+    if not path.is_file():
+        raise ValueError(f"{root}: not a LeRobot v3 dataset (no meta/info.json)")
+    try:
+        info = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from error
+    version = str(info.get("codebase_version", ""))
+    if not version.startswith("v3."):
+        raise ValueError(f"{path}: codebase_version {version!r} is not a LeRobot v3 dataset")
+    if not isinstance(info.get("features"), dict):
+        raise ValueError(f"{path}: has no 'features' mapping")
+    return info
+
+
+def _transcode_file(src: str, dst: str, settings: EncoderSettings) -> int:
+    """Re-encodes one mp4 frame by frame, keeping every frame's presentation time; returns the count."""
+    os.environ.setdefault("SVT_LOG", "1")
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    with av.open(src) as source:
+        video = source.streams.video[0]
+        fps = Fraction(video.base_rate or video.average_rate)
+        count = 0
+        last_pts = -1
+        with av.open(dst, "w") as target:
+            stream = target.add_stream(settings.encoder_name, rate=fps, options=settings.options())
+            stream.width, stream.height, stream.pix_fmt = video.width, video.height, "yuv420p"
+            for frame in source.decode(video):
+                if frame.pts is None:
+                    raise ValueError(f"{src}: frame #{count} has no presentation timestamp")
+                pts = round(frame.pts * video.time_base * fps)  # on the 1/fps grid
+                if pts <= last_pts:
+                    raise ValueError(
+                        f"{src}: frame #{count} at {float(frame.pts * video.time_base):.6f}s is not "
+                        f"on a distinct 1/{fps} step (variable frame rate is not supported)"
+                    )
+                out = frame if frame.format.name == "yuv420p" else frame.reformat(format="yuv420p")
+                out.pts, out.time_base = pts, Fraction(1, 1) / fps
+                target.mux(stream.encode(out))
+                last_pts = pts
+                count += 1
+            target.mux(stream.encode(None))
+    return count
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m lerobot_stream.transcode", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("src", type=Path, help="a LeRobot v3 dataset")
+    parser.add_argument("dst", type=Path, help="where the transcoded copy goes")
+    parser.add_argument("--codec", choices=TARGET_CODECS, default="hevc")
+    parser.add_argument("--gop", type=int, default=2)
+    parser.add_argument("--crf", type=int, default=None)
+    parser.add_argument("--preset", default=None)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        out = transcode_dataset(
+            args.src,
+            args.dst,
+            codec=args.codec,
+            gop=args.gop,
+            crf=args.crf,
+            preset=args.preset,
+            workers=args.workers,
+            overwrite=args.overwrite,
+        )
+    except (ValueError, FileExistsError) as error:
+        print(f"transcode: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {out} ({args.codec})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
