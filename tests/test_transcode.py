@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -23,11 +24,19 @@ from lerobot_stream.transcode import main, transcode_dataset
 MEAN_ABS_TOLERANCE = 6 / 255
 
 
-def frame_times(path: Path) -> tuple[str, list[float]]:
+def frame_times(path: Path) -> tuple[str, list[Fraction]]:
+    """The decoder's name and every decoded frame's presentation time, in decode output order."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        times = sorted(round(float(p.pts * stream.time_base), 6) for p in container.demux(stream) if p.size)
+        times = [frame.pts * stream.time_base for frame in container.decode(stream)]
         return stream.codec_context.name, times
+
+
+def reorders_frames(path: Path) -> bool:
+    """Whether any packet is stored out of presentation order (B-frames: dts != pts)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return any(p.dts != p.pts for p in container.demux(stream) if p.size)
 
 
 def samples(root: Path) -> list[dict]:
@@ -52,11 +61,14 @@ def test_every_file_keeps_its_frames_and_timestamps(transcoded: tuple[Path, Path
     codec = json.loads((dst / "meta" / "info.json").read_text())["features"]["observation.images.cam0"][
         "info"
     ]
+    fps = json.loads((src / "meta" / "info.json").read_text())["fps"]
     for rel in files:
         _, before = frame_times(src / rel)
         decoder, after = frame_times(dst / rel)
         assert after == before, rel
+        assert after == [Fraction(i, fps) for i in range(len(after))], rel  # 0, 1/fps, ... in order
         assert decoder == codec["video.codec"]
+        assert not reorders_frames(dst / rel), rel
     assert (dst / "meta" / "episodes").exists() and not list(dst.parent.glob(".*tmp*"))
 
 
@@ -91,15 +103,21 @@ def test_lerobot_reads_the_transcoded_dataset(transcoded: tuple[Path, Path]) -> 
         assert int(theirs["frame_index"]) == int(mine["frame_index"])
 
 
-def test_bad_input_gives_clear_errors(make_dataset: MakeDataset, tmp_path: Path) -> None:
+def test_bad_input_gives_clear_errors(
+    make_dataset: MakeDataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = make_dataset()
     with pytest.raises(ValueError, match="not a LeRobot v3 dataset"):
         transcode_dataset(tmp_path, tmp_path / "out")
     with pytest.raises(ValueError, match="codec must be one of"):
         transcode_dataset(src, tmp_path / "out", codec="av1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"crf must be in \[0, 51\]"):
+        transcode_dataset(src, tmp_path / "out", codec="h264", crf=60)
     (tmp_path / "exists").mkdir()
     with pytest.raises(FileExistsError, match="exists"):
         transcode_dataset(src, tmp_path / "exists")
+    assert main([str(src), str(tmp_path / "exists")]) == 2
+    assert "--overwrite" in capsys.readouterr().err
     old = tmp_path / "old"
     shutil.copytree(src, old)
     info = json.loads((old / "meta" / "info.json").read_text())
@@ -107,3 +125,22 @@ def test_bad_input_gives_clear_errors(make_dataset: MakeDataset, tmp_path: Path)
     (old / "meta" / "info.json").write_text(json.dumps(info))
     assert main([str(old), str(tmp_path / "out2")]) == 2
     assert not (tmp_path / "out2").exists()
+    depth = tmp_path / "depth"
+    shutil.copytree(src, depth)
+    info = json.loads((depth / "meta" / "info.json").read_text())
+    info["features"]["observation.images.cam1"]["info"]["is_depth_map"] = True
+    (depth / "meta" / "info.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match=r"'observation\.images\.cam1' is a depth map"):
+        transcode_dataset(depth, tmp_path / "out3")
+    assert not (tmp_path / "out3").exists() and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_overwrite_replaces_the_destination(make_dataset: MakeDataset, tmp_path: Path) -> None:
+    src = make_dataset()
+    dst = tmp_path / "out"
+    dst.mkdir()
+    (dst / "stale.txt").write_text("old")
+    assert main([str(src), str(dst), "--codec", "h264", "--overwrite"]) == 0
+    assert not (dst / "stale.txt").exists()
+    info = json.loads((dst / "meta" / "info.json").read_text())
+    assert info["features"]["observation.images.cam0"]["info"]["video.codec"] == "h264"

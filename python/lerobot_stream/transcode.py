@@ -13,6 +13,24 @@ metadata and data parquet are copied unchanged, and only the video features' ``i
 ``meta/info.json`` (codec, pixel format, GOP, CRF, preset) is updated. The default GOP of 2 keeps
 random access as cheap as LeRobot's AV1 files (about 1.5 frames decoded per frame read).
 The result is written next to DST and renamed into place only when complete.
+
+Note [No B-frames in transcoded files]
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+libx264/libx265 reserve B-frame reordering by default even at GOP 2: packets then carry
+``dts < pts``, the first dts is negative, and the mp4 muxer hides the delay behind an edit list.
+Readers that honour edit lists still see pts 0, 1/fps, ... but readers that do not (raw demuxers in
+front of NVDEC) would see every frame shifted. We encode with ``bf=0`` (recorded as lerobot's
+``video.extra_options``), so the transcoded files have the same timing structure as LeRobot's AV1
+files: dts == pts, first pts 0, no edit list, and decode order is presentation order. At GOP 2 this
+costs nothing (there is no room for a B-frame between keyframes); at large GOPs files grow a little.
+
+Output frames are 8-bit yuv420p (NVDEC's NV12 path on every NVIDIA GPU); sources in other 8-bit
+colour formats are converted. Depth-map features (``is_depth_map``, 12-bit grey) are refused: converting
+them to yuv420p would lose their values.
+
+Everything else (``meta/episodes``, ``meta/tasks``, ``meta/stats.json``, ``data/``) is copied byte for
+byte; image statistics therefore describe the source frames, which the new ones match within codec
+tolerance.
 """
 
 from __future__ import annotations
@@ -34,7 +52,9 @@ from lerobot_stream.synth.video import EncoderSettings, probe_video_info
 
 TargetCodec = Literal["hevc", "h264"]
 TARGET_CODECS: tuple[str, ...] = ("hevc", "h264")
-DEFAULT_CRF = {"hevc": 28, "h264": 23}
+DEFAULT_CRF = {"hevc": 28, "h264": 23}  # the encoders' own defaults
+MAX_CRF = 51  # x264/x265 CRF range is 0..51
+NO_B_FRAMES = {"bf": "0"}  # Note [No B-frames in transcoded files]
 
 
 def transcode_dataset(
@@ -65,17 +85,18 @@ def transcode_dataset(
         raise ValueError(f"codec must be one of {list(TARGET_CODECS)}, got {codec!r}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    crf = DEFAULT_CRF[codec] if crf is None else crf
+    if not 0 <= crf <= MAX_CRF:
+        raise ValueError(f"crf must be in [0, {MAX_CRF}] for {codec}, got {crf}")
     info = _read_info(src)
     if dst.exists() and not overwrite:
         raise FileExistsError(f"{dst}: exists (pass overwrite=True / --overwrite to replace it)")
-    settings = EncoderSettings(
-        codec=codec, gop=gop, crf=DEFAULT_CRF[codec] if crf is None else crf, preset=preset
-    )
+    settings = EncoderSettings(codec=codec, gop=gop, crf=crf, preset=preset, extra_options=NO_B_FRAMES)
 
     staging = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(src, staging, ignore=lambda folder, names: [n for n in names if n.endswith(".mp4")])
     try:
+        shutil.copytree(src, staging, ignore=lambda folder, names: [n for n in names if n.endswith(".mp4")])
         videos = sorted(p.relative_to(src) for p in (src / "videos").rglob("*.mp4"))
         jobs = [(str(src / rel), str(staging / rel), settings) for rel in videos]
         if workers == 1:
@@ -114,6 +135,14 @@ def _read_info(root: Path) -> dict:
         raise ValueError(f"{path}: codebase_version {version!r} is not a LeRobot v3 dataset")
     if not isinstance(info.get("features"), dict):
         raise ValueError(f"{path}: has no 'features' mapping")
+    for key, feature in info["features"].items():
+        video_info = feature.get("info") or {}
+        if feature.get("dtype") == "video" and (
+            video_info.get("is_depth_map") or video_info.get("video.is_depth_map")
+        ):
+            raise ValueError(
+                f"{path}: video feature {key!r} is a depth map, which transcoding does not support"
+            )
     return info
 
 

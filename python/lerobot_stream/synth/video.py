@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal
@@ -56,6 +56,8 @@ class EncoderSettings:
         None  # None: DEFAULT_SVTAV1_PRESET for av1, the encoder's own default otherwise
     )
     encoder_threads: int | None = None
+    # libav encoder options merged last (lerobot's ``extra_options``, recorded in info.json)
+    extra_options: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
@@ -92,6 +94,7 @@ class EncoderSettings:
                 opts["threads"] = str(self.encoder_threads)
             if self.codec == "hevc":
                 opts["x265-params"] = "log-level=error"
+        opts.update(self.extra_options)
         return opts
 
     def info_fields(self) -> dict[str, object]:
@@ -102,7 +105,7 @@ class EncoderSettings:
             "video.preset": self.effective_preset,
             "video.fast_decode": 0,
             "video.video_backend": "pyav",
-            "video.extra_options": {},
+            "video.extra_options": dict(self.extra_options),
         }
 
 
