@@ -5,6 +5,7 @@ clear errors."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from fractions import Fraction
 from pathlib import Path
@@ -133,6 +134,14 @@ def test_bad_input_gives_clear_errors(
     with pytest.raises(ValueError, match=r"'observation\.images\.cam1' is a depth map"):
         transcode_dataset(depth, tmp_path / "out3")
     assert not (tmp_path / "out3").exists() and not list(tmp_path.glob(".*tmp*"))
+
+    broken = tmp_path / "broken"
+    shutil.copytree(src, broken)
+    victim = sorted(broken.rglob("*.mp4"))[1]
+    victim.write_bytes(victim.read_bytes()[:200])
+    with pytest.raises(ValueError, match=re.escape(str(victim))):
+        transcode_dataset(broken, tmp_path / "out4", workers=2)
+    assert not (tmp_path / "out4").exists() and not list(tmp_path.glob(".*tmp*"))
 
 
 def test_overwrite_replaces_the_destination(make_dataset: MakeDataset, tmp_path: Path) -> None:

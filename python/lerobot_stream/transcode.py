@@ -2,7 +2,16 @@
 
 LeRobot's default codec is AV1, which Hopper (H100/H200), A100 and Turing GPUs cannot decode with
 NVDEC; H.264 and HEVC decode on every NVIDIA GPU. This rewrites every ``videos/**.mp4`` of a
-LeRobot v3 dataset with another codec and copies everything else.
+LeRobot v3 dataset (written by lerobot or by ``lerobot_stream.synth``) with another codec and copies
+everything else::
+
+    python -m lerobot_stream.transcode SRC DST --codec hevc|h264 [--gop N] [--crf Q] [--preset P]
+        [--workers K] [--overwrite]
+
+or ``transcode_dataset(src, dst, codec=...)`` from Python. ``--workers`` encodes that many files at
+once in separate processes (each encoder also uses its own threads). Errors (``ValueError`` /
+``FileExistsError``, exit status 2 from the command line) name the file: SRC not a v3 dataset,
+DST already there without ``--overwrite``, an unsupported codec or setting, a depth-map video.
 
 Note [Frame-exact transcoding]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -148,6 +157,13 @@ def _read_info(root: Path) -> dict:
 
 def _transcode_file(src: str, dst: str, settings: EncoderSettings) -> int:
     """Re-encodes one mp4 frame by frame, keeping every frame's presentation time; returns the count."""
+    try:
+        return _reencode(src, dst, settings)
+    except (av.FFmpegError, IndexError) as error:  # IndexError: the file has no video stream
+        raise ValueError(f"{src}: cannot transcode ({type(error).__name__}: {error})") from error
+
+
+def _reencode(src: str, dst: str, settings: EncoderSettings) -> int:
     os.environ.setdefault("SVT_LOG", "1")
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     with av.open(src) as source:
