@@ -1,10 +1,16 @@
-"""The node-wide record of one prefetch cache directory: who references, pins and downloads what.
+"""The record of one prefetch cache: who references, pins and downloads what, and where bytes live.
 
-Every process on a node that uses the same cache directory (DataLoader workers, several ranks)
-shares one small JSON file, ``.state.json``, read and rewritten under an exclusive ``fcntl.flock``
-on ``.lock``. The file is replaced atomically (write to a temporary name, ``os.replace``), so a
-crash mid-write leaves the previous version. Owns nothing but those two files; the data files are
-named here (``data_path``) but created and deleted by ``lerobot_stream.prefetch``.
+``CacheState(cache_dir)`` is the node-wide cache on disk: every process on a node that uses the
+same cache directory (DataLoader workers, several ranks) shares one small JSON file,
+``.state.json``, read and rewritten under an exclusive ``fcntl.flock`` on ``.lock``. The file is
+replaced atomically (write to a temporary name, ``os.replace``), so a crash mid-write leaves the
+previous version. Entries (whole files, episode segments, video headers) are files named by key;
+a download writes ``.<key>.part-<owner>`` and ``commit`` renames it once whole.
+
+``MemoryCacheState()`` is the same record and the same entry operations in this process's memory
+(the prefetcher's memory-only mode, for machines without a local disk): no sharing between
+processes, entries are ``bytes``. The prefetcher (``lerobot_stream.prefetch``) decides what to
+create and delete; these classes only store.
 
 Note [Owners and crashed processes]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -16,13 +22,14 @@ to "queued" and their temporary files are deleted, and a file left with no refer
 So a crashed (or SIGKILLed) process never leaks references or bytes beyond the next operation of
 any other process. The cache directory must be local to one node (one pid namespace).
 
-Record of one file (key = hash of its URL)::
+Record of one entry (key = hash of its URL, plus the byte range or ``.hdr`` for parts of files)::
 
     {"url": str, "size": int | None, "status": "queued" | "downloading" | "ready",
-     "downloader": owner | None, "refs": {owner: int}, "pins": {owner: int}, "last_used": float}
+     "downloader": owner | None, "refs": {owner: int}, "pins": {owner: int}, "last_used": float,
+     "kind": "file" | "range" | "header"}
 
-Thread-safety: each ``locked()`` opens its own lock descriptor, so threads of one process exclude
-each other exactly like processes do.
+Thread-safety: each ``locked()`` of ``CacheState`` opens its own lock descriptor, so threads of one
+process exclude each other exactly like processes do; ``MemoryCacheState`` uses a thread lock.
 """
 
 from __future__ import annotations
@@ -31,13 +38,15 @@ import contextlib
 import fcntl
 import glob
 import hashlib
+import io
 import json
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 STATE_VERSION = 1
 _STATE = ".state.json"
@@ -78,6 +87,16 @@ def file_key(url: str) -> str:
     return digest + (suffix if suffix.isascii() and len(suffix) <= 8 else "")
 
 
+def range_key(url: str, start: int, end: int) -> str:
+    """The cache key of bytes ``[start, end)`` of ``url``."""
+    return f"{hashlib.sha256(url.encode()).hexdigest()[:32]}.{start}-{end}.seg"
+
+
+def header_key(url: str) -> str:
+    """The cache key of the header (and sample index) of the video file ``url``."""
+    return f"{hashlib.sha256(url.encode()).hexdigest()[:32]}.hdr"
+
+
 class CacheState:
     """Locked access to ``<cache_dir>/.state.json``; see Note [Owners and crashed processes]."""
 
@@ -87,6 +106,8 @@ class CacheState:
         self._state_path = self.dir / _STATE
         self._lock_path = self.dir / _LOCK
 
+    shared = True  # other processes see these entries
+
     def data_path(self, key: str) -> Path:
         """Where the complete file of ``key`` lives."""
         return self.dir / key
@@ -94,6 +115,46 @@ class CacheState:
     def part_path(self, key: str, owner: str) -> Path:
         """The temporary name ``owner`` downloads ``key`` to (renamed to ``data_path`` when whole)."""
         return self.dir / f".{key}.part-{owner.replace(':', '-')}"
+
+    # --- entries --------------------------------------------------------------------------------
+    def has(self, key: str) -> bool:
+        """Whether the complete entry ``key`` exists."""
+        return self.data_path(key).exists()
+
+    def backing(self, key: str) -> Path:
+        """The complete entry ``key``: its path."""
+        return self.data_path(key)
+
+    def open_part(self, key: str, owner: str) -> IO[bytes]:
+        """A new, empty temporary file for ``owner``'s download of ``key``."""
+        return open(self.part_path(key, owner), "wb")  # closed by commit() or discard()
+
+    def commit(self, key: str, owner: str, part: IO[bytes]) -> int:
+        """Makes the downloaded ``part`` the complete entry ``key`` (atomic rename); its size."""
+        part.flush()
+        os.fsync(part.fileno())
+        size = part.tell()
+        part.close()
+        os.rename(self.part_path(key, owner), self.data_path(key))
+        return size
+
+    def discard(self, key: str, owner: str, part: IO[bytes] | None) -> None:
+        """Drops ``owner``'s temporary download of ``key``."""
+        if part is not None:
+            part.close()
+        _unlink(self.part_path(key, owner))
+
+    def delete(self, key: str) -> None:
+        """Deletes the complete entry ``key`` (a decoder that has it open keeps reading it)."""
+        _unlink(self.data_path(key))
+
+    def part_bytes(self, key: str) -> int:
+        """Bytes of ``key`` downloaded so far by anyone (for progress bars)."""
+        total = 0
+        for part in stale_parts(self.dir, key):
+            with contextlib.suppress(FileNotFoundError):
+                total += os.path.getsize(part)
+        return total
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[dict[str, dict[str, Any]]]:
@@ -173,7 +234,63 @@ class CacheState:
         """Drops ``key``'s record and its complete file (its downloader discards its own part)."""
         record = files.pop(key)
         if record["status"] == "ready":
-            _unlink(self.data_path(key))
+            self.delete(key)
+
+
+class MemoryCacheState:
+    """``CacheState``'s record and entry operations in this process's memory (entries are ``bytes``).
+
+    One instance per process: a forked child must make its own (the prefetcher does).
+    """
+
+    shared = False
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._files: dict[str, dict[str, Any]] = {}
+        self._data: dict[str, bytes] = {}
+        self._parts: dict[tuple[str, str], io.BytesIO] = {}
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[dict[str, dict[str, Any]]]:
+        """The records (key -> record); every owner is this process, so nothing is pruned."""
+        with self._lock:
+            yield self._files
+
+    def sweep_orphans(self) -> None:
+        """Nothing to sweep: memory does not outlive its process."""
+
+    def forget(self, files: dict[str, dict[str, Any]], key: str) -> None:
+        """Drops ``key``'s record and its bytes."""
+        files.pop(key)
+        self._data.pop(key, None)
+
+    def has(self, key: str) -> bool:
+        return key in self._data
+
+    def backing(self, key: str) -> bytes:
+        """The complete entry ``key``: its bytes (KeyError once deleted)."""
+        return self._data[key]
+
+    def open_part(self, key: str, owner: str) -> IO[bytes]:
+        part = io.BytesIO()
+        self._parts[(key, owner)] = part
+        return part
+
+    def commit(self, key: str, owner: str, part: IO[bytes]) -> int:
+        self._parts.pop((key, owner), None)
+        data = part.getvalue()  # type: ignore[attr-defined]
+        self._data[key] = data
+        return len(data)
+
+    def discard(self, key: str, owner: str, part: IO[bytes] | None) -> None:
+        self._parts.pop((key, owner), None)
+
+    def delete(self, key: str) -> None:
+        self._data.pop(key, None)
+
+    def part_bytes(self, key: str) -> int:
+        return sum(p.getbuffer().nbytes for (k, _), p in list(self._parts.items()) if k == key)
 
 
 def resident_bytes(files: dict[str, dict[str, Any]]) -> int:
@@ -181,10 +298,11 @@ def resident_bytes(files: dict[str, dict[str, Any]]) -> int:
     return sum(r["size"] or 0 for r in files.values() if r["status"] != "queued")
 
 
-def new_record(url: str, size: int | None) -> dict[str, Any]:
-    """A fresh record of a file nobody downloaded yet."""
+def new_record(url: str, size: int | None, kind: str = "file") -> dict[str, Any]:
+    """A fresh record of an entry nobody downloaded yet."""
     return {
         "url": url,
+        "kind": kind,
         "size": size,
         "status": "queued",
         "downloader": None,

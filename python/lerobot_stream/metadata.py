@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from lerobot_stream.remote import DatasetLocation, resolve_location
+from lerobot_stream.retry import RetryPolicy
 
 CODEBASE_VERSION = "v3.0"
 INFO_PATH = "meta/info.json"
@@ -217,9 +218,15 @@ class DatasetMetadata:
         )
 
 
-def load_metadata(repo_id: str, root: str | Path | None, revision: str | None = None) -> DatasetMetadata:
-    """Reads a LeRobot v3 dataset's metadata, local or remote; clear errors naming the file on bad input."""
-    location = resolve_location(repo_id, root, revision)
+def load_metadata(
+    repo_id: str, root: str | Path | None, revision: str | None = None, policy: RetryPolicy | None = None
+) -> DatasetMetadata:
+    """Reads a LeRobot v3 dataset's metadata, local or remote; clear errors naming the file on bad input.
+
+    ``policy``: retries of remote reads (a server that stays unreachable raises
+    ``ServerUnreachableError``, a missing file FileNotFoundError).
+    """
+    location = resolve_location(repo_id, root, revision, policy)
     root_path = location.root
     if isinstance(root_path, Path) and not root_path.is_dir():
         raise FileNotFoundError(
@@ -318,8 +325,7 @@ def _load_episodes(location: DatasetLocation, files_per_chunk: int) -> pa.Table:
         )
     tables = []
     for rel in paths:
-        names = location.parquet_file(rel).schema_arrow.names
-        tables.append(location.read_parquet(rel, [n for n in names if not n.startswith("stats/")]))
+        tables.append(location.read_parquet(rel, lambda name: not name.startswith("stats/")))
     try:
         return pa.concat_tables(tables, promote_options="permissive")
     except pa.ArrowException as err:
@@ -354,9 +360,10 @@ def _load_tasks(location: DatasetLocation, rel: str) -> list[str]:
 
 
 def _load_stats(location: DatasetLocation, rel: str) -> dict[str, Any] | None:
-    if not location.exists(rel):
+    try:
+        raw = location.read_json(rel)
+    except FileNotFoundError:
         return None
-    raw = location.read_json(rel)
     return {
         key: {name: np.asarray(value) for name, value in entry.items()} if isinstance(entry, dict) else entry
         for key, entry in raw.items()
