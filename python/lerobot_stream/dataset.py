@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -28,10 +28,17 @@ from lerobot_stream import _core
 from lerobot_stream.decoding import DecoderCache, default_decoder_cache_capacity
 from lerobot_stream.metadata import DatasetMetadata, load_metadata
 from lerobot_stream.prefetch import VideoPrefetcher
+from lerobot_stream.retry import RetryPolicy
 from lerobot_stream.sample import SampleBuilder
 from lerobot_stream.state import EpochCounters, ResumeState, dataset_fingerprint, resume_pass
 from lerobot_stream.tabular import EpisodeRows, TabularReader
-from lerobot_stream.video_files import EpisodeVideoFiles, default_cache_dir, default_max_bytes
+from lerobot_stream.video_files import (
+    FETCH_MODES,
+    EpisodeVideoFiles,
+    FetchMode,
+    default_cache_dir,
+    default_max_bytes,
+)
 from lerobot_stream.windows import check_delta_timestamps, delta_indices
 from lerobot_stream.world import current_worker, in_worker_process, resolve_rank_world
 
@@ -65,12 +72,21 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         episode_pool_size: whole episodes each consumer keeps in RAM and samples across.
         rank, world_size: override the detected distributed setup (see ``lerobot_stream.world``).
 
-    Remote video files (Note [Prefetch on admit] in ``lerobot_stream.video_files``):
-        prefetch_videos: download an episode's video files in the background when it enters the pool
-            (False: the first decode of an episode waits for the download).
+    Remote video (Note [Prefetch on admit] in ``lerobot_stream.video_files``):
+        video_fetch: ``"ranges"`` (default): each pooled episode fetches only its own byte range of
+            each camera's file, after the file's index (read once per node); ``"whole_files"``: whole
+            video files, as before. Files that cannot be read by ranges fall back to whole files with
+            a warning, counted in ``stats()["prefetch"]["whole_file_fallbacks"]``.
+        prefetch_videos: fetch an episode's video bytes in the background when it enters the pool
+            (False: the first decode of an episode waits for them).
         video_prefetch_workers: downloads in flight on the node.
-        video_cache_dir, video_cache_max_bytes: the node-shared download cache and its bound (default
-            ``$LRS_CACHE_DIR`` or ``<tmp>/lerobot-stream-videos``; 20 GiB or half the free disk).
+        video_cache: ``"disk"`` (default): a cache directory shared by every process of the node;
+            ``"memory"``: this process's memory (machines without local disk; not shared).
+        video_cache_dir, video_cache_max_bytes: the disk cache and its bound (default
+            ``$LRS_CACHE_DIR`` or ``<tmp>/lerobot-stream-videos``; 20 GiB or half the free disk);
+            in memory, the bound per process (default 2 GiB).
+        remote_retry: ``RetryPolicy`` of every remote read (retries, backoff, stall timeout); a
+            server that stays unreachable raises ``ServerUnreachableError`` naming the URL.
 
     Decoding:
         decoder_cache_size (alias ``video_decoder_cache_size``): open video decoders per consumer,
@@ -130,6 +146,9 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         video_prefetch_workers: int = 4,
         video_cache_dir: str | Path | None = None,
         video_cache_max_bytes: int | None = None,
+        video_fetch: FetchMode = "ranges",
+        video_cache: Literal["disk", "memory"] = "disk",
+        remote_retry: RetryPolicy | None = None,
     ) -> None:
         super().__init__()
         _warn_ignored(buffer_size=buffer_size, rng=rng, max_num_shards=max_num_shards)
@@ -148,9 +167,14 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             raise ValueError("Pass decoder_cache_size or video_decoder_cache_size, not both")
         if num_workers < 0:
             raise ValueError(f"num_workers (the DataLoader's, for len()) must be >= 0, got {num_workers}")
+        if video_fetch not in FETCH_MODES:
+            raise ValueError(f"video_fetch must be one of {FETCH_MODES}, got {video_fetch!r}")
+        if video_cache not in ("disk", "memory"):
+            raise ValueError(f"video_cache must be 'disk' or 'memory', got {video_cache!r}")
 
         self.repo_id = repo_id
-        self.meta: DatasetMetadata = load_metadata(repo_id, root, revision)
+        self._remote_retry = remote_retry or RetryPolicy()
+        self.meta: DatasetMetadata = load_metadata(repo_id, root, revision, self._remote_retry)
         self.root = self.meta.root
         unsupported = self.meta.image_keys + self.meta.depth_keys
         if unsupported:
@@ -187,6 +211,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         self._video_prefetch_workers = int(video_prefetch_workers)
         self._video_cache_dir = Path(video_cache_dir) if video_cache_dir is not None else default_cache_dir()
         self._video_cache_max_bytes = video_cache_max_bytes
+        self._video_fetch: FetchMode = video_fetch
+        self._video_in_memory = video_cache == "memory"
         self._num_workers_hint = max(int(num_workers), 1)
         cache_size = decoder_cache_size if decoder_cache_size is not None else video_decoder_cache_size
         self.decoder_cache_size = (
@@ -374,10 +400,13 @@ class _ConsumerRuntime:
         )
         prefetcher = None
         if not ds.meta.location.is_local and ds.meta.video_keys:
-            cache_dir = ds._video_cache_dir
+            cache_dir = None if ds._video_in_memory else ds._video_cache_dir
             max_bytes = ds._video_cache_max_bytes or default_max_bytes(cache_dir)
-            prefetcher = VideoPrefetcher(cache_dir, max_bytes, ds._video_prefetch_workers)
-        self.videos = EpisodeVideoFiles(ds.meta, prefetcher, prefetch=ds._prefetch_videos)
+            retry = asdict(ds._remote_retry)
+            prefetcher = VideoPrefetcher(cache_dir, max_bytes, ds._video_prefetch_workers, **retry)
+        self.videos = EpisodeVideoFiles(
+            ds.meta, prefetcher, prefetch=ds._prefetch_videos, fetch=ds._video_fetch
+        )
         self.builder = SampleBuilder(
             ds.meta,
             self.decoder,
@@ -394,7 +423,7 @@ class _ConsumerRuntime:
             "decoder_cache": dict(self.decoder.stats()),
             "frames_requested": self.builder.frames_requested,
             "tabular": self.reader.stats.as_dict(),
-            **({"prefetch": asdict(prefetcher.stats)} if prefetcher is not None else {}),
+            **({"prefetch": {**asdict(prefetcher.stats), **self.videos.stats()}} if prefetcher else {}),
         }
 
     def _admit(self, episode_pos: int) -> EpisodeRows:

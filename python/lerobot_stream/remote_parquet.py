@@ -105,9 +105,9 @@ def read_footer(
     if size < 12 or tail[-4:] != b"PAR1":
         raise ValueError(f"{url} is not a parquet file (no PAR1 footer magic)")
     (length,) = struct.unpack("<I", tail[:4])
-    if length + 12 > size:
+    if length == 0 or length + 12 > size:
         raise ValueError(f"{url}: parquet footer length {length} does not fit in {size} bytes")
-    footer = read_range(url, size - 8 - length, size, policy, on_bytes=count)
+    footer = read_range(url, size - 8 - length, size - 8, policy, on_bytes=count) + tail
     try:
         metadata = pq.read_metadata(pa.BufferReader(footer))
     except pa.ArrowException as err:

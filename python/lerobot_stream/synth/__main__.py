@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--encoder-threads", type=int, default=None, help="threads per encoder (default: encoder decides)"
     )
+    p.add_argument("--no-faststart", action="store_true", help="write the mp4 sample table after the media")
+    p.add_argument(
+        "--continuous-encode",
+        action="store_true",
+        help="one encoder per video file: episodes may start mid-GOP (not lerobot's layout)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     return p
 
@@ -75,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             gop=args.gop,
             crf=args.crf,
             preset=preset,
+            faststart=not args.no_faststart,
+            continuous_encode=args.continuous_encode,
             encoder_threads=args.encoder_threads,
             overwrite=args.overwrite,
         )

@@ -11,6 +11,13 @@ frames already there. An episode's ``from_timestamp`` is ``frames_before_it_in_t
 and its ``to_timestamp`` is ``from_timestamp + length / fps``, which is what lerobot stores (it
 reads them back as the previous file's stream duration).
 
+lerobot writes the ``moov`` box (the sample table) before the media (``movflags=faststart``), and so
+do we; ``faststart=False`` leaves it after the media, as a plain mux does (for readers that must
+handle both). ``continuous=True`` departs from lerobot on purpose: one encoder per file encodes its
+episodes as one stream, so an episode after the first may start mid-GOP (its first frame is not a
+keyframe); remote readers must then fetch from the keyframe before it. Roll-over then follows the
+bytes muxed so far.
+
 Size caps follow lerobot's rule: if the file's size plus the episode's encoded size reaches the
 cap, the episode starts the next file instead (sizes are the per-episode mp4 sizes, so the choice
 is deterministic). A file always holds at least one episode; a tiny cap gives one episode per
@@ -136,8 +143,11 @@ class CameraVideoWriter:
         width: int,
         file_size_in_mb: float,
         chunks_size: int,
+        faststart: bool = True,
+        continuous: bool = False,
     ) -> None:
         self._root, self._key, self._settings = root, video_key, settings
+        self._faststart, self._continuous = faststart, continuous
         self._fps, self._height, self._width = fps, height, width
         self._cap_bytes = file_size_in_mb * 1024 * 1024
         self._chunks_size = chunks_size
@@ -158,6 +168,8 @@ class CameraVideoWriter:
         """Append one episode of ``length`` frames ((H*3/2, W) uint8 yuv420p arrays); say where it went."""
         if length <= 0:
             raise ValueError(f"{self._key}: an episode needs at least one frame")
+        if self._continuous:
+            return self._encode_into_file(frames_yuv420p, length)
         episode_mp4 = self._encode_episode(frames_yuv420p, length)
         size = episode_mp4.getbuffer().nbytes
         if self._container is None or self._bytes_in_file + size >= self._cap_bytes:
@@ -172,8 +184,35 @@ class CameraVideoWriter:
     def close(self) -> None:
         """Finalise the current file (idempotent)."""
         if self._container is not None:
+            if self._continuous and self._stream is not None:
+                self._container.mux(self._stream.encode(None))
             self._container.close()
             self._container = self._stream = None
+
+    def _encode_into_file(self, frames_yuv420p: Iterable[np.ndarray], length: int) -> EpisodeVideo:
+        """``continuous``: encode the episode with the file's running encoder (may start mid-GOP)."""
+        if self._container is None or self._bytes_in_file >= self._cap_bytes:
+            self._open_next_file()
+            stream = self._container.add_stream(  # type: ignore[union-attr]
+                self._settings.encoder_name, rate=self._fps, options=self._settings.options()
+            )
+            stream.width, stream.height, stream.pix_fmt = self._width, self._height, "yuv420p"
+            self._stream = stream
+        assert self._container is not None and self._stream is not None
+        start = self._frames_in_file
+        count = 0
+        for i, plane in enumerate(frames_yuv420p):
+            frame = av.VideoFrame.from_ndarray(plane, format="yuv420p")
+            frame.pts = start + i
+            for packet in self._stream.encode(frame):
+                self._bytes_in_file += packet.size
+                self._container.mux(packet)
+            count += 1
+        if count != length:
+            raise ValueError(f"{self._key}: episode announced {length} frames but gave {count}")
+        self._frames_in_file += length
+        assert self._slot is not None
+        return EpisodeVideo(self._slot, start / self._fps, (start + length) / self._fps)
 
     def _encode_episode(self, frames_yuv420p: Iterable[np.ndarray], length: int) -> io.BytesIO:
         """Encode the episode on its own, into an in-memory mp4 (lerobot's per-episode temporary file)."""
@@ -224,7 +263,8 @@ class CameraVideoWriter:
             video_key=self._key, chunk_index=self._slot.chunk_index, file_index=self._slot.file_index
         )
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._container = av.open(str(path), "w")
+        options = {"movflags": "faststart"} if self._faststart else {}
+        self._container = av.open(str(path), "w", options=options)
         self._frames_in_file = self._bytes_in_file = 0
         self.paths.append(path)
 

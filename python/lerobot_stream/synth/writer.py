@@ -62,6 +62,10 @@ def write_dataset(root: str | Path, **options: Any) -> Path:
         codec ``"av1"`` (libsvtav1), ``"h264"`` (libx264) or ``"hevc"`` (libx265), yuv420p,
         ``gop`` (keyframe interval), ``crf``, ``preset`` (None: 10 for SVT-AV1, the encoder's
         default otherwise), ``encoder_threads`` (None: the encoder decides).
+        ``faststart`` (default True, as lerobot): the mp4 sample table before the media.
+        ``continuous_encode`` (default False): one encoder per video file instead of one per
+        episode, so episodes after a file's first may start mid-GOP (not lerobot's layout; for
+        readers that fetch episodes by byte range; see Note [Episodes packed in one mp4]).
     Everything is deterministic given ``seed`` (encoders may differ across thread counts).
     ``root`` must not exist or be empty unless ``overwrite`` is set (then it is replaced).
 
@@ -94,6 +98,8 @@ def write_dataset_with_report(
     crf: int = 30,
     preset: int | str | None = None,
     encoder_threads: int | None = None,
+    faststart: bool = True,
+    continuous_encode: bool = False,
     overwrite: bool = False,
 ) -> WriteReport:
     """Writes the dataset (see :func:`write_dataset`) and reports file counts and the time taken."""
@@ -127,6 +133,8 @@ def write_dataset_with_report(
             width=width,
             file_size_in_mb=video_files_size_in_mb,
             chunks_size=chunks_size,
+            faststart=faststart,
+            continuous=continuous_encode,
         )
         for key in keys
     ]
