@@ -25,18 +25,20 @@ from __future__ import annotations
 import io
 import struct
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lerobot_stream.download import read_range, read_suffix
-from lerobot_stream.retry import RetryPolicy
+from lerobot_stream.download import read_all, read_range, read_suffix
+from lerobot_stream.retry import RangeNotSupportedError, RetryPolicy
 
 _FOOTERS = 512  # footers kept per process (a footer is ~1 KB per row group)
 _footers: OrderedDict[str, tuple[int, pq.FileMetaData]] = OrderedDict()
 _footers_lock = threading.Lock()
+_warned_whole = False
 
 
 class RangeFile(io.RawIOBase):
@@ -122,6 +124,20 @@ def read_footer(
 def open_remote_parquet(
     url: str, policy: RetryPolicy, on_bytes: Callable[[int], None] | None = None
 ) -> pq.ParquetFile:
-    """A ``ParquetFile`` over ``url`` reading exact ranges (see Note [Parquet bytes])."""
-    size, metadata = read_footer(url, policy, on_bytes)
+    """A ``ParquetFile`` over ``url`` reading exact ranges (see Note [Parquet bytes]).
+
+    A server that ignores ``Range`` gets the whole file read into memory instead, with a warning
+    (once per process).
+    """
+    try:
+        size, metadata = read_footer(url, policy, on_bytes)
+    except RangeNotSupportedError as err:
+        global _warned_whole
+        if not _warned_whole:
+            _warned_whole = True
+            warnings.warn(f"Reading parquet files whole: {err}", RuntimeWarning, stacklevel=2)
+        data = read_all(url, policy)
+        if on_bytes is not None:
+            on_bytes(len(data))
+        return pq.ParquetFile(pa.BufferReader(data))
     return pq.ParquetFile(RangeFile(url, size, policy, on_bytes), metadata=metadata, pre_buffer=True)

@@ -36,16 +36,15 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from lerobot_stream.cache_items import CacheItem
 from lerobot_stream.mp4_header import HeaderUnavailableError, fetch_mp4_header
 from lerobot_stream.prefetch import VideoPrefetcher
 from lerobot_stream.retry import RangeNotSupportedError, RetryPolicy
-from lerobot_stream.video_index import FileIndex
+from lerobot_stream.video_index import FileIndex, Scan
 
 DEFAULT_MAX_BYTES = 256 << 20
-Scan = Callable[[Any], dict[str, Any]]
 
 
 @dataclass

@@ -39,6 +39,8 @@ import numpy as np
 from lerobot_stream.mp4_header import Mp4Header
 
 _MAGIC = b"LRSIDX1\n"
+# scan(url, header) -> {"pos", "size", "pts", "dts", "key", "time_base_num", "time_base_den", ...}
+Scan = Callable[[str, Mp4Header], dict[str, Any]]
 _ARRAYS = ("pos", "size", "pts", "dts")
 
 
@@ -80,20 +82,17 @@ class FileIndex:
         return len(self.blob) + sum(a.nbytes for a in (self.pos, self.size, self.pts, self.dts, self.key))
 
     @staticmethod
-    def build(url: str, header: Mp4Header, scan: Callable[[Any], dict[str, Any]] | None = None) -> FileIndex:
-        """Lists the samples of ``header`` with ``scan`` (default ``_core.scan_sample_index``)."""
+    def build(url: str, header: Mp4Header, scan: Scan | None = None) -> FileIndex:
+        """Lists the samples of ``header`` with ``scan`` (default: libav's, ``core_scan``)."""
         blob = b"".join(data for _, data in header.pieces)
-        if scan is None:
-            from lerobot_stream import _core
-
-            scan = _core.scan_sample_index
         pieces = tuple((offset, len(data)) for offset, data in header.pieces)
-        table = scan(_core_source(url, header.size, pieces, blob))
+        table = (scan or core_scan)(url, header)
         return FileIndex(
             url=url,
             file_size=header.size,
             media=(header.media_begin, header.media_end),
             pieces=pieces,
+            blob=blob,
             pos=np.asarray(table["pos"], np.int64),
             size=np.asarray(table["size"], np.int64),
             pts=np.asarray(table["pts"], np.int64),
@@ -191,11 +190,13 @@ class FileIndex:
         )
 
 
-def _core_source(url: str, size: int, pieces: tuple[tuple[int, int], ...], blob: bytes) -> Any:
-    """A header-only ``ByteSource`` (what ``scan_sample_index`` reads)."""
+def core_scan(url: str, header: Mp4Header) -> dict[str, Any]:
+    """The samples of ``header`` as libav's demuxer lists them (``_core.scan_sample_index``)."""
     from lerobot_stream import _core
 
-    return _core.ByteSource(url, size, _piece_tuples(pieces, blob))
+    blob = b"".join(data for _, data in header.pieces)
+    pieces = tuple((offset, len(data)) for offset, data in header.pieces)
+    return _core.scan_sample_index(_core.ByteSource(url, header.size, _piece_tuples(pieces, blob)))
 
 
 def _piece_tuples(pieces: tuple[tuple[int, int], ...], blob: bytes) -> list[tuple[int, int, bytes, int]]:
