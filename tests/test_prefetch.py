@@ -372,5 +372,5 @@ def test_memory_mode_serves_exact_ranges_within_its_bound_without_deadlock(serve
         assert failures == []
         assert proxy.faults_served == faults
         assert prefetcher.stats.segment_bytes >= sum(b - a for _, a, b in ranges)
+        prefetcher.close()  # waits for background downloads of released entries to stop
         assert prefetcher.cached_bytes() == 0
-        prefetcher.close()

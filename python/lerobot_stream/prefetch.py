@@ -49,11 +49,14 @@ frees its blocks when they close it, so usage can exceed the bound by files open
 Note [Lingering pins]
 ~~~~~~~~~~~~~~~~~~~~~
 Writing the shared record around every decode would cost milliseconds per frame, so a pin
-outlives its lease: the prefetcher keeps one shared pin per file it has leased, and later leases
-of that file take an in-process fast path (no lock, no I/O). The pin goes when the prefetcher
-releases the file, and every idle pin goes as soon as one of its leases has to wait for a
-download. So a pinned file belongs to a consumer that is not waiting; that consumer will release
-it or wait (dropping it), which keeps the progress argument of Note [Cache bound and progress].
+outlives its lease: the prefetcher keeps one shared pin per entry it has leased, and later leases
+of that entry take an in-process fast path (no lock, no I/O). The pin goes when the prefetcher
+releases the entry, and while any lease of this prefetcher waits for a download, every idle pin
+(one no thread is decoding from right now) is dropped, at each turn of the wait: several threads
+share one prefetcher (cameras decoded in parallel, the episode planner), so a pin kept by a thread
+that finished its lease must not block another that waits. So a pinned entry is always being
+decoded by a consumer that is not waiting, which keeps the progress argument of Note [Cache bound
+and progress].
 
 Thread-safe; one instance per process (a pickled or forked copy starts with no references).
 """
@@ -161,6 +164,8 @@ class VideoPrefetcher:
         self._held: Counter[str] = Counter()
         self._futures: dict[str, Future] = {}
         self._items: dict[str, CacheItem] = {}  # held items by key (their fetch functions)
+        self._downloading: set[str] = set()  # keys this process downloads now
+        self._abandoned: set[str] = set()  # of which released meanwhile: stop them
         self._failures: dict[str, BaseException] = {}  # background downloads that gave up
         self._leases: Counter[str] = Counter()  # leases open now, per key
         self._pinned: set[str] = set()  # keys this prefetcher pins in the shared record
@@ -198,6 +203,7 @@ class VideoPrefetcher:
         with self._mutex:
             self._held[key] += 1
             self._items.setdefault(key, item)
+            self._abandoned.discard(key)
             if ready:
                 self.stats.cache_hits += 1
                 done: Future = Future()
@@ -223,6 +229,9 @@ class VideoPrefetcher:
                 del self._held[key]
                 self._items.pop(key, None)
                 self._futures.pop(key, None)
+                self._failures.pop(key, None)
+                if key in self._downloading:
+                    self._abandoned.add(key)  # nobody here wants it any more: stop downloading
             if unpin:
                 self._pinned.discard(key)
         with self._state.locked() as files:
@@ -346,7 +355,6 @@ class VideoPrefetcher:
             return None
         poll = _POLL_S
         bar = None
-        dropped_pins = False
         try:
             while True:
                 if self._closed:
@@ -364,9 +372,8 @@ class VideoPrefetcher:
                 if action == "download":
                     self._download(key, item, size, background=not demand)
                     continue
-                if demand and not dropped_pins:
-                    self._drop_idle_pins()  # Note [Lingering pins]: a waiting consumer pins nothing
-                    dropped_pins = True
+                if demand:  # Note [Lingering pins]: while a lease waits, this prefetcher pins
+                    self._drop_idle_pins()  # only what is being decoded right now
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(
                         f"{item.url}: not in the cache after waiting (cache {self._where()} holds "
@@ -386,6 +393,8 @@ class VideoPrefetcher:
     def _drop_idle_pins(self) -> None:
         with self._mutex:
             idle = {k for k in self._pinned if not self._leases.get(k)}
+            if not idle:
+                return
             self._pinned -= idle
         if idle:
             with self._state.locked() as files:
@@ -465,7 +474,7 @@ class VideoPrefetcher:
         part: IO[bytes] | None = None
 
         def on_bytes(n: int) -> None:
-            if self._closed:
+            if self._closed or key in self._abandoned:
                 raise _Closed
             with self._mutex:
                 self.stats.bytes_downloaded += n
@@ -476,12 +485,14 @@ class VideoPrefetcher:
                 else:
                     self.stats.file_bytes += n
 
+        with self._mutex:
+            self._downloading.add(key)
         try:
             part = self._state.open_part(key, self._owner)
             fetch_item(item, part, size, self.policy, on_bytes, self._count_retry)
         except BaseException as err:
-            if background:  # visible to waiting leases before the record goes back to "queued"
-                with self._mutex:
+            if background and not isinstance(err, _Closed):  # seen by waiting leases before the
+                with self._mutex:  # record goes back to "queued"
                     self._failures[key] = err
             with self._state.locked() as files:
                 record = files.get(key)
@@ -491,6 +502,10 @@ class VideoPrefetcher:
                         del files[key]
                 self._state.discard(key, self._owner, part)
             raise
+        finally:
+            with self._mutex:
+                self._downloading.discard(key)
+                self._abandoned.discard(key)
         with self._state.locked() as files:
             record = files.get(key)
             if record is None or record["downloader"] != self._owner or not record["refs"]:
