@@ -10,6 +10,7 @@ extern "C" {
 
 namespace nb = nanobind;
 
+void bind_byte_source(nb::module_& m);
 void bind_decode(nb::module_& m);
 void bind_sampling(nb::module_& m);
 void bind_cuda(nb::module_& m);
@@ -44,6 +45,7 @@ NB_MODULE(_core, m) {
       "Sets libav's log level (e.g. -8 quiet, 16 errors, 24 warnings, 32 info).");
   av_log_set_level(AV_LOG_ERROR);
 
+  bind_byte_source(m);
   bind_decode(m);
   bind_sampling(m);
 #ifdef LRS_WITH_CUDA
