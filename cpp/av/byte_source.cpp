@@ -24,7 +24,9 @@ namespace {
 constexpr int kAvioBufferSize = 32 * 1024;
 
 std::string range_text(int64_t begin, int64_t end) {
-  return "[" + std::to_string(begin) + ", " + std::to_string(end) + ")";
+  std::ostringstream out;  // (GCC 12 warns falsely, -Wrestrict, on the "[" + std::string chain)
+  out << "[" << begin << ", " << end << ")";
+  return out.str();
 }
 
 }  // namespace

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "test_media.h"
 
 namespace lrs::test {
 namespace {
@@ -51,6 +50,14 @@ std::vector<Range> header_ranges(const std::string& b) {
     at += box;
   }
   return out;
+}
+
+EpisodesSpec episodes_spec(const std::string& encoder, bool faststart) {
+  EpisodesSpec s;
+  s.clip.encoder = encoder;
+  s.clip.gop = encoder == "libsvtav1" ? 2 : 6;  // AV1 at 64x64: short GOPs keep the pixel index readable
+  s.faststart = faststart;
+  return s;
 }
 
 EpisodeRange episode_range(const av::SampleIndex& index, int64_t first_pts, int64_t last_pts) {

@@ -10,6 +10,7 @@
 
 #include "av/byte_source.h"
 #include "av/sample_index.h"
+#include "test_media.h"
 
 namespace lrs::test {
 
@@ -29,6 +30,10 @@ struct EpisodeRange {
   int64_t start_pts = 0;             // pts of that keyframe
   std::vector<int64_t> segment_pts;  // pts of every frame the segment holds, ascending
 };
+
+// Three episodes (20, 15, 25 frames) of `encoder` (libx264 with B-frames, libx265, libsvtav1),
+// 64x64, with the moov before the mdat (faststart) or after it.
+EpisodesSpec episodes_spec(const std::string& encoder, bool faststart);
 
 // The range holding the frames with first_pts <= pts <= last_pts.
 EpisodeRange episode_range(const av::SampleIndex& index, int64_t first_pts, int64_t last_pts);

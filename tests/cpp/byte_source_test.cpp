@@ -141,27 +141,32 @@ TEST(ByteSource, ZeroFillPolicyReadsZerosForUnfetchedBytes) {
 
 // libav's avio_seek reads behind a short backward seek (half a buffer before the buffer's start):
 // that read may fall in an unfetched gap, is discarded, and is no error.
+// Header [0, 20) and a tail [50, 100), as a file whose moov follows its mdat; the reader has
+// buffered [60, 100).
+std::unique_ptr<ByteReader> reader_buffering_the_tail() {
+  auto reader = std::make_unique<ByteReader>(
+      std::make_shared<ByteSource>(kUrl, 100, std::vector<BytePiece>{memory_piece(0, 20), memory_piece(50, 100)}),
+      ReadPolicy::kStrict);
+  avio_seek(reader->context(), 60, SEEK_SET);
+  EXPECT_EQ(avio_r8(reader->context()), 60);
+  return reader;
+}
+
 TEST(ByteSource, LibavReadBehindIntoAGapIsNotAnError) {
-  ByteReader reader(std::make_shared<ByteSource>(kUrl, 100, std::vector<BytePiece>{memory_piece(0, 20), memory_piece(50, 100)}),
-                    ReadPolicy::kStrict);
-  AVIOContext* io = reader.context();
-  avio_seek(io, 60, SEEK_SET);
-  EXPECT_EQ(avio_r8(io), 60);  // buffers [60, 100)
+  const auto reader = reader_buffering_the_tail();
+  AVIOContext* io = reader->context();
   avio_seek(io, 55, SEEK_SET);  // reads behind from 40, in the gap [20, 50)
   EXPECT_EQ(avio_r8(io), 55);
-  EXPECT_NO_THROW(reader.rethrow_if_failed());
+  EXPECT_NO_THROW(reader->rethrow_if_failed());
 }
 
 // The same position asked for by the demuxer itself, and read: an error.
 TEST(ByteSource, AReadAtTheReadBehindPositionThatIsUsedIsAnError) {
-  ByteReader reader(std::make_shared<ByteSource>(kUrl, 100, std::vector<BytePiece>{memory_piece(0, 20), memory_piece(50, 100)}),
-                    ReadPolicy::kStrict);
-  AVIOContext* io = reader.context();
-  avio_seek(io, 60, SEEK_SET);
-  EXPECT_EQ(avio_r8(io), 60);
+  const auto reader = reader_buffering_the_tail();
+  AVIOContext* io = reader->context();
   avio_seek(io, 40, SEEK_SET);  // exactly half the buffered bytes before the buffer: a plain seek
   avio_r8(io);
-  expect_invalid([&] { reader.rethrow_if_failed(); }, "read bytes [40, ");
+  expect_invalid([&] { reader->rethrow_if_failed(); }, "read bytes [40, ");
 }
 
 }  // namespace

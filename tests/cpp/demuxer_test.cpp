@@ -27,14 +27,6 @@ using lrs::test::EpisodesSpec;
 
 const std::string kUrl = "https://hub.example/datasets/org/name/resolve/main/videos/cam/chunk-000/file-001.mp4";
 
-EpisodesSpec spec_for(const std::string& encoder, bool faststart) {
-  EpisodesSpec s;
-  s.clip.encoder = encoder;
-  s.clip.gop = encoder == "libsvtav1" ? 2 : 6;  // AV1 at 64x64: short GOPs keep the pixel index readable
-  s.faststart = faststart;
-  return s;
-}
-
 lrs::av::SampleIndex index_of(const std::string& path) {
   return lrs::av::scan_sample_index(*lrs::test::make_source(kUrl, path, Backing::kMemory));
 }
@@ -70,7 +62,7 @@ class SegmentTest : public ::testing::TestWithParam<std::tuple<std::string, bool
 
 TEST_P(SegmentTest, EveryEpisodeDecodesBitwiseLikeTheWholeFile) {
   const auto& [encoder, faststart, backing] = GetParam();
-  const EpisodesSpec spec = spec_for(encoder, faststart);
+  const EpisodesSpec spec = lrs::test::episodes_spec(encoder, faststart);
   const std::string path = lrs::test::episodes_clip_path(spec);
   const lrs::av::SampleIndex index = index_of(path);
   CpuVideoDecoder whole(path);
@@ -107,7 +99,7 @@ class MidGopTest : public ::testing::TestWithParam<std::string> {};
 // An episode whose first frame is not a keyframe: the range starts at the keyframe before it, and
 // the segment holds (and decodes) the frames from that keyframe on.
 TEST_P(MidGopTest, RangeStartsAtThePreviousKeyframe) {
-  EpisodesSpec spec = spec_for(GetParam(), true);
+  EpisodesSpec spec = lrs::test::episodes_spec(GetParam(), true);
   spec.episode_frames = {40};  // one encoder run: keyframes every gop frames
   const std::string path = lrs::test::episodes_clip_path(spec);
   const lrs::av::SampleIndex index = index_of(path);
@@ -133,7 +125,7 @@ struct Fixture {
 };
 
 Fixture fixture() {
-  const EpisodesSpec spec = spec_for("libx264", true);
+  const EpisodesSpec spec = lrs::test::episodes_spec("libx264", true);
   Fixture f;
   f.path = lrs::test::episodes_clip_path(spec);
   f.index = index_of(f.path);

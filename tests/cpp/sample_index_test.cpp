@@ -37,19 +37,11 @@ lrs::av::SampleIndex full_file_scan(const std::string& path) {
   return out;
 }
 
-EpisodesSpec spec_for(const std::string& encoder, bool faststart) {
-  EpisodesSpec s;
-  s.clip.encoder = encoder;
-  s.clip.gop = encoder == "libsvtav1" ? 2 : 6;  // AV1 at 64x64: short GOPs keep the pixel index readable
-  s.faststart = faststart;
-  return s;
-}
-
 class SampleIndexTest : public ::testing::TestWithParam<std::tuple<std::string, bool, Backing>> {};
 
 TEST_P(SampleIndexTest, HeaderOnlyIndexEqualsFullFileScan) {
   const auto& [encoder, faststart, backing] = GetParam();
-  const std::string path = lrs::test::episodes_clip_path(spec_for(encoder, faststart));
+  const std::string path = lrs::test::episodes_clip_path(lrs::test::episodes_spec(encoder, faststart));
   const auto header = lrs::test::make_source(kUrl, path, backing);
   const lrs::av::SampleIndex index = lrs::av::scan_sample_index(*header);
   const lrs::av::SampleIndex full = full_file_scan(path);
@@ -84,7 +76,7 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 TEST(SampleIndex, TruncatedHeaderIsInvalidInputNamingTheUrl) {
-  const std::string path = lrs::test::episodes_clip_path(spec_for("libx264", true));
+  const std::string path = lrs::test::episodes_clip_path(lrs::test::episodes_spec("libx264", true));
   const std::string bytes = lrs::test::read_file(path);
   const std::vector<lrs::test::Range> header = lrs::test::header_ranges(bytes);
   ASSERT_FALSE(header.empty());
