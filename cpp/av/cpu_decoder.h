@@ -50,6 +50,8 @@ class CpuVideoDecoder final : public VideoDecoder {
   FrameBatch get_frames_at(std::span<const double> timestamps_s, double tolerance_s) override;
   DecoderStats stats() const override { return stats_; }
   std::string backend() const override { return "cpu"; }
+  // Codec memory plus an episode segment's in-memory media bytes, which the decoder keeps alive.
+  int64_t memory_bytes() const override { return VideoDecoder::memory_bytes() + source_bytes_; }
 
   // Presentation times (seconds) of every frame, ascending.
   const std::vector<double>& frame_times() const { return frames_->seconds(); }
@@ -67,6 +69,7 @@ class CpuVideoDecoder final : public VideoDecoder {
   StreamInfo info_;
   DecoderStats stats_;
   std::unique_ptr<Demuxer> demuxer_;
+  int64_t source_bytes_ = 0;  // ByteSource::media_memory_bytes()
   UniqueCodecContext codec_;
   RgbConverter rgb_;
   UniquePacket packet_;
