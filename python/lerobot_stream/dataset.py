@@ -98,6 +98,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
     ``num_workers`` workers (constructor hint, default 1; 0 counts as 1). With another worker count
     the true count differs by fewer than max(hint, actual workers) samples: each epoch leaves out
     ``num_frames mod (world_size * workers)`` frames so that every consumer emits the same count.
+    The first pass after an elastic resume (another layout) is shorter: the rest of that epoch.
 
     Resume: the trainer stores ``ds.state_dict(batches_consumed=B, batch_size=b)`` (B: batches this
     rank consumed since the start of training; ``drop_last=True`` if its DataLoader drops last
