@@ -277,9 +277,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         go backwards, or batch_size/drop_last change in the middle of an epoch without a layout change.
         """
         counters = {"batches_consumed": batches_consumed, "batch_size": batch_size, "drop_last": drop_last}
-        ResumeState.from_dict(
-            {"batches_consumed": 0, "batch_size": 1, **{k: v for k, v in counters.items() if v is not None}}
-        )
+        given = {k: v for k, v in counters.items() if v is not None}
+        ResumeState.from_dict({"batches_consumed": 0, "batch_size": 1, **given})  # the same strict checks
         base = self._resume or ResumeState(0, 1, world_size=self.world_size)
         seen = self._counters.workers_seen()
         if seen is None:
