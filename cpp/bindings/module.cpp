@@ -11,6 +11,7 @@ extern "C" {
 namespace nb = nanobind;
 
 void bind_decode(nb::module_& m);
+void bind_depth(nb::module_& m);
 void bind_sampling(nb::module_& m);
 void bind_cuda(nb::module_& m);
 
@@ -45,6 +46,7 @@ NB_MODULE(_core, m) {
   av_log_set_level(AV_LOG_ERROR);
 
   bind_decode(m);
+  bind_depth(m);
   bind_sampling(m);
 #ifdef LRS_WITH_CUDA
   bind_cuda(m);
