@@ -153,7 +153,7 @@ class TabularReader:
         self.stats.bytes_read += sum(
             meta.column(i).total_compressed_size
             for i in range(meta.num_columns)
-            if meta.column(i).path_in_schema.split(".")[0] in names
+            if _column_of(meta.column(i).path_in_schema, names)
         )
         self._row_groups[key] = table
         if len(self._row_groups) > _CACHED_ROW_GROUPS:
@@ -161,10 +161,18 @@ class TabularReader:
         return table
 
 
+def _column_of(leaf_path: str, names: set[str]) -> bool:
+    """Whether a parquet leaf (``observation.images.cam.bytes``) belongs to one of the ``names``."""
+    return any(leaf_path == n or leaf_path.startswith(n + ".") for n in names)
+
+
 def _index_ranges(pf: pq.ParquetFile) -> np.ndarray | None:
     """[num_row_groups, 2] min/max of the ``index`` column per row group, or None without statistics."""
-    col = pf.schema_arrow.get_field_index("index")
     md = pf.metadata
+    # The leaf column of "index" (struct columns such as images have several leaves before it).
+    col = next((i for i in range(md.num_columns) if md.schema.column(i).path == "index"), -1)
+    if col < 0:
+        return None
     ranges = np.empty((md.num_row_groups, 2), dtype=np.int64)
     for g in range(md.num_row_groups):
         stats = md.row_group(g).column(col).statistics
