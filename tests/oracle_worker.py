@@ -32,11 +32,11 @@ from typing import Any
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="lrs-oracle-hf-"))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import oracle_transforms  # noqa: E402
+import oracle_transforms
 
 
 def items(request: dict[str, Any]) -> None:
@@ -64,7 +64,9 @@ def items(request: dict[str, Any]) -> None:
     torch.save(out, request["out"])
 
 
-def _frames(kind: str, seed: int, episode: int, length: int, height: int, width: int) -> dict[str, np.ndarray]:
+def _frames(
+    kind: str, seed: int, episode: int, length: int, height: int, width: int
+) -> dict[str, np.ndarray]:
     """Deterministic camera frames of one episode: textured RGB and smooth depth with noise."""
     rng = np.random.default_rng([seed, episode])
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -89,7 +91,11 @@ def write(request: dict[str, Any]) -> None:
         "observation.state": {"dtype": "float32", "shape": (4,), "names": [f"j{i}" for i in range(4)]},
         "action": {"dtype": "float32", "shape": (4,), "names": [f"j{i}" for i in range(4)]},
         "observation.images.rgb": {**camera, "shape": (height, width, 3), "info": {"is_depth_map": False}},
-        "observation.images.depth_mm": {**camera, "shape": (height, width, 1), "info": {"is_depth_map": True}},
+        "observation.images.depth_mm": {
+            **camera,
+            "shape": (height, width, 1),
+            "info": {"is_depth_map": True},
+        },
     }
     if kind == "images":
         features["observation.images.depth_m"] = {
@@ -111,7 +117,9 @@ def write(request: dict[str, Any]) -> None:
         state = rng.normal(size=(int(length), 4)).astype(np.float32)
         for i in range(int(length)):
             frame = {f"observation.images.{k}": v[i] for k, v in frames.items()}
-            frame.update({"observation.state": state[i], "action": state[i] * 2, "task": f"task {episode % 2}"})
+            frame.update(
+                {"observation.state": state[i], "action": state[i] * 2, "task": f"task {episode % 2}"}
+            )
             ds.add_frame(frame)
         ds.save_episode()
         for k, v in frames.items():
