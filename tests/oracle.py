@@ -77,15 +77,27 @@ def require_lerobot() -> None:
         pytest.skip(error)
 
 
-def lerobot_items(root: str | Path, indices: list[int] | range, **options: Any) -> list[dict[str, Any]]:
+def lerobot_items(root: str | Path, indices: list[int] | range, **options: Any) -> list[Any]:
     """``LeRobotDataset("local/oracle", root=root, video_backend="pyav", **options)[i]`` for each index.
 
     ``options``: delta_timestamps, tolerance_s, return_uint8, depth_output_unit, episodes,
     video_backend, image_transform (a name from ``oracle_transforms.TRANSFORMS``). A failing index
     returns a :class:`LerobotError` in its place; a failing constructor raises it.
     """
-    key = json.dumps({"root": str(root), "indices": [int(i) for i in indices], "options": options})
-    return list(_items_cached(key))
+    return lerobot_queries(root, [(indices, options)])[0]
+
+
+def lerobot_queries(root: str | Path, queries: list[tuple[list[int] | range, dict[str, Any]]]) -> list[Any]:
+    """Several :func:`lerobot_items` calls (``(indices, options)`` each) in one oracle run."""
+    key = json.dumps(
+        {"root": str(root), "queries": [{"indices": [int(i) for i in ix], "options": o} for ix, o in queries]}
+    )
+    results = []
+    for result in _items_cached(key):
+        if isinstance(result, LerobotError):
+            raise result
+        results.append(result)
+    return results
 
 
 @cache
@@ -95,9 +107,13 @@ def _items_cached(key: str) -> tuple[Any, ...]:
         out = Path(tmp) / "items.pt"
         _run({**request, "action": "items", "out": str(out)}, Path(tmp))
         loaded = torch.load(out, weights_only=True)
-    if isinstance(loaded, dict):
-        raise _error(loaded["__error__"])
-    return tuple(_error(x["__error__"]) if "__error__" in x else x for x in loaded)
+    return tuple(_unpack(result) for result in loaded)
+
+
+def _unpack(result: Any) -> Any:
+    if isinstance(result, dict):  # the constructor failed
+        return _error(result["__error__"])
+    return [_error(x["__error__"]) if "__error__" in x else x for x in result]
 
 
 def lerobot_item(root: str | Path, index: int, **options: Any) -> dict[str, Any]:

@@ -5,9 +5,10 @@ Never imported by the lerobot-stream process: ``tests/oracle.py`` runs it as
 exactly as published (no patches, no shims), offline.
 
 Requests (JSON):
-    {"action": "items", "root": DIR, "indices": [...], "options": {...}, "out": FILE}
-        ``LeRobotDataset("local/oracle", root=DIR, **options)[i]`` for each index, saved with
-        ``torch.save`` as a list (a failing index saves ``{"__error__": "<Type>: <message>"}``).
+    {"action": "items", "root": DIR, "queries": [{"indices": [...], "options": {...}}, ...], "out": FILE}
+        For each query, ``LeRobotDataset("local/oracle", root=DIR, **options)[i]`` for each index,
+        saved with ``torch.save`` as a list of lists (a failing index or constructor saves
+        ``{"__error__": "<Type>: <message>"}`` in its place).
         Options: delta_timestamps, tolerance_s, video_backend (default "pyav"), return_uint8,
         depth_output_unit, episodes, image_transform (a name from ``oracle_transforms``).
     {"action": "write", "root": DIR, "kind": "images" | "depth_video", "episodes": [lengths...],
@@ -40,28 +41,32 @@ import oracle_transforms
 
 
 def items(request: dict[str, Any]) -> None:
+    """One list of samples (or an error) per query, all from one interpreter start."""
+    torch.save([_query(request["root"], q) for q in request["queries"]], request["out"])
+
+
+def _query(root: str, query: dict[str, Any]) -> Any:
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    options = dict(request.get("options") or {})
+    options = dict(query.get("options") or {})
     transform = options.pop("image_transform", None)
     options.setdefault("video_backend", "pyav")
     try:
         ds = LeRobotDataset(
             "local/oracle",
-            root=Path(request["root"]),
+            root=Path(root),
             image_transforms=oracle_transforms.TRANSFORMS[transform] if transform else None,
             **options,
         )
     except Exception as err:  # the caller asserts on the error
-        torch.save({"__error__": f"{type(err).__name__}: {err}"}, request["out"])
-        return
+        return {"__error__": f"{type(err).__name__}: {err}"}
     out: list[Any] = []
-    for index in request["indices"]:
+    for index in query["indices"]:
         try:
             out.append(ds[int(index)])
         except Exception as err:  # the caller asserts on the error
             out.append({"__error__": f"{type(err).__name__}: {err}"})
-    torch.save(out, request["out"])
+    return out
 
 
 def _frames(
