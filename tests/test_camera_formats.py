@@ -13,6 +13,7 @@ episode and the key, only when that frame is emitted.
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,27 @@ def dataset_root(request: pytest.FixtureRequest, make_dataset: Any) -> Path:
     if request.param.startswith("lerobot"):
         return request.getfixturevalue(request.param)[0]
     oracle.require_lerobot()
+    if request.param == "synth_jpeg":  # the Hub's *_image datasets often store JPEG
+        dest = request.getfixturevalue("tmp_path_factory").mktemp("jpeg") / "synth_jpeg"
+        return jpeg_copy(make_dataset(**synth_kwargs("image")), dest, "observation.images.cam0")
     return make_dataset(**synth_kwargs(request.param.removeprefix("synth_")))
+
+
+def jpeg_copy(root: Path, dest: Path, key: str) -> Path:
+    """A copy of ``root`` whose ``key`` frames are re-encoded as JPEG (quality 90, Pillow)."""
+    from PIL import Image
+
+    shutil.copytree(root, dest)
+    for path in (dest / "data").glob("*/*.parquet"):
+        table = pq.read_table(path)
+        rows = table.column(key).to_pylist()
+        for row in rows:
+            out = io.BytesIO()
+            Image.open(io.BytesIO(row["bytes"])).save(out, format="JPEG", quality=90)
+            row["bytes"], row["path"] = out.getvalue(), row["path"].replace(".png", ".jpg")
+        field = table.schema.get_field_index(key)
+        pq.write_table(table.set_column(field, key, pa.array(rows, table.schema.field(key).type)), path)
+    return dest
 
 
 def resolve_options(root: Path, options: dict[str, Any]) -> dict[str, Any]:

@@ -153,7 +153,9 @@ class ImageFeatures:
             raise ValueError(f"{key!r} is an image feature but its data column holds no image bytes")
         if indices is None:
             return key, _decode_row(column, episode, frame)
-        return key, torch.stack([_decode_row(column, episode, int(i)) for i in indices])
+        rows = [int(i) for i in indices]
+        decoded = {i: _decode_row(column, episode, i) for i in dict.fromkeys(rows)}  # padding repeats rows
+        return key, torch.stack([decoded[i] for i in rows])
 
 
 def _decode_row(column: ImageColumn, episode: int, i: int) -> torch.Tensor:

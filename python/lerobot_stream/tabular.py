@@ -29,6 +29,9 @@ from lerobot_stream.metadata import DatasetMetadata
 
 _OPEN_FILES = 8
 _CACHED_ROW_GROUPS = 8
+# Row groups of image-feature datasets hold encoded frames (a 480x640 PNG is ~300 KB): bound the
+# cache by bytes too, so it never holds much more than the episode pool itself.
+_CACHED_ROW_GROUP_BYTES = 128 << 20
 
 
 @dataclass
@@ -156,7 +159,10 @@ class TabularReader:
             if _column_of(meta.column(i).path_in_schema, names)
         )
         self._row_groups[key] = table
-        if len(self._row_groups) > _CACHED_ROW_GROUPS:
+        while len(self._row_groups) > 1 and (
+            len(self._row_groups) > _CACHED_ROW_GROUPS
+            or sum(t.nbytes for t in self._row_groups.values()) > _CACHED_ROW_GROUP_BYTES
+        ):
             self._row_groups.popitem(last=False)
         return table
 
