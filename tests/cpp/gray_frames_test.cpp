@@ -40,7 +40,9 @@ void expect_frame(const lrs::av::GrayBatch& batch, int slot, int index) {
 TEST(GrayFrames, CodesComeBackExactlyInRequestOrder) {
   lrs::av::CpuVideoDecoder decoder(lrs::test::clip_path(gray_clip()));
   EXPECT_EQ(decoder.info().pixel_format, "gray12le");
-  const std::vector<int> wanted = {17, 3, 3, 0, 23, 9, 10, 17};
+  // Not frame 23: with B-frames, x265 + the mp4 muxer leave the last packet flagged discard (no
+  // decoder outputs it; PyAV decodes 23 frames too).
+  const std::vector<int> wanted = {17, 3, 3, 0, 22, 9, 10, 17};
   std::vector<double> timestamps;
   for (int i : wanted) timestamps.push_back(i / 10.0);
   const lrs::av::GrayBatch batch = lrs::av::get_gray12_frames_at(decoder, timestamps, 1e-4);
