@@ -32,8 +32,8 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import os
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -46,6 +46,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+# The lerobot oracle's interpreter and environment, shared with the tests (tests/oracle.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from oracle import oracle_python as lerobot_python
+from oracle import subprocess_env as _oracle_env
 
 Mode = Literal["single", "sarm", "window"]
 STAT_FIELDS = ("hits", "misses", "evictions", "decode_s", "fetch_s")
@@ -357,19 +362,7 @@ class NaivePeer:
         return self.cfg.loader(self.dataset, shuffle=True, generator=generator)
 
 
-REPO = Path(__file__).resolve().parents[1]
 LEROBOT_RUNNER = Path(__file__).resolve().with_name("lerobot_peer.py")
-
-
-def lerobot_python() -> Path:
-    """The lerobot oracle's interpreter: ``$LRS_ORACLE_VENV`` or ``<repo>/.venv-oracle``."""
-    return Path(os.environ.get("LRS_ORACLE_VENV") or REPO / ".venv-oracle") / "bin" / "python"
-
-
-def _oracle_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    env["HF_HUB_OFFLINE"] = "1"
-    return env
 
 
 def lerobot_unavailable_reason() -> str | None:

@@ -58,7 +58,7 @@ def lerobot_import_error() -> str | None:
         return f"no lerobot oracle at {python.parent.parent}: run scripts/install_lerobot_oracle.sh"
     probe = "import lerobot; print(lerobot.__version__)"
     done = subprocess.run(
-        [str(python), "-c", probe], capture_output=True, text=True, env=_env(), timeout=_TIMEOUT_S
+        [str(python), "-c", probe], capture_output=True, text=True, env=subprocess_env(), timeout=_TIMEOUT_S
     )
     if done.returncode != 0:
         return f"lerobot does not import in {python}: {done.stderr.strip().splitlines()[-1:]}"
@@ -155,7 +155,8 @@ def lerobot_write(
             return {name: frames[name] for name in frames.files}
 
 
-def _env() -> dict[str, str]:
+def subprocess_env() -> dict[str, str]:
+    """The environment an oracle process runs in: this one, less Python/venv variables, offline."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env["HF_HUB_OFFLINE"] = "1"
     return env
@@ -171,7 +172,7 @@ def _run(request: dict[str, Any], tmp: Path) -> None:
         [str(oracle_python()), str(WORKER), str(path)],
         capture_output=True,
         text=True,
-        env=_env(),
+        env=subprocess_env(),
         timeout=_TIMEOUT_S,
     )
     if done.returncode != 0:

@@ -30,7 +30,7 @@ from lerobot_stream import StreamingLeRobotDataset
 from lerobot_stream.metadata import load_metadata
 from lerobot_stream.synth.depth import depth_identity
 from lerobot_stream.tabular import TabularReader
-from streaming_helpers import run_loader
+from streaming_helpers import assert_same_sample, run_loader
 
 EPISODES = [6, 9, 5]
 FPS = 10
@@ -120,18 +120,6 @@ def our_samples(root: Path, **options: Any) -> dict[int, dict[str, Any]]:
         options["image_transforms"] = oracle_transforms.TRANSFORMS[transform]
     ds = StreamingLeRobotDataset("local/ours", root=root, shuffle=False, **options)
     return {int(s["index"]): s for s in ds}
-
-
-def assert_same_sample(expected: dict[str, Any], actual: dict[str, Any], where: str) -> None:
-    assert list(actual) == list(expected), f"{where}: keys differ"
-    for key, want in expected.items():
-        got = actual[key]
-        if isinstance(want, torch.Tensor):
-            assert isinstance(got, torch.Tensor), f"{where} {key}: not a tensor"
-            assert (got.dtype, tuple(got.shape)) == (want.dtype, tuple(want.shape)), f"{where} {key}"
-            assert torch.equal(got, want), f"{where} {key}: values differ"
-        else:
-            assert got == want, f"{where} {key}"
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-import torch
 
 import oracle
 from reference_lerobot import FrameTimestampError, ReferenceLeRobotDataset
+from streaming_helpers import assert_same_sample
 
 # Past and future windows that cross episode starts and ends (is_pad both ways), per-camera windows
 # that differ, and a key with a single delta.
@@ -33,18 +33,6 @@ DELTAS: dict[str, list[float]] = {
 def dataset_root(make_dataset: Any) -> Path:
     oracle.require_lerobot()
     return make_dataset()
-
-
-def assert_same_sample(expected: dict[str, Any], actual: dict[str, Any], where: str) -> None:
-    assert list(actual) == list(expected), f"{where}: keys differ"
-    for key, want in expected.items():
-        got = actual[key]
-        if isinstance(want, torch.Tensor):
-            assert isinstance(got, torch.Tensor), f"{where} {key}: not a tensor"
-            assert (got.dtype, tuple(got.shape)) == (want.dtype, tuple(want.shape)), f"{where} {key}"
-            assert torch.equal(got, want), f"{where} {key}: values differ"
-        else:
-            assert got == want, f"{where} {key}"
 
 
 def sample_indices(n: int) -> list[int]:
