@@ -14,6 +14,7 @@ episode and the key, only when that frame is emitted.
 from __future__ import annotations
 
 import io
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -209,3 +210,35 @@ def test_damaged_image_raises_naming_file_episode_and_key(make_dataset: Any, tmp
     message = str(err.value)
     assert str(path) in message and f"episode {episode} frame 2" in message and key in message
     assert emitted == list(range(EPISODES[0] + 2)), "frames before the damaged one must be emitted"
+
+
+def camera_layout(root: Path) -> dict[tuple[str, bool], tuple]:
+    """(storage, is depth) → what a camera looks like on disk: feature entry, info keys, parquet type."""
+    meta = load_metadata("x", root)
+    schema = pq.read_schema(next((root / "data").glob("*/*.parquet")))
+    hf = json.loads(schema.metadata[b"huggingface"])["info"]["features"]
+    layout = {}
+    for key in meta.camera_keys:
+        ft = meta.features[key]
+        depth = key in meta.depth_keys
+        stored = (str(schema.field(key).type), hf[key]) if ft["dtype"] == "image" else None
+        info = ft.get("info") or {}
+        pix = (info.get("video.codec"), info.get("video.pix_fmt")) if depth else None
+        layout[(ft["dtype"], depth)] = (ft["shape"][-1], ft["names"], sorted(info), pix, stored)
+    return layout
+
+
+def test_synth_layout_of_image_and_depth_cameras_is_lerobots(
+    lerobot_images, lerobot_depth_video, make_dataset: Any
+) -> None:
+    theirs = {**camera_layout(lerobot_images[0]), **camera_layout(lerobot_depth_video[0])}
+    ours = {
+        **camera_layout(make_dataset(**synth_kwargs("image"))),
+        **camera_layout(make_dataset(**synth_kwargs("video"))),
+    }
+    assert set(ours) == set(theirs) == {("image", False), ("image", True), ("video", False), ("video", True)}
+    for kind in theirs:
+        if kind == ("video", False):  # RGB video info: probed from the file, same keys as lerobot's
+            assert ours[kind][2] == theirs[kind][2]
+        else:
+            assert ours[kind] == theirs[kind], kind
