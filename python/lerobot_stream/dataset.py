@@ -26,6 +26,7 @@ import torch
 
 from lerobot_stream import _core
 from lerobot_stream.decoding import DecoderCache, default_decoder_cache_capacity
+from lerobot_stream.depth import check_depth_unit, warn_missing_units
 from lerobot_stream.elastic import (
     FirstPass,
     Layout,
@@ -58,6 +59,9 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         repo_id, root, revision: the dataset: a local directory, or a URL streamed without downloading
             it whole (``http(s)://``, ``hf://datasets/<org>/<name>`` at ``revision``, ``s3://``); ``root``
             defaults to ``$HF_LEROBOT_HOME/<repo_id>``, else the Hub (see ``lerobot_stream.remote``).
+        data_files_root: where ``data/`` and ``videos/`` are read from when they are not next to
+            ``meta/`` (a local directory or a URL, e.g. ``hf://buckets/<org>/<name>``); metadata still
+            comes from ``root`` / ``repo_id``.
         episodes: episode indices to use (default: all). Unknown indices raise ValueError.
 
     What a sample holds:
@@ -65,8 +69,11 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             within ``tolerance_s``. Windows outside the episode repeat its edge frame and set
             ``<feature>_is_pad``, as lerobot's map-style dataset does (no length limit).
         tolerance_s: how far a decoded frame may be from the requested time.
-        image_transforms: applied to every camera tensor, as lerobot does.
-        return_uint8: uint8 CHW camera frames instead of float32 in [0, 1].
+        image_transforms: applied to every camera tensor except depth maps, as lerobot does.
+        return_uint8: uint8 CHW video frames instead of float32 in [0, 1] (as in lerobot, ``image``
+            features stay float32 and depth maps are float32 in ``depth_output_unit``).
+        depth_output_unit: ``"mm"`` or ``"m"``: the unit of depth-map cameras (videos are dequantized
+            from their 12-bit codes, images converted from their recorded unit; ``lerobot_stream.depth``).
 
     Order:
         seed, shuffle: episode permutation and within-pool order from (seed, epoch, rank, worker);
@@ -88,9 +95,11 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             1 GiB; ``None`` bounds by count only).
         decode_threads: libav threads per decoder.
 
-    Accepted for compatibility and ignored: ``force_cache_sync``, ``streaming``,
-    ``depth_output_unit`` (depth maps are not supported yet), ``token`` (set ``$HF_TOKEN``);
-    ``buffer_size`` (warns:
+    Camera features may be videos (RGB or depth maps) or ``image`` features (PNG/JPEG/TIFF bytes in the
+    data parquet, ``lerobot_stream.images``); all are decoded only when a sample is emitted.
+
+    Accepted for compatibility and ignored: ``force_cache_sync``, ``streaming``, ``token`` (set
+    ``$HF_TOKEN``); ``buffer_size`` (warns:
     ``episode_pool_size`` replaced it), ``rng`` (warns: use ``seed``), ``max_num_shards`` (warns: work
     is split by frames across all consumers, not by parquet shards).
 
@@ -147,11 +156,12 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
     ) -> None:
         super().__init__()
         _warn_ignored(buffer_size=buffer_size, rng=rng, max_num_shards=max_num_shards)
-        if repo_type != "dataset" or data_files_root is not None:
+        if repo_type != "dataset":
             raise NotImplementedError(
-                "data_files_root and repo_type other than 'dataset' are not supported: pass the dataset's "
-                "URL as root= (http(s)://, hf://datasets/<org>/<name>, s3://)"
+                f"repo_type={repo_type!r} is not supported: for a bucket pass data_files_root="
+                f"'hf://buckets/{repo_id}' (metadata from root=/repo_id)"
             )
+        check_depth_unit(depth_output_unit)
         if video_decode_device != "cpu":
             raise NotImplementedError(f"video_decode_device={video_decode_device!r}: only 'cpu' is supported")
         if image_transforms is not None and not callable(image_transforms):
@@ -164,14 +174,14 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             raise ValueError(f"num_workers (the DataLoader's, for len()) must be >= 0, got {num_workers}")
 
         self.repo_id = repo_id
-        self.meta: DatasetMetadata = load_metadata(repo_id, root, revision)
+        self.meta: DatasetMetadata = load_metadata(repo_id, root, revision, data_files_root)
         self.root = self.meta.root
-        unsupported = self.meta.image_keys + self.meta.depth_keys
-        if unsupported:
-            raise NotImplementedError(
-                f"{self.root}: camera features stored as images or depth maps are not supported yet: "
-                f"{unsupported}"
-            )
+        self.data_files_root = data_files_root
+        self.depth_output_unit = depth_output_unit
+        warn_missing_units(
+            [k for k in self.meta.depth_keys if not (self.features[k].get("info") or {}).get("depth_unit")],
+            depth_output_unit,
+        )
         self.episodes = None if episodes is None else [int(e) for e in episodes]
         selected = (
             self.meta.episode_index
@@ -430,7 +440,7 @@ class _ConsumerRuntime:
             ds.decoder_cache_size, threads=ds._decode_threads, max_bytes=ds.decoder_cache_max_bytes
         )
         prefetcher = None
-        if not ds.meta.location.is_local and ds.meta.video_keys:
+        if not ds.meta.data_location.is_local and ds.meta.video_keys:
             cache_dir = ds._video_cache_dir
             max_bytes = ds._video_cache_max_bytes or default_max_bytes(cache_dir)
             prefetcher = VideoPrefetcher(cache_dir, max_bytes, ds._video_prefetch_workers)
@@ -443,6 +453,7 @@ class _ConsumerRuntime:
             tolerance_s=ds.tolerance_s,
             return_uint8=ds._return_uint8,
             image_transforms=ds.image_transforms,
+            depth_output_unit=ds.depth_output_unit,
         )
 
     def stats(self) -> dict[str, Any]:

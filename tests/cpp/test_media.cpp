@@ -44,6 +44,13 @@ void fill_frame(AVFrame* frame, int index) {
   }
 }
 
+void fill_gray12(AVFrame* frame, int index) {
+  for (int y = 0; y < frame->height; ++y) {
+    auto* row = reinterpret_cast<uint16_t*>(frame->data[0] + static_cast<ptrdiff_t>(y) * frame->linesize[0]);
+    for (int x = 0; x < frame->width; ++x) row[x] = gray12_code(index, x, y);
+  }
+}
+
 void encode_clip(const ClipSpec& spec, const std::string& path) {
   using namespace lrs::av;
   const AVCodec* codec = avcodec_find_encoder_by_name(spec.encoder.c_str());
@@ -60,7 +67,7 @@ void encode_clip(const ClipSpec& spec, const std::string& path) {
   UniqueCodecContext enc(avcodec_alloc_context3(codec));
   enc->width = spec.width;
   enc->height = spec.height;
-  enc->pix_fmt = AV_PIX_FMT_YUV420P;
+  enc->pix_fmt = spec.gray12 ? AV_PIX_FMT_GRAY12LE : AV_PIX_FMT_YUV420P;
   enc->time_base = AVRational{1, spec.fps};
   enc->framerate = AVRational{spec.fps, 1};
   enc->gop_size = spec.gop;
@@ -77,7 +84,8 @@ void encode_clip(const ClipSpec& spec, const std::string& path) {
   } else if (spec.encoder == "libx265") {
     av_dict_set(&opts, "preset", "ultrafast", 0);
     av_dict_set(&opts, "x265-params", ("log-level=none:keyint=" + std::to_string(spec.gop) + ":bframes=" +
-                                       std::to_string(spec.max_b_frames)).c_str(), 0);
+                                       std::to_string(spec.max_b_frames) + (spec.gray12 ? ":lossless=1" : ""))
+                                          .c_str(), 0);
   } else if (spec.encoder == "libsvtav1") {
     av_dict_set(&opts, "preset", "12", 0);
     av_dict_set(&opts, "crf", "30", 0);
@@ -110,7 +118,11 @@ void encode_clip(const ClipSpec& spec, const std::string& path) {
   };
   for (int i = 0; i < spec.num_frames; ++i) {
     check(av_frame_make_writable(frame.get()), "frame writable");
-    fill_frame(frame.get(), i);
+    if (spec.gray12) {
+      fill_gray12(frame.get(), i);
+    } else {
+      fill_frame(frame.get(), i);
+    }
     frame->pts = i;
     check(avcodec_send_frame(enc.get(), frame.get()), "send frame");
     drain();
@@ -125,7 +137,7 @@ void encode_clip(const ClipSpec& spec, const std::string& path) {
 std::string clip_path(const ClipSpec& spec) {
   std::ostringstream name;
   name << spec.encoder << "_" << spec.width << "x" << spec.height << "_" << spec.fps << "fps_" << spec.num_frames
-       << "f_g" << spec.gop << "_b" << spec.max_b_frames << ".mp4";
+       << "f_g" << spec.gop << "_b" << spec.max_b_frames << (spec.gray12 ? "_gray12" : "") << ".mp4";
   const std::string path = data_dir() + "/" + name.str();
   if (!std::filesystem::exists(path)) {
     const std::string tmp = path + ".tmp" + std::to_string(::getpid()) + ".mp4";
