@@ -108,7 +108,9 @@ FrameBatch CpuVideoDecoder::get_frames_at(std::span<const double> timestamps_s, 
   return batch;
 }
 
-void CpuVideoDecoder::decode_to(int64_t frame_idx, uint8_t* out) {
+void CpuVideoDecoder::decode_to(int64_t frame_idx, uint8_t* out) { convert(&decode_frame(frame_idx), out); }
+
+const AVFrame& CpuVideoDecoder::decode_frame(int64_t frame_idx) {
   const std::vector<int64_t>& frame_pts = frames_->pts();
   const std::vector<int64_t>& keyframe_pts = frames_->keyframe_pts();
   const int64_t target = frame_pts[frame_idx];
@@ -122,10 +124,7 @@ void CpuVideoDecoder::decode_to(int64_t frame_idx, uint8_t* out) {
     const int64_t key_idx = frames_->index_of_pts(key_pts);
     can_continue = key_pts <= frame_->pts || (frame_idx - current) <= (frame_idx - key_idx) + 1;
   }
-  if (have_frame_ && frame_->pts == target) {
-    convert(frame_.get(), out);
-    return;
-  }
+  if (have_frame_ && frame_->pts == target) return *frame_;
   int64_t steps_back = 0;
   if (!can_continue) seek_to_keyframe_of(frame_idx, steps_back);
   for (;;) {
@@ -146,7 +145,7 @@ void CpuVideoDecoder::decode_to(int64_t frame_idx, uint8_t* out) {
            " could not be decoded (corrupt data before it)");
     }
   }
-  convert(frame_.get(), out);
+  return *frame_;
 }
 
 void CpuVideoDecoder::seek_to_keyframe_of(int64_t frame_idx, int64_t keyframe_steps_back) {

@@ -56,6 +56,16 @@ class CpuVideoDecoder final : public VideoDecoder {
   // Presentation times (seconds) of every frame, ascending.
   const std::vector<double>& frame_times() const { return frames_->seconds(); }
 
+  // Index (into frame_times()) of the frame nearest `timestamp_s` (Note [Frame choice]); throws
+  // FrameTimestampError. With decode_frame, the building block of outputs other than RGB
+  // (av/gray_frames.h).
+  int64_t frame_index_at(double timestamp_s, double tolerance_s) const {
+    return frames_->nearest(timestamp_s, tolerance_s);
+  }
+  // Decodes frame `frame_idx` (Note [Seeking]) and returns it, as the codec produced it; valid until
+  // the next decode.
+  const AVFrame& decode_frame(int64_t frame_idx);
+
  private:
   void open_codec(const CpuDecoderOptions& options);
   void scan_packets();

@@ -148,6 +148,18 @@ class DecoderCache:
         """Like :meth:`VideoDecoder.get_frames_at`, through the cached decoder of ``source``."""
         return self._cache.get_frames_at(_core_source(source), [float(t) for t in timestamps], tolerance_s)
 
+    def get_gray12_frames_at(
+        self, source: VideoSource, timestamps: Sequence[float], tolerance_s: float = 1e-4
+    ) -> torch.Tensor:
+        """A depth-map video's 12-bit codes (int16 ``[T, 1, H, W]``) nearest to ``timestamps``.
+
+        What lerobot reads with PyAV's ``to_ndarray("gray12le")`` (``lerobot_stream.depth``). ``source``
+        is a file path or a :class:`ByteSource` (an episode segment of a remote depth video).
+        """
+        return _core.get_gray12_frames_at(
+            self._cache, _core_source(source), [float(t) for t in timestamps], tolerance_s
+        )
+
     def stats(self) -> dict[str, int]:
         """Counters: hits, misses, evictions, open_decoders, capacity, bytes, max_bytes (0 = unbounded)."""
         return self._cache.stats()

@@ -20,7 +20,13 @@ struct ClipSpec {
   int num_frames = 60;
   int gop = 10;
   int max_b_frames = 2;  // ignored by encoders without B-frames
+  bool gray12 = false;   // libx265 only: lossless gray12le, pixel (x, y) of frame i = gray12_code(i, x, y)
 };
+
+// The 12-bit code a gray12 clip stores at (x, y) of frame `index` (lossless, so decoded exactly).
+inline uint16_t gray12_code(int index, int x, int y) {
+  return static_cast<uint16_t>((index * 257 + x * 7 + y * 31) % 4096);
+}
 
 // Path of the clip for `spec` (encoded on first use, then reused). Its moov is at the end.
 std::string clip_path(const ClipSpec& spec);
