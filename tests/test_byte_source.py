@@ -162,6 +162,9 @@ def test_cache_keys_sources_by_content_and_requests_outside_the_episode_fail(fil
     with pytest.raises(FrameTimestampError, match="outside the fetched episode range") as error:
         cache.get_frames_at(episodes[1][0], [first_t])
     assert URL in str(error.value)
+    # Depth-map codes go through the same cached segment decoder.
+    gray = cache.get_gray12_frames_at(episodes[1][0], [middle_t])
+    assert torch.equal(gray, DecoderCache(1).get_gray12_frames_at(files["h264"], [middle_t]))
 
 
 def test_bytes_backing_lives_as_long_as_the_source(files: dict[str, Path]) -> None:

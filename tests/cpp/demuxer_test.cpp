@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "av/cpu_decoder.h"
+#include "av/gray_frames.h"
 #include "av/sample_index.h"
 #include "byte_ranges.h"
 #include "common/errors.h"
@@ -116,6 +117,27 @@ TEST_P(MidGopTest, RangeStartsAtThePreviousKeyframe) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Codecs, MidGopTest, ::testing::Values("libx264", "libx265", "libsvtav1"));
+
+// Depth maps (lossless 12-bit gray HEVC) from an episode segment: the exact codes of the whole file.
+TEST(Segment, DepthEpisodeDecodesExactlyLikeTheWholeFile) {
+  EpisodesSpec spec = lrs::test::episodes_spec("libx265", true);
+  spec.clip.gray12 = true;
+  const std::string path = lrs::test::episodes_clip_path(spec);
+  const lrs::av::SampleIndex index = index_of(path);
+  std::vector<int64_t> pts = index.pts;
+  std::sort(pts.begin(), pts.end());
+  const EpisodeRange last = lrs::test::episode_range(index, pts[35], pts[59]);
+  CpuVideoDecoder segment(lrs::test::make_source(kUrl, path, Backing::kMixed, &last));
+  CpuVideoDecoder whole(path);
+  std::vector<double> times = segment.frame_times();
+  std::reverse(times.begin(), times.end());
+  const lrs::av::GrayBatch got = lrs::av::get_gray12_frames_at(segment, times, 1e-4);
+  const lrs::av::GrayBatch want = lrs::av::get_gray12_frames_at(whole, times, 1e-4);
+  ASSERT_EQ(got.num_frames, 25);
+  const int64_t values = got.num_frames * got.height * got.width;
+  EXPECT_TRUE(std::equal(got.data, got.data + values, want.data));
+  EXPECT_EQ(got.data[0], lrs::test::gray12_code(59, 0, 0));  // the last frame of the file, first requested
+}
 
 struct Fixture {
   std::string path;
