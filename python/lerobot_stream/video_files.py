@@ -94,7 +94,7 @@ class EpisodeVideoFiles:
         if fetch not in FETCH_MODES:
             raise ValueError(f"video fetch mode must be one of {FETCH_MODES}, got {fetch!r}")
         self._meta = meta
-        self._prefetcher = prefetcher if not meta.location.is_local else None
+        self._prefetcher = prefetcher if not meta.data_location.is_local else None
         self._prefetch = prefetch
         self.mode: FetchMode = fetch
         self._headers = None
@@ -143,7 +143,7 @@ class EpisodeVideoFiles:
     def local(self, episode_index: int, video_key: str) -> Iterator[Any]:
         """What to decode for ``video_key`` of the episode (a path or a ByteSource), valid in the block."""
         if self._prefetcher is None:
-            yield str(self._meta.location.join(self._meta.get_video_file_path(episode_index, video_key)))
+            yield str(self._meta.data_location.join(self._meta.get_video_file_path(episode_index, video_key)))
             return
         with self._lock:
             self._admitted.add(episode_index)  # prefetch=False: the first decode admits
@@ -179,7 +179,7 @@ class EpisodeVideoFiles:
             plan = self._plans.get(slot)
             if plan is not None or episode_index not in self._admitted:
                 return plan
-        url = self._meta.location.download_url(self._meta.get_video_file_path(episode_index, video_key))
+        url = self._meta.data_location.download_url(self._meta.get_video_file_path(episode_index, video_key))
         index = self._headers.get(url) if self._headers is not None else None
         if index is None:
             plan = _Plan(CacheItem.whole_file(url))
