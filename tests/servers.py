@@ -201,7 +201,8 @@ class FaultProxy:
 
         class Handler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
-                proxy._serve(self.request)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client left
+                    proxy._serve(self.request)
 
         class Server(socketserver.ThreadingTCPServer):
             daemon_threads = True

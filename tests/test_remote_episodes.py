@@ -4,7 +4,8 @@ Layout: ``RANGES_DATASET`` (conftest): 2 cameras x 10+ video files of 20+ episod
 starting mid-GOP. Contracts: samples equal the local dataset's bitwise with 0 and 2 workers, after a
 resume, in memory mode, through faults, over S3; per epoch the server sends at most 1.15x the video
 bytes on disk and 1.5x the data files (its own access log); the cache is empty at the end and never
-holds a corrupt entry; files that cannot be read by ranges fall back to whole files, loudly.
+holds a corrupt entry; files that cannot be read by ranges fall back to whole files, loudly;
+``hf://`` goes through the Hub's redirects with the token sent to the Hub only.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from typing import Any
 import pytest
 
 from lerobot_stream import StreamingLeRobotDataset
+from lerobot_stream.http_client import forget_redirects
 from lerobot_stream.retry import RetryPolicy
 from lerobot_stream.video_index import FileIndex
-from servers import FaultProxy, MotoS3, NginxServer, nginx_binary
+from servers import FaultProxy, MotoS3, NginxServer, Redirector, nginx_binary
 from streaming_helpers import assert_batches_equal, run_loader
 
 pytestmark = pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
@@ -141,7 +143,7 @@ class SegmentWatcher(threading.Thread):
 
 def test_faults_leave_no_corrupt_segment(served, tmp_path):
     root, server = served
-    episodes = list(range(0, 270, 6))
+    episodes = list(range(0, 260, 6))
     expected = local_batches(root, 0, episodes=episodes)
     faults = ["drop", "truncate", "503", "stall", "500", "drop", "429", "truncate", "stall", "drop"]
     with FaultProxy(server.port, [], stall_s=3.0, partial_bytes=700) as proxy:
@@ -151,6 +153,7 @@ def test_faults_leave_no_corrupt_segment(served, tmp_path):
             for p in root.glob("videos/*/*/*.mp4")
         }
         cache = tmp_path / "cache"
+        cache.mkdir()
         ds = StreamingLeRobotDataset(
             "synth/ranges", root=base, episodes=episodes, num_workers=0, video_cache_dir=cache,
             remote_retry=FAST, **COMMON,
@@ -170,7 +173,7 @@ def test_faults_leave_no_corrupt_segment(served, tmp_path):
 
 def test_servers_ignoring_range_fall_back_to_whole_files_loudly(served, tmp_path):
     root, server = served
-    episodes = list(range(0, 270, 12))
+    episodes = list(range(0, 260, 12))
     expected = local_batches(root, 0, episodes=episodes)
     with pytest.warns(RuntimeWarning, match=r"whole instead of by episode byte ranges.*ignores HTTP Range"):
         ds = StreamingLeRobotDataset(
@@ -186,7 +189,7 @@ def test_servers_ignoring_range_fall_back_to_whole_files_loudly(served, tmp_path
 
 def test_whole_files_mode_is_explicit_and_equal(served, tmp_path):
     root, server = served
-    episodes = list(range(3, 270, 20))
+    episodes = list(range(3, 260, 20))
     expected = local_batches(root, 0, episodes=episodes)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # chosen, not a fallback: no warning
@@ -197,6 +200,31 @@ def test_whole_files_mode_is_explicit_and_equal(served, tmp_path):
         assert_batches_equal(run_loader(ds, batch_size=8, num_workers=0), expected)
     stats = ds.stats()["prefetch"]
     assert stats["mode"] == "whole_files" and stats["segment_bytes"] == 0 and stats["file_bytes"] > 0
+
+
+def test_hub_urls_stream_through_redirects_and_keep_the_token_home(served, tmp_path, monkeypatch):
+    """hf:// through a stand-in Hub (302 to a "CDN" proxy): equal samples, token only to the Hub."""
+    root, server = served
+    episodes = list(range(2, 260, 9))
+    expected = local_batches(root, 0, episodes=episodes)
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    forget_redirects()
+    with (
+        FaultProxy(server.port) as cdn,
+        Redirector(f"{cdn.url}/ds", strip_prefix="/datasets/org/name/resolve/main") as hub,
+    ):
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        ds = StreamingLeRobotDataset(
+            "hf://datasets/org/name", episodes=episodes, num_workers=0, video_cache_dir=tmp_path,
+            remote_retry=FAST, **COMMON,
+        )  # fmt: skip
+        cdn.set_faults(["403"])  # the first signed URL used in the run has expired
+        assert_batches_equal(run_loader(ds, batch_size=8, num_workers=0), expected)
+        assert cdn.faults_served == ["403"]
+        assert hub.request_heads and all(b"bearer hf_secret" in h.lower() for h in hub.request_heads)
+        assert not any(b"authorization" in h.lower() for h in cdn.request_heads)
+    forget_redirects()
+    assert cache_entries(tmp_path) == []
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +248,7 @@ def s3_dataset(ranges_dataset):
 @pytest.mark.parametrize("workers", [0, 2])
 def test_s3_ranges_equal_local(s3_dataset, tmp_path, workers):
     root, url = s3_dataset
-    episodes = None if workers else list(range(1, 270, 5))
+    episodes = None if workers else list(range(1, 260, 5))
     state = {"batches_consumed": 11, "batch_size": 8} if workers else None
     expected = local_batches(root, workers, state, episodes=episodes)
     ds = StreamingLeRobotDataset(

@@ -167,8 +167,8 @@ class DatasetLocation:
         glob = re.sub(r"\{[^}]*\}", "*", pattern)
         if isinstance(self.root, Path):
             return sorted(p.relative_to(self.root).as_posix() for p in self.root.glob(glob))
-        if not is_http_url(self.download_url("")):
-            return sorted(self._remote("", lambda url: fs_glob(url, glob, self.policy)))
+        if not is_http_url(self.download_url("x")):
+            return sorted(self._remote(None, lambda url: fs_glob(url, glob, self.policy)))
         found: list[str] = []
         chunk, index = 0, 0
         while True:
@@ -182,9 +182,10 @@ class DatasetLocation:
                 return found
             chunk, index = chunk + 1, 0
 
-    def _remote(self, rel: str | os.PathLike, op: Callable[[str], T]) -> T:
-        """Runs ``op(url of rel)``; a read that gave up after retries becomes ServerUnreachableError."""
-        url = self.download_url(rel)
+    def _remote(self, rel: str | os.PathLike | None, op: Callable[[str], T]) -> T:
+        """Runs ``op(url of rel)`` (``rel`` None: the root); a read that gave up after retries becomes
+        ServerUnreachableError."""
+        url = str(self.root) if rel is None else self.download_url(rel)
         try:
             return op(url)
         except ServerUnreachableError:

@@ -52,9 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-faststart", action="store_true", help="write the mp4 sample table after the media")
     p.add_argument(
-        "--continuous-encode",
-        action="store_true",
-        help="one encoder per video file: episodes may start mid-GOP (not lerobot's layout)",
+        "--mid-gop-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="one encoder per video file, every N-th episode of a file starting mid-GOP (default 0: "
+        "off, lerobot's layout)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     return p
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             crf=args.crf,
             preset=preset,
             faststart=not args.no_faststart,
-            continuous_encode=args.continuous_encode,
+            mid_gop_every=args.mid_gop_every,
             encoder_threads=args.encoder_threads,
             overwrite=args.overwrite,
         )

@@ -62,7 +62,7 @@ class SyntheticCamera:
         chunks_size: int,
         stats_step: int,
         faststart: bool = True,
-        continuous: bool = False,
+        mid_gop_every: int = 0,
     ) -> None:
         if storage not in CAMERA_STORAGES:
             raise ValueError(f"camera storage must be one of {CAMERA_STORAGES}, got {storage!r}")
@@ -88,7 +88,7 @@ class SyntheticCamera:
                 chunks_size=chunks_size,
                 pix_fmt="gray12le" if depth else "yuv420p",
                 faststart=faststart,
-                continuous=continuous,
+                mid_gop_every=mid_gop_every,
             )
 
     @property

@@ -70,9 +70,10 @@ def write_dataset(root: str | Path, **options: Any) -> Path:
         ``gop`` (keyframe interval), ``crf``, ``preset`` (None: 10 for SVT-AV1, the encoder's
         default otherwise), ``encoder_threads`` (None: the encoder decides).
         ``faststart`` (default True, as lerobot): the mp4 sample table before the media.
-        ``continuous_encode`` (default False): one encoder per video file instead of one per
-        episode, so episodes after a file's first may start mid-GOP (not lerobot's layout; for
-        readers that fetch episodes by byte range; see Note [Episodes packed in one mp4]).
+        ``mid_gop_every`` (default 0: off, lerobot's layout): n >= 1 encodes each video file with one
+        encoder, a keyframe forced at every episode's start except every n-th episode of the file,
+        which starts mid-GOP (for readers that fetch episodes by byte range; see Note [Episodes
+        packed in one mp4]).
     Everything is deterministic given ``seed`` (encoders may differ across thread counts).
     ``root`` must not exist or be empty unless ``overwrite`` is set (then it is replaced).
 
@@ -108,7 +109,7 @@ def write_dataset_with_report(
     preset: int | str | None = None,
     encoder_threads: int | None = None,
     faststart: bool = True,
-    continuous_encode: bool = False,
+    mid_gop_every: int = 0,
     overwrite: bool = False,
 ) -> WriteReport:
     """Writes the dataset (see :func:`write_dataset`) and reports file counts and the time taken."""
@@ -143,7 +144,7 @@ def write_dataset_with_report(
             chunks_size=chunks_size,
             stats_step=image_downsample_step(height, width),
             faststart=faststart,
-            continuous=continuous_encode,
+            mid_gop_every=mid_gop_every,
         )
         for i in range(num_cameras + depth_cameras)
     ]
