@@ -11,6 +11,7 @@ holds a corrupt entry; files that cannot be read by ranges fall back to whole fi
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import threading
 import time
@@ -175,12 +176,15 @@ def test_servers_ignoring_range_fall_back_to_whole_files_loudly(served, tmp_path
     root, server = served
     episodes = list(range(0, 260, 12))
     expected = local_batches(root, 0, episodes=episodes)
-    with pytest.warns(RuntimeWarning, match=r"whole instead of by episode byte ranges.*ignores HTTP Range"):
+    with pytest.warns(RuntimeWarning) as warned:
         ds = StreamingLeRobotDataset(
             "synth/ranges", root=f"{server.url}/norange/ds", episodes=episodes, num_workers=0,
             video_cache_dir=tmp_path, **COMMON,
         )  # fmt: skip
         actual = run_loader(ds, batch_size=8, num_workers=0)
+    messages = [str(w.message) for w in warned]
+    assert any(re.search(r"whole instead of by episode byte ranges.*ignores HTTP Range", m) for m in messages)
+    assert any(m.startswith("Reading parquet files whole") for m in messages)
     assert_batches_equal(actual, expected)
     stats = ds.stats()["prefetch"]
     assert stats["whole_file_fallbacks"] > 0 and stats["file_bytes"] > 0 and stats["segment_bytes"] == 0
