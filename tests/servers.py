@@ -380,19 +380,24 @@ def _request_path(head: bytes) -> str:
 
 
 def _read_head(sock: socket.socket) -> bytes | None:
-    """Bytes up to and including the blank line ending an HTTP head (one byte at a time: exact)."""
-    data = bytearray()
-    while not data.endswith(b"\r\n\r\n"):
-        with contextlib.suppress(TimeoutError):
-            byte = sock.recv(1)
-            if not byte:
-                return None
-            data += byte
-            if len(data) > 65536:
-                return None
-            continue
-        return None
-    return bytes(data)
+    """Bytes up to and including the blank line ending an HTTP head, and not one byte more.
+
+    Peeks at what has arrived and consumes exactly the head, so the body stays in the socket.
+    """
+    consumed = bytearray()
+    while len(consumed) <= 65536:
+        try:
+            peeked = sock.recv(65536, socket.MSG_PEEK)
+        except TimeoutError:
+            return None
+        if not peeked:
+            return None
+        end = (bytes(consumed[-3:]) + peeked).find(b"\r\n\r\n")
+        take = len(peeked) if end < 0 else end + 4 - len(consumed[-3:])
+        consumed += sock.recv(take)
+        if end >= 0:
+            return bytes(consumed)
+    return None
 
 
 def _force_close(head: bytes) -> bytes:

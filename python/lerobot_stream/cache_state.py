@@ -162,12 +162,12 @@ class CacheState:
         fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            files = self._load()
-            before = json.dumps(files, sort_keys=True)
+            before, files = self._load()
             self._prune(files)
             yield files
-            if json.dumps(files, sort_keys=True) != before:
-                self._save(files)
+            text = _dumps(files)
+            if text != before:  # same serialisation as what was read: equal text, nothing changed
+                self._save(text)
         finally:
             os.close(fd)  # closing the descriptor releases the flock
 
@@ -192,22 +192,24 @@ class CacheState:
                     _unlink(path)
 
     # --- internals ------------------------------------------------------------------------------
-    def _load(self) -> dict[str, dict[str, Any]]:
+    def _load(self) -> tuple[str, dict[str, dict[str, Any]]]:
+        """(the file's text, its records); unreadable or foreign: no records."""
         try:
             with open(self._state_path) as f:
-                raw = json.load(f)
+                text = f.read()
+            raw = json.loads(text)
         except FileNotFoundError:
-            return {}
+            return "", {}
         except (OSError, ValueError):
-            return {}  # unreadable: start over; sweep_orphans() removes what it described
+            return "", {}  # unreadable: start over; sweep_orphans() removes what it described
         if not isinstance(raw, dict) or raw.get("version") != STATE_VERSION:
-            return {}
-        return raw.get("files", {})
+            return "", {}
+        return text, raw.get("files", {})
 
-    def _save(self, files: dict[str, dict[str, Any]]) -> None:
+    def _save(self, text: str) -> None:
         tmp = self.dir / f".state.json.{os.getpid()}"
         with open(tmp, "w") as f:
-            json.dump({"version": STATE_VERSION, "files": files}, f)
+            f.write(text)
         os.replace(tmp, self._state_path)
 
     def _prune(self, files: dict[str, dict[str, Any]]) -> None:
@@ -291,6 +293,10 @@ class MemoryCacheState:
 
     def part_bytes(self, key: str) -> int:
         return sum(p.getbuffer().nbytes for (k, _), p in list(self._parts.items()) if k == key)
+
+
+def _dumps(files: dict[str, dict[str, Any]]) -> str:
+    return json.dumps({"version": STATE_VERSION, "files": files}, separators=(",", ":"))
 
 
 def resident_bytes(files: dict[str, dict[str, Any]]) -> int:

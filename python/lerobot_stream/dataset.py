@@ -36,6 +36,8 @@ from lerobot_stream.elastic import (
     normalize,
     phase_tuples,
 )
+from lerobot_stream.lookahead import DEFAULT_DEPTH as LOOKAHEAD_DEPTH
+from lerobot_stream.lookahead import EpisodeLookahead, consumer_order
 from lerobot_stream.metadata import DatasetMetadata, load_metadata
 from lerobot_stream.prefetch import VideoPrefetcher
 from lerobot_stream.retry import RetryPolicy
@@ -166,7 +168,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         repo_type: str = "dataset",
         token: str | bool | None = None,
         prefetch_videos: bool = True,
-        video_prefetch_workers: int = 4,
+        video_prefetch_workers: int = 8,
         video_cache_dir: str | Path | None = None,
         video_cache_max_bytes: int | None = None,
         video_fetch: FetchMode = "ranges",
@@ -393,7 +395,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         if start.skip:
             schedule.skip(start.skip)
         runtime = self._consumer_runtime()
-        return runtime.stream(schedule)
+        plan_slot = None if start.phases else (start.epoch, start.role, num_workers)  # for look-ahead
+        return runtime.stream(schedule, plan_slot)
 
     def _start(self, worker: int, num_workers: int) -> FirstPass:
         """What this ``__iter__`` of ``worker`` runs; applies a pending resume once.
@@ -496,34 +499,46 @@ class _ConsumerRuntime:
             **({"prefetch": {**asdict(prefetcher.stats), **self.videos.stats()}} if prefetcher else {}),
         }
 
-    def _admit(self, episode_pos: int) -> EpisodeRows:
-        episode = int(self._ds._selected_episodes[episode_pos])
-        self.videos.admit(episode)  # remote: the episode's video files start downloading now
-        return self.reader.read_episode(episode)
-
     def _evict(self, pool: dict[int, EpisodeRows], episode_pos: int) -> None:
         rows = pool.pop(episode_pos, None)
         if rows is not None:
             self.videos.evict(rows.episode_index)
 
-    def stream(self, schedule: Any) -> Iterator[dict[str, Any]]:
-        """Samples of ``schedule`` in order, loading admitted episodes' rows and freeing evicted ones."""
+    def stream(
+        self, schedule: Any, plan_slot: tuple[int, int, int] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Samples of ``schedule`` in order, loading admitted episodes' rows and freeing evicted ones.
+
+        ``plan_slot`` (epoch, role, num_workers) of a plain pass lets a remote consumer read ahead
+        (Note [Look-ahead] in ``lerobot_stream.lookahead``).
+        """
+        ds = self._ds
+        remote = not ds.meta.data_location.is_local and ds._prefetch_videos
+        depth = LOOKAHEAD_DEPTH if remote and plan_slot is not None else 0
+        order = []
+        if depth:
+            order = consumer_order(ds._episode_lengths, ds.seed, ds.shuffle, plan_slot[0], ds.rank,
+                                   ds.world_size, plan_slot[1], plan_slot[2])  # fmt: skip
+        ahead = EpisodeLookahead(
+            self.reader, self.videos, lambda pos: int(ds._selected_episodes[pos]), order, depth
+        )
         schedule.take_admitted()
         schedule.take_evicted()
         pool: dict[int, EpisodeRows] = {}
         try:
             for pos, _, _ in schedule.pool():
-                pool[int(pos)] = self._admit(pos)
+                pool[int(pos)] = ahead.admit(int(pos))
             while schedule.remaining > 0:
                 positions, frames = schedule.next(_SCHEDULE_CHUNK)
                 for pos, _, _ in schedule.take_admitted():
                     if int(pos) not in pool:
-                        pool[int(pos)] = self._admit(pos)
+                        pool[int(pos)] = ahead.admit(int(pos))
                 for pos, frame in zip(positions.tolist(), frames.tolist(), strict=True):
                     yield self.builder.build(pool[pos], frame)
                 for pos, _, _ in schedule.take_evicted():
                     self._evict(pool, int(pos))
         finally:
+            ahead.close()
             self.videos.close()  # the iterator ended or was dropped: release every remote file
 
 

@@ -216,34 +216,38 @@ class VideoPrefetcher:
                 self._futures[key] = future
             return future
 
-    def release(self, item: CacheItem | str) -> None:
-        """Drops one reference to ``item``; the node's last reference deletes the entry."""
+    def release(self, *items: CacheItem | str) -> None:
+        """Drops one reference to each item; the node's last reference deletes an entry."""
         self._check_process()
-        key = as_item(item).key
+        keys = [as_item(item).key for item in items]
+        unpins = []
         with self._mutex:
-            if self._held[key] <= 0:
-                raise ValueError(f"release({item!r}) without a matching acquire in this process")
-            self._held[key] -= 1
-            unpin = not self._held[key] and key in self._pinned and not self._leases.get(key)
-            if not self._held[key]:
-                del self._held[key]
-                self._items.pop(key, None)
-                self._futures.pop(key, None)
-                self._failures.pop(key, None)
-                if key in self._downloading:
-                    self._abandoned.add(key)  # nobody here wants it any more: stop downloading
-            if unpin:
-                self._pinned.discard(key)
+            for item, key in zip(items, keys, strict=True):
+                if self._held[key] <= 0:
+                    raise ValueError(f"release({item!r}) without a matching acquire in this process")
+                self._held[key] -= 1
+                unpin = not self._held[key] and key in self._pinned and not self._leases.get(key)
+                if not self._held[key]:
+                    del self._held[key]
+                    self._items.pop(key, None)
+                    self._futures.pop(key, None)
+                    self._failures.pop(key, None)
+                    if key in self._downloading:
+                        self._abandoned.add(key)  # nobody here wants it any more: stop downloading
+                if unpin:
+                    self._pinned.discard(key)
+                unpins.append(unpin)
         with self._state.locked() as files:
-            record = files.get(key)
-            if record is not None and unpin:
-                record["pins"].pop(self._owner, None)
-            if record is not None and self._owner in record["refs"]:
-                record["refs"][self._owner] -= 1
-                if not record["refs"][self._owner]:
-                    del record["refs"][self._owner]
-                if not record["refs"] and record["status"] != "downloading":
-                    self._state.forget(files, key)
+            for key, unpin in zip(keys, unpins, strict=True):
+                record = files.get(key)
+                if record is not None and unpin:
+                    record["pins"].pop(self._owner, None)
+                if record is not None and self._owner in record["refs"]:
+                    record["refs"][self._owner] -= 1
+                    if not record["refs"][self._owner]:
+                        del record["refs"][self._owner]
+                    if not record["refs"] and record["status"] != "downloading":
+                        self._state.forget(files, key)
         with self._changed:
             self._changed.notify_all()
 
@@ -516,6 +520,10 @@ class VideoPrefetcher:
                 record["size"] = self._state.commit(key, self._owner, part)
                 record["status"], record["downloader"] = "ready", None
                 record["last_used"] = time.time()
+                with self._mutex:  # pinned for our first lease (Note [Lingering pins]): no lookup
+                    if self._held.get(key):
+                        record["pins"][self._owner] = 1
+                        self._pinned.add(key)
         with self._changed:
             self.stats.downloads += 1
             self._changed.notify_all()

@@ -136,8 +136,8 @@ class EpisodeVideoFiles:
         with self._lock:
             self._admitted.discard(episode_index)
             items = [self._plans.pop(k).item for k in list(self._plans) if k[0] == episode_index]
-        for item in items:
-            self._prefetcher.release(item)  # type: ignore[union-attr]
+        if items:
+            self._prefetcher.release(*items)  # type: ignore[union-attr]
 
     @contextlib.contextmanager
     def local(self, episode_index: int, video_key: str) -> Iterator[Any]:
@@ -161,8 +161,8 @@ class EpisodeVideoFiles:
             planner.shutdown(wait=True, cancel_futures=True)
         with self._lock:
             plans, self._plans = self._plans, {}
-        for plan in plans.values():
-            self._prefetcher.release(plan.item)  # type: ignore[union-attr]
+        if plans:
+            self._prefetcher.release(*(plan.item for plan in plans.values()))  # type: ignore[union-attr]
         if self._headers is not None:
             self._headers.close()
 
