@@ -8,25 +8,29 @@ admitting an episode costs round trips: its rows (a parquet range request) and i
 range request per camera). Done on admission, the consumer would stall for them once per episode,
 and short episodes are admitted often. So when an episode is admitted, the next ``depth`` episodes
 of the order start too: their video bytes are planned and acquired (``EpisodeVideoFiles.admit``:
-downloads start in the background) and their rows are read by one background thread (the
-``TabularReader`` is not thread-safe, so every read of this consumer goes through that thread).
-The rows of at most ``depth`` episodes wait in memory; their video bytes count in the cache like
-pooled episodes' (released when the episode leaves the pool, or at ``close``). Local datasets use
-``depth=0``: rows are read on admission, on the consumer's thread, as before.
+downloads start in the background) and their rows are read by ``ROW_THREADS`` background threads,
+each with its own ``TabularReader`` (readers are not thread-safe; parquet footers are cached per
+process, so a reader costs no extra requests), so that round trips overlap. Their counters are
+added to the consumer's reader's. The rows of at most ``depth`` episodes wait in memory; their video
+bytes count in the cache like pooled episodes' (released when the episode leaves the pool, or at
+``close``). Local datasets use ``depth=0``: rows are read on admission, on the consumer's thread,
+as before.
 
 One instance per consumer iterator; driven by one thread (the consumer's).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from lerobot_stream import _core
-from lerobot_stream.tabular import EpisodeRows, TabularReader
+from lerobot_stream.tabular import EpisodeRows, TabularReader, TabularStats
 from lerobot_stream.video_files import EpisodeVideoFiles
 
 DEFAULT_DEPTH = 8
+ROW_THREADS = 4
 
 
 def consumer_order(
@@ -63,6 +67,8 @@ class EpisodeLookahead:
         self._next = 0  # index in _order of the first episode not started yet
         self._started: dict[int, Future] = {}
         self._executor: ThreadPoolExecutor | None = None
+        self._local = threading.local()  # each row thread's own reader
+        self._stats_lock = threading.Lock()
 
     def admit(self, pos: int) -> EpisodeRows:
         """The rows of the episode at ``pos`` (entering the pool); starts the following ones."""
@@ -94,5 +100,15 @@ class EpisodeLookahead:
         episode = self._episode_of(pos)
         self._videos.admit(episode)
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="lrs-rows")
-        self._started[pos] = self._executor.submit(self._reader.read_episode, episode)
+            self._executor = ThreadPoolExecutor(ROW_THREADS, thread_name_prefix="lrs-rows")
+        self._started[pos] = self._executor.submit(self._read, episode)
+
+    def _read(self, episode: int) -> EpisodeRows:
+        reader = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = self._local.reader = self._reader.fork()
+        reader.stats = TabularStats()
+        rows = reader.read_episode(episode)
+        with self._stats_lock:
+            self._reader.stats.add(reader.stats)
+        return rows

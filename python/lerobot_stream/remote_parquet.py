@@ -38,6 +38,7 @@ from lerobot_stream.retry import RangeNotSupportedError, RetryPolicy
 _FOOTERS = 512  # footers kept per process (a footer is ~1 KB per row group)
 _footers: OrderedDict[str, tuple[int, pq.FileMetaData]] = OrderedDict()
 _footers_lock = threading.Lock()
+_in_flight: dict[str, threading.Lock] = {}  # url -> held while one thread fetches its footer
 _warned_whole = False
 
 
@@ -96,12 +97,31 @@ class RangeFile(io.RawIOBase):
 def read_footer(
     url: str, policy: RetryPolicy, on_bytes: Callable[[int], None] | None = None
 ) -> tuple[int, pq.FileMetaData]:
-    """``(file size, footer)`` of the remote parquet file ``url``, cached per process."""
+    """``(file size, footer)`` of the remote parquet file ``url``, cached per process.
+
+    One thread fetches a footer; others asking for the same file meanwhile wait for it.
+    """
     with _footers_lock:
         cached = _footers.get(url)
         if cached is not None:
             _footers.move_to_end(url)
             return cached
+        flight = _in_flight.setdefault(url, threading.Lock())
+    with flight:
+        with _footers_lock:
+            cached = _footers.get(url)
+        if cached is not None:
+            return cached
+        try:
+            return _fetch_footer(url, policy, on_bytes)
+        finally:
+            with _footers_lock:
+                _in_flight.pop(url, None)
+
+
+def _fetch_footer(
+    url: str, policy: RetryPolicy, on_bytes: Callable[[int], None] | None
+) -> tuple[int, pq.FileMetaData]:
     count = on_bytes or (lambda n: None)
     tail, size = read_suffix(url, 8, policy, on_bytes=count)
     if size < 12 or tail[-4:] != b"PAR1":
