@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="one encoder per video file, every N-th episode of a file starting mid-GOP (default 0: "
-        "off, lerobot's layout)",
+        help="one encoder per video file, every N-th episode of a file starting mid-GOP; 0: off "
+        "(lerobot's layout)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     return p
