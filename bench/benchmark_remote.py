@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import resource
 import shutil
 import sys
 import tempfile
@@ -44,6 +45,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the te
 
 from lerobot_stream import StreamingLeRobotDataset
 from lerobot_stream.synth import write_dataset
+
+try:
+    from lerobot_stream.cache_state import INTERNAL_FILES
+except ImportError:  # an older checkout (run with its interpreter for "before" figures)
+    INTERNAL_FILES = (".lock", ".state.json")
 from servers import FaultProxy, NginxServer
 
 
@@ -62,7 +68,7 @@ class CachePeak(threading.Thread):
             if self.directory.exists():
                 for path in self.directory.iterdir():
                     try:
-                        total += path.stat().st_size if path.name not in (".lock", ".state.json") else 0
+                        total += path.stat().st_size if path.name not in INTERNAL_FILES else 0
                     except FileNotFoundError:
                         continue
             self.peak = max(self.peak, total)
@@ -77,6 +83,7 @@ class CachePeak(threading.Thread):
 def run(root: str | Path, args: argparse.Namespace, **kwargs: Any) -> dict[str, float]:
     """One epoch through a DataLoader: frames/s (camera frames), first-batch latency, wall time."""
     start = time.perf_counter()
+    cpu_start = (_cpu_s(resource.RUSAGE_SELF), _cpu_s(resource.RUSAGE_CHILDREN))
     accepted = inspect.signature(StreamingLeRobotDataset).parameters
     ds = StreamingLeRobotDataset(
         "bench/remote",
@@ -99,7 +106,15 @@ def run(root: str | Path, args: argparse.Namespace, **kwargs: Any) -> dict[str, 
         "steady_frames_per_s": (samples - first_samples) * cameras / max(wall - first_batch, 1e-9),
         "first_batch_latency_s": first_batch,
         "wallclock_s": wall,
+        # CPU seconds of this process (the test proxy's threads run here) and of the ended workers
+        "cpu_main_s": _cpu_s(resource.RUSAGE_SELF) - cpu_start[0],
+        "cpu_workers_s": _cpu_s(resource.RUSAGE_CHILDREN) - cpu_start[1],
     }
+
+
+def _cpu_s(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def disk_bytes(root: Path, sub: str) -> int:
@@ -119,7 +134,7 @@ def main() -> None:
     parser.add_argument("--cameras", type=int, default=2)
     parser.add_argument("--video-mb", type=float, default=0.22, help="video file size cap (MB)")
     parser.add_argument("--latency-ms", type=float, default=50.0, help="added to every HTTP request")
-    parser.add_argument("--mbit", type=float, default=100.0, help="bandwidth cap per connection (Mbit/s)")
+    parser.add_argument("--mbit", type=float, default=100.0, help="cap per connection (Mbit/s; 0: none)")
     parser.add_argument("--whole-files", action="store_true", help="fetch whole video files (before)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
@@ -152,7 +167,7 @@ def main() -> None:
         results: dict[str, Any] = {"config": {k: str(v) for k, v in vars(args).items()}, "fetch": fetch}
         results["local"] = run(root, args)
         cache = work / "cache"
-        shaping = {"latency_s": args.latency_ms / 1000, "bandwidth_bps": args.mbit * 125_000}
+        shaping = {"latency_s": args.latency_ms / 1000, "bandwidth_bps": args.mbit * 125_000 or None}
         with NginxServer(work / "www") as server, FaultProxy(server.port, **shaping) as proxy:
             peak = CachePeak(cache)
             peak.start()

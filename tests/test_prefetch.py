@@ -9,7 +9,6 @@ holds for byte-range entries kept in memory (``cache_dir=None``).
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import random
@@ -21,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lerobot_stream.cache_state import file_key
+from lerobot_stream.cache_state import INTERNAL_FILES, file_key, read_records
 from lerobot_stream.prefetch import CacheItem, RemoteFileError, VideoPrefetcher
 from servers import FaultProxy, NginxServer, nginx_binary
 
@@ -45,12 +44,11 @@ def served(tmp_path_factory: pytest.TempPathFactory):
 
 def data_files(cache: Path) -> list[Path]:
     """Files in the cache directory other than its lock and state."""
-    return [p for p in cache.iterdir() if p.name not in (".lock", ".state.json")]
+    return [p for p in cache.iterdir() if p.name not in INTERNAL_FILES]
 
 
 def state_records(cache: Path) -> dict:
-    path = cache / ".state.json"
-    return json.loads(path.read_text())["files"] if path.exists() else {}
+    return read_records(cache)
 
 
 class CacheWatcher(threading.Thread):

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from lerobot_stream import StreamingLeRobotDataset
+from lerobot_stream.cache_state import INTERNAL_FILES
 from lerobot_stream.http_client import forget_redirects
 from lerobot_stream.retry import RetryPolicy
 from lerobot_stream.video_index import FileIndex
@@ -49,7 +50,7 @@ def url_hash(url: str) -> str:
 
 
 def cache_entries(cache: Path) -> list[str]:
-    return sorted(p.name for p in cache.iterdir() if p.name not in (".lock", ".state.json"))
+    return sorted(p.name for p in cache.iterdir() if p.name not in INTERNAL_FILES)
 
 
 def disk_bytes(root: Path, sub: str) -> int:

@@ -1,11 +1,10 @@
 """The record of one prefetch cache: who references, pins and downloads what, and where bytes live.
 
 ``CacheState(cache_dir)`` is the node-wide cache on disk: every process on a node that uses the
-same cache directory (DataLoader workers, several ranks) shares one small JSON file,
-``.state.json``, read and rewritten under an exclusive ``fcntl.flock`` on ``.lock``. The file is
-replaced atomically (write to a temporary name, ``os.replace``), so a crash mid-write leaves the
-previous version. Entries (whole files, episode segments, video headers) are files named by key;
-a download writes ``.<key>.part-<owner>`` and ``commit`` renames it once whole.
+same cache directory (DataLoader workers, several ranks) shares one small JSON record, read and
+rewritten under an exclusive ``fcntl.flock`` on ``.lock`` (Note [State slots]). Entries (whole
+files, episode segments, video headers) are files named by key; a download writes
+``.<key>.part-<owner>`` and ``commit`` renames it once whole.
 
 ``MemoryCacheState()`` is the same record and the same entry operations in this process's memory
 (the prefetcher's memory-only mode, for machines without a local disk): no sharing between
@@ -21,6 +20,15 @@ prunes owners that are no longer alive: their references and pins vanish, their 
 to "queued" and their temporary files are deleted, and a file left with no references is deleted.
 So a crashed (or SIGKILLed) process never leaks references or bytes beyond the next operation of
 any other process. The cache directory must be local to one node (one pid namespace).
+
+Note [State slots]
+~~~~~~~~~~~~~~~~~~
+The record is written to two slot files in turn, ``.state.0`` and ``.state.1``, each holding
+``"<generation> <length> <crc32>\n"`` and the JSON; a reader takes the valid slot with the highest
+generation. A write goes in place (``pwrite``, no rename: a rename costs about a millisecond here
+and the cache changes several times per episode), into the slot that does not hold the current
+version, so a writer killed mid-write leaves a torn slot (bad checksum) next to the intact previous
+version, which is exactly the state before the dead writer's own change.
 
 Record of one entry (key = hash of its URL, plus the byte range or ``.hdr`` for parts of files)::
 
@@ -44,13 +52,15 @@ import os
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-STATE_VERSION = 1
-_STATE = ".state.json"
+STATE_VERSION = 2
+_SLOTS = (".state.0", ".state.1")
 _LOCK = ".lock"
+INTERNAL_FILES = (*_SLOTS, _LOCK)  # the cache directory's own files (not entries)
 
 
 def owner_id() -> str:
@@ -59,8 +69,31 @@ def owner_id() -> str:
     return f"{pid}:{_start_time(pid)}:{uuid.uuid4().hex[:8]}"
 
 
+_LIVE_FOR_S = 1.0
+_alive_cache: dict[str, float] = {}  # owner -> when it was last seen alive (this process's view)
+
+
 def owner_alive(owner: str) -> bool:
-    """Whether the process named by ``owner`` still runs (same pid and start time)."""
+    """Whether the process named by ``owner`` still runs (same pid and start time).
+
+    A live answer is reused for ``_LIVE_FOR_S`` (pruning a crashed owner may wait that long); a
+    dead one is final.
+    """
+    seen = _alive_cache.get(owner)
+    now = time.monotonic()
+    if seen is not None and now - seen < _LIVE_FOR_S:
+        return True
+    alive = _owner_alive(owner)
+    if alive:
+        if len(_alive_cache) > 4096:
+            _alive_cache.clear()
+        _alive_cache[owner] = now
+    else:
+        _alive_cache.pop(owner, None)
+    return alive
+
+
+def _owner_alive(owner: str) -> bool:
     pid_text, _, rest = owner.partition(":")
     start = rest.partition(":")[0]
     try:
@@ -103,7 +136,7 @@ class CacheState:
     def __init__(self, cache_dir: str | os.PathLike) -> None:
         self.dir = Path(cache_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._state_path = self.dir / _STATE
+        self._slots = [self.dir / name for name in _SLOTS]
         self._lock_path = self.dir / _LOCK
 
     shared = True  # other processes see these entries
@@ -162,12 +195,12 @@ class CacheState:
         fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            before, files = self._load()
+            generation, before, files = self._load()
             self._prune(files)
             yield files
             text = _dumps(files)
             if text != before:  # same serialisation as what was read: equal text, nothing changed
-                self._save(text)
+                self._save(generation + 1, text)
         finally:
             os.close(fd)  # closing the descriptor releases the flock
 
@@ -176,12 +209,10 @@ class CacheState:
         with self.locked() as files:
             for path in self.dir.iterdir():
                 name = path.name
-                if name in (_STATE, _LOCK):
+                if name in INTERNAL_FILES:
                     continue
-                if name.startswith(_STATE + "."):  # a crashed writer's temporary state file
-                    pid = name.rpartition(".")[2]
-                    if not pid.isdigit() or not os.path.exists(f"/proc/{pid}"):
-                        _unlink(path)
+                if name.startswith(".state"):  # an older version's state file
+                    _unlink(path)
                     continue
                 if name.startswith("."):  # .<key>.part-<pid>-<start>
                     key, _, owner = name[1:].partition(".part-")
@@ -192,25 +223,19 @@ class CacheState:
                     _unlink(path)
 
     # --- internals ------------------------------------------------------------------------------
-    def _load(self) -> tuple[str, dict[str, dict[str, Any]]]:
-        """(the file's text, its records); unreadable or foreign: no records."""
-        try:
-            with open(self._state_path) as f:
-                text = f.read()
-            raw = json.loads(text)
-        except FileNotFoundError:
-            return "", {}
-        except (OSError, ValueError):
-            return "", {}  # unreadable: start over; sweep_orphans() removes what it described
-        if not isinstance(raw, dict) or raw.get("version") != STATE_VERSION:
-            return "", {}
-        return text, raw.get("files", {})
+    def _load(self) -> tuple[int, str, dict[str, dict[str, Any]]]:
+        """(generation, JSON text, records) of the newest valid slot (Note [State slots])."""
+        return _load_slots(self._slots)
 
-    def _save(self, text: str) -> None:
-        tmp = self.dir / f".state.json.{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, self._state_path)
+    def _save(self, generation: int, text: str) -> None:
+        data = text.encode()
+        head = f"{generation} {len(data)} {zlib.crc32(data)}\n".encode()
+        fd = os.open(self._slots[generation % 2], os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.pwrite(fd, head + data, 0)
+            os.ftruncate(fd, len(head) + len(data))
+        finally:
+            os.close(fd)
 
     def _prune(self, files: dict[str, dict[str, Any]]) -> None:
         alive: dict[str, bool] = {}
@@ -293,6 +318,47 @@ class MemoryCacheState:
 
     def part_bytes(self, key: str) -> int:
         return sum(p.getbuffer().nbytes for (k, _), p in list(self._parts.items()) if k == key)
+
+
+def _read_slot(path: Path) -> tuple[int, str] | None:
+    """(generation, JSON text) of a slot file, or None when missing, torn or damaged."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    head, _, body = raw.partition(b"\n")
+    try:
+        generation, length, crc = (int(x) for x in head.split())
+    except ValueError:
+        return None
+    data = body[:length]
+    if len(data) != length or zlib.crc32(data) != crc:
+        return None
+    return generation, data.decode()
+
+
+def _load_slots(slots: list[Path]) -> tuple[int, str, dict[str, dict[str, Any]]]:
+    best: tuple[int, str] = (0, "")
+    for path in slots:
+        slot = _read_slot(path)
+        if slot is not None and slot[0] > best[0]:
+            best = slot
+    generation, text = best
+    if not text:
+        return generation, "", {}
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        return generation, "", {}
+    if not isinstance(raw, dict) or raw.get("version") != STATE_VERSION:
+        return generation, "", {}  # foreign: start over; sweep_orphans() removes what it held
+    return generation, text, raw.get("files", {})
+
+
+def read_records(cache_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """The records of a cache directory as they stand (no lock, no pruning; for tests and tools)."""
+    return _load_slots([Path(cache_dir) / name for name in _SLOTS])[2]
 
 
 def _dumps(files: dict[str, dict[str, Any]]) -> str:

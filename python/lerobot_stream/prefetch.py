@@ -51,12 +51,13 @@ Note [Lingering pins]
 Writing the shared record around every decode would cost milliseconds per frame, so a pin
 outlives its lease: the prefetcher keeps one shared pin per entry it has leased, and later leases
 of that entry take an in-process fast path (no lock, no I/O). The pin goes when the prefetcher
-releases the entry, and while any lease of this prefetcher waits for a download, every idle pin
-(one no thread is decoding from right now) is dropped, at each turn of the wait: several threads
-share one prefetcher (cameras decoded in parallel, the episode planner), so a pin kept by a thread
-that finished its lease must not block another that waits. So a pinned entry is always being
-decoded by a consumer that is not waiting, which keeps the progress argument of Note [Cache bound
-and progress].
+releases the entry, and while any lease of this prefetcher waits for room in the cache, every
+idle pin (one no thread is decoding from right now) is dropped, at each turn of the wait: several
+threads share one prefetcher (cameras decoded in parallel, the episode planner), so a pin kept by a
+thread that finished its lease must not block another that waits. So when a lease waits for room,
+a pinned entry is being decoded by a consumer that is not waiting, which keeps the progress
+argument of Note [Cache bound and progress]. (Waits for a download in flight or for a free download
+slot keep the pins: dropping them would not help, and would cost every later lease a lookup.)
 
 Thread-safe; one instance per process (a pickled or forked copy starts with no references).
 """
@@ -85,6 +86,9 @@ __all__ = ["CacheItem", "PrefetchStats", "RemoteFileError", "VideoPrefetcher"]
 
 _POLL_S = 0.02
 _MAX_POLL_S = 0.1
+# A background prefetch waits for this process's downloads (it is woken when one ends) or for
+# another process's (noticed by polling): polling slowly costs nothing a decode waits for.
+_MAX_BACKGROUND_POLL_S = 0.5
 
 
 @dataclass
@@ -376,8 +380,8 @@ class VideoPrefetcher:
                 if action == "download":
                     self._download(key, item, size, background=not demand)
                     continue
-                if demand:  # Note [Lingering pins]: while a lease waits, this prefetcher pins
-                    self._drop_idle_pins()  # only what is being decoded right now
+                if demand and action == "wait-room":  # Note [Lingering pins]: while a lease waits
+                    self._drop_idle_pins()  # for room, this prefetcher pins only what is decoded
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(
                         f"{item.url}: not in the cache after waiting (cache {self._where()} holds "
@@ -389,7 +393,7 @@ class VideoPrefetcher:
                     bar.update(max(self._state.part_bytes(key) - bar.n, 0))
                 with self._changed:
                     self._changed.wait(poll)
-                poll = min(poll * 1.5, _MAX_POLL_S)
+                poll = min(poll * 1.5, _MAX_POLL_S if demand else _MAX_BACKGROUND_POLL_S)
         finally:
             if bar is not None:
                 bar.close()
@@ -427,20 +431,24 @@ class VideoPrefetcher:
                 return "ready", record["size"], self._state.backing(key)
             if record["size"] is None and record.get("kind") != "header":
                 return "size", 0, None
-            if record["status"] == "queued" and self._admit(files, key, demand):
+            if record["status"] != "queued":
+                return "wait", record["size"] or 0, None  # someone downloads it
+            verdict = self._admit(files, key, demand)
+            if verdict == "yes":
                 record["status"] = "downloading"
                 record["downloader"] = self._owner
                 return "download", record["size"] or 0, None
-            return "wait", record["size"] or 0, None
+            return f"wait-{verdict}", record["size"] or 0, None
 
-    def _admit(self, files: dict[str, dict[str, Any]], key: str, demand: bool) -> bool:
-        """Whether ``key`` may start downloading now; see Note [Cache bound and progress]."""
+    def _admit(self, files: dict[str, dict[str, Any]], key: str, demand: bool) -> str:
+        """Whether ``key`` may start downloading now: "yes", "busy" (too many downloads) or "room"
+        (the bound); see Note [Cache bound and progress]."""
         if sum(r["status"] == "downloading" for r in files.values()) >= self.max_concurrency:
-            return False
+            return "busy"
         size = files[key]["size"] or 0  # a header's size is learned by its fetch
         used = resident_bytes(files)
         if used + size <= self.max_bytes:
-            return True
+            return "yes"
         droppable = sorted(
             (r["last_used"], k)
             for k, r in files.items()
@@ -450,7 +458,7 @@ class VideoPrefetcher:
             droppable = []
         kept = used - sum(files[k]["size"] or 0 for _, k in droppable)
         if kept + size > self.max_bytes and not (kept == 0 and size > self.max_bytes):
-            return False
+            return "room"
         for _, victim in droppable:
             if used + size <= self.max_bytes:
                 break
@@ -465,7 +473,7 @@ class VideoPrefetcher:
                 RuntimeWarning,
                 stacklevel=2,
             )
-        return True
+        return "yes"
 
     def _learn_size(self, key: str, item: CacheItem) -> None:
         size = fetch_size(item.url, self.policy, on_retry=self._count_retry)

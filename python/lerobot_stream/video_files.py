@@ -23,9 +23,11 @@ admit: the first decode of an episode plans it and waits for its bytes (the "no 
 of the benchmark); it is still released on evict. ``close()`` (end of the iterator) releases
 everything this consumer still holds, so the cache is empty once every consumer ends.
 
-A decode never waits for the background planner: it plans the camera itself when the planner has
-not yet (a plan is made once; the second thread to finish finds it made and acquires nothing), so
-a consumer waits only for downloads (Note [Cache bound and progress] in ``lerobot_stream.prefetch``).
+A decode does not queue behind the background planner: it plans the camera itself when nobody has
+started to (a plan is made once: a thread asking for a slot being planned waits for that plan,
+which takes a cached index lookup and an acquire, or the file's header download), so a consumer
+waits only for downloads (Note [Cache bound and progress] in ``lerobot_stream.prefetch``). No lock
+is held across network or cache-record I/O.
 
 One instance per consumer (per process); the prefetcher underneath is thread-safe, and ``local``
 may be called from several decode threads at once.
@@ -102,6 +104,7 @@ class EpisodeVideoFiles:
             self._headers = headers or VideoHeaders(self._prefetcher)
         self._admitted: set[int] = set()
         self._plans: dict[tuple[int, str], _Plan] = {}
+        self._making: dict[tuple[int, str], threading.Event] = {}  # plans being made
         self._planner: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -173,30 +176,49 @@ class EpisodeVideoFiles:
                 return  # evicted meanwhile
 
     def _plan(self, episode_index: int, video_key: str) -> _Plan | None:
-        """The plan of one camera of an admitted episode, made (and its bytes acquired) once."""
+        """The plan of one camera of an admitted episode, made (and its bytes acquired) once.
+
+        One thread makes a slot's plan, without holding the lock while it reads the file's index or
+        acquires (decodes of other slots go on); another thread asking for the same slot waits for
+        it. None: the episode was evicted (or never admitted).
+        """
         slot = (episode_index, video_key)
-        with self._lock:
-            plan = self._plans.get(slot)
-            if plan is not None or episode_index not in self._admitted:
-                return plan
+        while True:
+            with self._lock:
+                plan = self._plans.get(slot)
+                if plan is not None or episode_index not in self._admitted:
+                    return plan
+                making = self._making.get(slot)
+                if making is None:
+                    making = self._making[slot] = threading.Event()
+                    break
+            making.wait()  # the maker always sets it (finally below): look again
+        try:
+            plan = self._make_plan(episode_index, video_key)
+            self._prefetcher.acquire(plan.item)  # type: ignore[union-attr]
+            with self._lock:
+                evicted = episode_index not in self._admitted
+                if not evicted:
+                    self._plans[slot] = plan
+            if evicted:
+                self._prefetcher.release(plan.item)  # type: ignore[union-attr]
+                return None
+            return plan
+        finally:
+            with self._lock:
+                self._making.pop(slot, None)
+            making.set()
+
+    def _make_plan(self, episode_index: int, video_key: str) -> _Plan:
         url = self._meta.data_location.download_url(self._meta.get_video_file_path(episode_index, video_key))
         index = self._headers.get(url) if self._headers is not None else None
         if index is None:
-            plan = _Plan(CacheItem.whole_file(url))
-        else:
-            row = self._meta.episode_row(episode_index)
-            where = self._meta.videos[video_key]
-            segment = index.segment(
-                float(where.from_timestamp[row]), float(where.to_timestamp[row]), self._meta.fps
-            )
-            plan = _Plan(CacheItem.byte_range(url, segment.begin, segment.end), index, segment)
-        with self._lock:
-            made = self._plans.get(slot)
-            if made is not None or episode_index not in self._admitted:
-                return made
-            self._prefetcher.acquire(plan.item)  # type: ignore[union-attr]  (under the lock: once)
-            self._plans[slot] = plan
-        return plan
+            return _Plan(CacheItem.whole_file(url))
+        row = self._meta.episode_row(episode_index)
+        where = self._meta.videos[video_key]
+        begin_s, end_s = float(where.from_timestamp[row]), float(where.to_timestamp[row])
+        segment = index.segment(begin_s, end_s, self._meta.fps)
+        return _Plan(CacheItem.byte_range(url, segment.begin, segment.end), index, segment)
 
     def _decodable(self, plan: _Plan, backing: Path | bytes) -> Any:
         """A path (whole file on disk), or a ByteSource (a segment, or a whole file in memory)."""
