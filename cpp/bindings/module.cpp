@@ -10,6 +10,7 @@ extern "C" {
 
 namespace nb = nanobind;
 
+void bind_batch(nb::module_& m);
 void bind_decode(nb::module_& m);
 void bind_sampling(nb::module_& m);
 void bind_cuda(nb::module_& m);
@@ -45,6 +46,7 @@ NB_MODULE(_core, m) {
   av_log_set_level(AV_LOG_ERROR);
 
   bind_decode(m);
+  bind_batch(m);
   bind_sampling(m);
 #ifdef LRS_WITH_CUDA
   bind_cuda(m);

@@ -64,7 +64,15 @@ DecoderCache::Lease DecoderCache::lease(const std::string& path) {
     }
     evicted.clear();
   }
-  return Lease(std::move(entry), std::move(lock));
+  return Lease(this, std::move(entry), std::move(lock));
+}
+
+DecoderCache::Lease::~Lease() {
+  if (cache_ == nullptr || !entry_ || !entry_->decoder) return;
+  DecoderStats delta = entry_->decoder->stats();
+  delta -= at_start_;
+  std::lock_guard guard(cache_->mutex_);
+  cache_->decoder_totals_ += delta;
 }
 
 void DecoderCache::evict_over_bounds(const std::shared_ptr<Entry>& keep, LruList& evicted) {
@@ -82,9 +90,14 @@ void DecoderCache::evict_over_bounds(const std::shared_ptr<Entry>& keep, LruList
 }
 
 FrameBatch DecoderCache::get_frames_at(const std::string& path, std::span<const double> timestamps_s,
-                                       double tolerance_s) {
+                                       double tolerance_s, PixelType dtype) {
   Lease held = lease(path);
-  return held->get_frames_at(timestamps_s, tolerance_s);
+  return held->get_frames_at(timestamps_s, tolerance_s, dtype);
+}
+
+StreamInfo DecoderCache::stream_info(const std::string& path) {
+  Lease held = lease(path);
+  return held->info();
 }
 
 DecoderCacheStats DecoderCache::stats() const {
@@ -92,6 +105,7 @@ DecoderCacheStats DecoderCache::stats() const {
   DecoderCacheStats out = stats_;
   out.open_decoders = static_cast<int64_t>(lru_.size());
   out.bytes = bytes_;
+  out.decoder = decoder_totals_;
   return out;
 }
 

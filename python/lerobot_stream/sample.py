@@ -3,7 +3,8 @@
 Given a whole episode's tabular rows and a frame of it, the builder assembles the row's columns,
 the ``delta_timestamps`` windows (exact slices of the episode, clamped at its edges, with
 ``<key>_is_pad``), decodes the camera frames (decode-on-exit, through one decoder cache), applies
-``image_transforms`` and adds the ``task`` string.
+``image_transforms`` and adds the ``task`` string. Camera frames are decoded straight into their
+final tensors, in the sample's dtype (Note [Decode into the output]).
 
 Note [Video frame timestamps]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -13,13 +14,26 @@ exactly as lerobot's map-style reader computes it. lerobot 0.6's streaming reade
 ``index / fps`` instead, a dataset-wide time that is wrong from the second video file on.
 Window frames use the ``timestamp`` of the clamped rows, so padded positions repeat the edge frame.
 
-One builder per consumer; not thread-safe (it decodes cameras in parallel on its own threads).
+Note [Decode into the output]
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+lerobot makes float frames as ``uint8_frames.type(torch.float32) / 255`` and the DataLoader then
+stacks them: a uint8 frame, a float copy of it, the stacked copy. Here the C++ decoder writes the
+float32 values (bitwise equal to that division) while it splits swscale's packed RGB, into a tensor
+allocated once for the sample, or for the whole batch (``BatchBuilder`` in
+``lerobot_stream.batching``). In a DataLoader worker that memory is a slot of a reused shared block
+laid out as the batch, so the collate and the hand-over to the main process copy nothing (Note
+[Shared frame blocks] in ``lerobot_stream.shared_frames``). One call decodes every camera of a sample
+(or a batch): the cameras' files decode on up to ``parallelism`` threads, chosen from the idle cores
+(see ``lerobot_stream.decoding.decode_parallelism``).
+
+One builder per consumer; not thread-safe.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,8 +42,21 @@ import torch
 from lerobot_stream import _core
 from lerobot_stream.decoding import DecoderCache
 from lerobot_stream.metadata import DatasetMetadata
+from lerobot_stream.shared_frames import FrameSlots
 from lerobot_stream.tabular import EpisodeRows
 from lerobot_stream.video_files import EpisodeVideoFiles
+
+
+@dataclass
+class VideoRequest:
+    """The frames one camera of one sample needs: ``timestamps`` (s) in ``episode``'s video of ``key``.
+
+    The sample holds them as ``[T, 3, H, W]``, squeezed to ``[3, H, W]`` when T is 1 (as lerobot does).
+    """
+
+    key: str
+    episode: int
+    timestamps: list[float]
 
 
 class SampleBuilder:
@@ -45,27 +72,34 @@ class SampleBuilder:
         tolerance_s: float,
         return_uint8: bool,
         image_transforms: Callable | None,
+        parallelism: int = 1,
+        slots: FrameSlots | None = None,
     ) -> None:
         self._meta = meta
         self._decoder = decoder
         self._videos = videos
         self._delta_indices = delta_indices or {}
         self._tolerance_s = tolerance_s
-        self._return_uint8 = return_uint8
+        self.dtype = torch.uint8 if return_uint8 else torch.float32
         self._image_transforms = image_transforms
         self._video_keys = meta.video_keys
         self._transform_keys = [k for k in meta.camera_keys if k not in set(meta.depth_keys)]
-        self._pool: ThreadPoolExecutor | None = None
+        self.parallelism = max(int(parallelism), 1)
+        self.slots = slots
+        self._frame_sizes: dict[str, tuple[int, int]] = {}
         self.frames_requested = 0
-
-    def close(self) -> None:
-        """Stops the camera-decoding threads."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
 
     def build(self, rows: EpisodeRows, frame: int) -> dict[str, Any]:
         """The sample of ``rows``' frame ``frame`` (0-based within the episode)."""
+        if self.slots is not None:
+            self.slots.begin_sample()
+        item, windows = self.tabular(rows, frame)
+        if self._video_keys:
+            item = {**self._decode_videos(rows, frame, windows), **item}
+        return self.finish(item)
+
+    def tabular(self, rows: EpisodeRows, frame: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The sample's row columns and ``delta_timestamps`` windows (no camera frames yet)."""
         item: dict[str, Any] = rows.row(frame)
         windows: dict[str, np.ndarray] = {}
         for key, offsets in self._delta_indices.items():
@@ -76,18 +110,31 @@ class SampleBuilder:
             column = rows.columns.get(key)
             if isinstance(column, torch.Tensor):
                 item[key] = column[torch.from_numpy(indices)]
-        if self._video_keys:
-            item = {**self._decode_videos(rows, frame, windows), **item}
-        if self._image_transforms is not None:
-            for key in self._transform_keys:
-                if key in item:
-                    item[key] = self._image_transforms(item[key])
+        return item, windows
+
+    def finish(self, item: dict[str, Any]) -> dict[str, Any]:
+        """Applies ``image_transforms`` to the camera tensors and adds the ``task`` string."""
+        for key in self._transform_keys:
+            if key in item:
+                item[key] = self.transform(key, item[key])
         item["task"] = self._meta.task_names[int(item["task_index"])]
         return item
 
-    def _decode_videos(
+    def transform(self, key: str, frames: torch.Tensor) -> torch.Tensor:
+        """``image_transforms(frames)`` for a camera feature that lerobot transforms, else ``frames``."""
+        if self._image_transforms is None or key not in self._transform_keys:
+            return frames
+        return self._image_transforms(frames)
+
+    @property
+    def transforms_frames(self) -> bool:
+        """Whether ``image_transforms`` applies to camera frames."""
+        return self._image_transforms is not None
+
+    def video_requests(
         self, rows: EpisodeRows, frame: int, windows: dict[str, np.ndarray]
-    ) -> dict[str, torch.Tensor]:
+    ) -> list[VideoRequest]:
+        """What each camera of the sample needs decoded (Note [Video frame timestamps])."""
         meta = self._meta
         row = meta.episode_row(rows.episode_index)
         timestamps = rows.columns["timestamp"]
@@ -100,17 +147,52 @@ class SampleBuilder:
                 else timestamps[torch.from_numpy(indices)].tolist()
             )
             offset = float(meta.videos[key].from_timestamp[row])
-            requests.append((key, rows.episode_index, [offset + ts for ts in local]))
-        self.frames_requested += sum(len(ts) for _, _, ts in requests)
-        if len(requests) == 1:
-            return dict([self._decode_one(*requests[0])])
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=len(requests), thread_name_prefix="lrs-decode")
-        return dict(self._pool.map(lambda r: self._decode_one(*r), requests))
+            requests.append(VideoRequest(key, rows.episode_index, [offset + ts for ts in local]))
+        return requests
 
-    def _decode_one(self, key: str, episode_index: int, timestamps: list[float]) -> tuple[str, torch.Tensor]:
-        with self._videos.local(episode_index, key) as path:  # waits for a remote file's download
-            frames = self._decoder.get_frames_at(path, timestamps, self._tolerance_s)
-        if not self._return_uint8:
-            frames = frames / 255  # one kernel; bitwise equal to lerobot's frames.type(float32) / 255
-        return key, frames.squeeze(0)
+    def frame_shape(self, path: str) -> tuple[int, int]:
+        """(height, width) of the video at ``path`` (its decoder's stream facts, asked once)."""
+        size = self._frame_sizes.get(path)
+        if size is None:
+            info = self._decoder.stream_info(path)
+            size = self._frame_sizes[path] = (int(info["height"]), int(info["width"]))
+        return size
+
+    def decode(
+        self, requests: Sequence[VideoRequest], outputs: Callable[[list[str]], list[torch.Tensor]]
+    ) -> None:
+        """Decodes ``requests`` in one call into ``outputs(paths)``: one tensor per request, given the
+        local path of every request's video file.
+
+        Remote files are held in the local cache while they decode (Note [Prefetch on admit]).
+        """
+        self.frames_requested += sum(len(r.timestamps) for r in requests)
+        with contextlib.ExitStack() as held:
+            paths = [held.enter_context(self._videos.local(r.episode, r.key)) for r in requests]
+            tensors = outputs(paths)
+            self._decoder.decode_into(
+                paths,
+                [r.timestamps for r in requests],
+                tensors,
+                self._tolerance_s,
+                parallelism=min(self.parallelism, len(set(paths))),
+            )
+
+    def _decode_videos(
+        self, rows: EpisodeRows, frame: int, windows: dict[str, np.ndarray]
+    ) -> dict[str, torch.Tensor]:
+        requests = self.video_requests(rows, frame, windows)
+        frames: list[torch.Tensor] = []
+
+        def outputs(paths: list[str]) -> list[torch.Tensor]:
+            for request, path in zip(requests, paths, strict=True):
+                shape = (len(request.timestamps), 3, *self.frame_shape(path))
+                if self.slots is None:
+                    frames.append(torch.empty(shape, dtype=self.dtype))
+                else:  # a slot of the batch the DataLoader will collate (Note [Shared frame blocks])
+                    frames.append(self.slots.frames(request.key, shape, self.dtype).view(shape))
+            return frames
+
+        self.decode(requests, outputs)
+        # lerobot squeezes the time axis of a one-frame request (map-style `frames.squeeze(0)`).
+        return {r.key: f.squeeze(0) for r, f in zip(requests, frames, strict=True)}
