@@ -49,22 +49,24 @@ class BatchBuilder:
         frames: dict[str, torch.Tensor] = {}  # key -> [B, T, 3, H, W]
         blocks: dict[str, torch.UntypedStorage] = {}
 
-        def outputs(paths: list[str]) -> list[torch.Tensor]:
-            for r, path in zip(requests[0], paths, strict=False):  # the first sample's files give the sizes
-                shape = (len(chunk), len(r.timestamps), 3, *builder.frame_shape(path))
+        def outputs(sizes: list[tuple[int, int] | None]) -> list[torch.Tensor | None]:
+            for r, size in zip(requests[0], sizes, strict=False):  # the first sample's files give the sizes
+                if size is None or any(s not in (None, size) for s in sizes[len(cameras) :]):
+                    continue  # a video not decoded yet: the decoder allocates, the frames are stacked
+                shape = (len(chunk), len(r.timestamps), 3, *size)
                 if self.pool is None:
                     frames[r.key] = torch.empty(shape, dtype=builder.dtype)
                 else:
                     blocks[r.key] = self.pool.acquire(torch.Size(shape).numel() * builder.dtype.itemsize)
                     frames[r.key] = block_tensor(blocks[r.key], shape, builder.dtype)
-            return [frames[key][b] for b in range(len(chunk)) for key in cameras]
+            return [frames[key][b] if key in frames else None for b in range(len(chunk)) for key in cameras]
 
-        if cameras:
-            builder.decode([r for sample in requests for r in sample], outputs)
+        decoded = builder.decode([r for sample in requests for r in sample], outputs) if cameras else []
         # lerobot squeezes the time axis of one-frame requests, then the DataLoader stacks samples.
         videos: dict[str, torch.Tensor] = {}
-        for key in cameras:
-            batch = frames[key].squeeze(1)
+        for c, key in enumerate(cameras):
+            batch = frames[key] if key in frames else torch.stack(decoded[c :: len(cameras)])
+            batch = batch.squeeze(1)
             if builder.transforms_frames:
                 videos[key] = torch.stack([builder.transform(key, x) for x in batch])
             else:

@@ -150,49 +150,59 @@ class SampleBuilder:
             requests.append(VideoRequest(key, rows.episode_index, [offset + ts for ts in local]))
         return requests
 
-    def frame_shape(self, path: str) -> tuple[int, int]:
-        """(height, width) of the video at ``path`` (its decoder's stream facts, asked once)."""
-        size = self._frame_sizes.get(path)
-        if size is None:
-            info = self._decoder.stream_info(path)
-            size = self._frame_sizes[path] = (int(info["height"]), int(info["width"]))
-        return size
-
     def decode(
-        self, requests: Sequence[VideoRequest], outputs: Callable[[list[str]], list[torch.Tensor]]
-    ) -> None:
-        """Decodes ``requests`` in one call into ``outputs(paths)``: one tensor per request, given the
-        local path of every request's video file.
+        self,
+        requests: Sequence[VideoRequest],
+        outputs: Callable[[list[tuple[int, int] | None]], list[torch.Tensor | None]],
+    ) -> list[torch.Tensor]:
+        """Decodes ``requests``; returns one ``[T, 3, H, W]`` tensor per request.
 
-        Remote files are held in the local cache while they decode (Note [Prefetch on admit]).
+        ``outputs(sizes)`` gets each request's (height, width), or None for a video not decoded yet,
+        and returns the tensor to decode each request into, or None to let the decoder allocate it
+        (the first time a video is met: its size is learned from the frames). The known ones decode
+        in one call, their files in parallel. Remote files are held in the local cache while they
+        decode (Note [Prefetch on admit]).
         """
         self.frames_requested += sum(len(r.timestamps) for r in requests)
         with contextlib.ExitStack() as held:
             paths = [held.enter_context(self._videos.local(r.episode, r.key)) for r in requests]
-            tensors = outputs(paths)
-            self._decoder.decode_into(
-                paths,
-                [r.timestamps for r in requests],
-                tensors,
-                self._tolerance_s,
-                parallelism=min(self.parallelism, len(set(paths))),
-            )
+            tensors = outputs([self._frame_sizes.get(path) for path in paths])
+            known = [i for i, t in enumerate(tensors) if t is not None]
+            if known:
+                self._decoder.decode_into(
+                    [paths[i] for i in known],
+                    [requests[i].timestamps for i in known],
+                    [tensors[i] for i in known],
+                    self._tolerance_s,
+                    parallelism=min(self.parallelism, len({paths[i] for i in known})),
+                )
+            decoded: list[torch.Tensor] = []
+            for i, tensor in enumerate(tensors):
+                if tensor is None:
+                    tensor = self._decoder.get_frames_at(
+                        paths[i], requests[i].timestamps, self._tolerance_s, dtype=self.dtype
+                    )
+                    self._frame_sizes[paths[i]] = (int(tensor.shape[-2]), int(tensor.shape[-1]))
+                decoded.append(tensor)
+            return decoded
 
     def _decode_videos(
         self, rows: EpisodeRows, frame: int, windows: dict[str, np.ndarray]
     ) -> dict[str, torch.Tensor]:
         requests = self.video_requests(rows, frame, windows)
-        frames: list[torch.Tensor] = []
 
-        def outputs(paths: list[str]) -> list[torch.Tensor]:
-            for request, path in zip(requests, paths, strict=True):
-                shape = (len(request.timestamps), 3, *self.frame_shape(path))
-                if self.slots is None:
-                    frames.append(torch.empty(shape, dtype=self.dtype))
+        def outputs(sizes: list[tuple[int, int] | None]) -> list[torch.Tensor | None]:
+            tensors: list[torch.Tensor | None] = []
+            for request, size in zip(requests, sizes, strict=True):
+                shape = (len(request.timestamps), 3, *size) if size is not None else None
+                if shape is None:
+                    tensors.append(None)
+                elif self.slots is None:
+                    tensors.append(torch.empty(shape, dtype=self.dtype))
                 else:  # a slot of the batch the DataLoader will collate (Note [Shared frame blocks])
-                    frames.append(self.slots.frames(request.key, shape, self.dtype).view(shape))
-            return frames
+                    tensors.append(self.slots.frames(request.key, shape, self.dtype).view(shape))
+            return tensors
 
-        self.decode(requests, outputs)
+        frames = self.decode(requests, outputs)
         # lerobot squeezes the time axis of a one-frame request (map-style `frames.squeeze(0)`).
         return {r.key: f.squeeze(0) for r, f in zip(requests, frames, strict=True)}

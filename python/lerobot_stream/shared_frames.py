@@ -141,8 +141,9 @@ class FrameSlots:
         self.batch_size: int | None = None  # learned from the DataLoader's first batch
         self._count = 0  # samples begun this iteration
         self._counted = 0  # samples begun when the collate last saw new ones
-        self._slot = -1
-        self._groups: dict[str, tuple[torch.UntypedStorage, tuple[int, ...], torch.dtype]] = {}
+        self._batch = self._slot = -1  # the current sample's batch (since restart) and slot in it
+        # camera -> (block, slot shape, dtype, the batch it holds, the batch size it was made for)
+        self._groups: dict[str, tuple[torch.UntypedStorage, tuple[int, ...], torch.dtype, int, int]] = {}
         _install_collate_hook(self)
 
     def restart(self) -> None:
@@ -151,33 +152,40 @@ class FrameSlots:
         self._groups.clear()
 
     def begin_sample(self) -> None:
-        """The next sample's frames go to the next slot of every camera's block."""
-        self._slot = self._count % self.batch_size if self.batch_size else -1
+        """The next sample's frames go to the next slot of every camera's block of this batch."""
+        if self.batch_size:
+            self._batch, self._slot = divmod(self._count, self.batch_size)
+        else:
+            self._slot = -1
         self._count += 1
 
     def frames(self, key: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-        """The current sample's tensor for camera ``key``: a slot of the camera's block when batches are
-        known, else an ordinary tensor."""
+        """The current sample's tensor for camera ``key``: a slot of the camera's block for this batch
+        when batches are known, else an ordinary tensor."""
         if self._slot < 0:
             return torch.empty(shape, dtype=dtype)
         group = self._groups.get(key)
-        if self._slot == 0 or group is None or group[1:] != (shape, dtype):
-            if self._slot != 0:  # a sample shaped unlike its batch: stacked as usual
+        if group is None or group[1:] != (shape, dtype, self._batch, self.batch_size):
+            if self._slot != 0:  # no block of this batch for this camera: stacked as usual
                 return torch.empty(shape, dtype=dtype)
             block = self._pool.acquire(self.batch_size * torch.Size(shape).numel() * dtype.itemsize)
-            group = self._groups[key] = (block, shape, dtype)
-        per_slot = torch.Size(shape).numel()
-        offset = HEADER_BYTES // dtype.itemsize + self._slot * per_slot
+            group = self._groups[key] = (block, shape, dtype, self._batch, self.batch_size)
+        offset = HEADER_BYTES // dtype.itemsize + self._slot * torch.Size(shape).numel()
         return torch.empty(0, dtype=dtype).set_(group[0], offset, shape)
 
     def collate(self, batch: list[torch.Tensor]) -> torch.Tensor | None:
-        """The batch tensor if ``batch`` is the run of slots 0..n-1 of one of our blocks, else None."""
+        """The batch tensor if ``batch`` is the run of slots 0..n-1 of one of our blocks, else None.
+
+        The first call after new samples learns the batch size: the samples made since the last
+        batch. A pass may start with a short batch (its last one), so the largest count seen wins,
+        and blocks made for a smaller size are not used again.
+        """
         if self._count > self._counted:  # the first collate call since these samples were made
             seen = self._count - self._counted
             self._counted = self._count
             self.batch_size = max(self.batch_size or 0, seen)
         first = batch[0]
-        for block, shape, dtype in self._groups.values():
+        for block, shape, dtype, *_ in self._groups.values():
             base = block.data_ptr() + HEADER_BYTES
             if first.data_ptr() != base:
                 continue
