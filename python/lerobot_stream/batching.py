@@ -36,6 +36,7 @@ class BatchBuilder:
         self.batch_size = int(batch_size)
         self.drop_last = bool(drop_last)
         self.pool = pool
+        self._sizes: dict[str, tuple[int, ...]] = {}  # camera -> (height, width), from decoded frames
 
     def build(self, chunk: list[tuple[EpisodeRows, int]]) -> dict[str, Any]:
         """One batch, equal to ``default_collate([builder.build(rows, frame) for rows, frame in chunk])``."""
@@ -46,27 +47,31 @@ class BatchBuilder:
             for (rows, frame), (_, windows) in zip(chunk, tabular, strict=True)
         ]
         cameras = [r.key for r in requests[0]]
+        first: list[torch.Tensor] = []
+        if any(key not in self._sizes for key in cameras):
+            # Videos not met yet: the first sample's frames (allocated by the decoder) give the sizes.
+            first = builder.decode(requests[0], lambda sizes: [None] * len(sizes))
+            self._sizes.update({key: tuple(t.shape[-2:]) for key, t in zip(cameras, first, strict=True)})
         frames: dict[str, torch.Tensor] = {}  # key -> [B, T, 3, H, W]
         blocks: dict[str, torch.UntypedStorage] = {}
-
-        def outputs(sizes: list[tuple[int, int] | None]) -> list[torch.Tensor | None]:
-            for r, size in zip(requests[0], sizes, strict=False):  # the first sample's files give the sizes
-                if size is None or any(s not in (None, size) for s in sizes[len(cameras) :]):
-                    continue  # a video not decoded yet: the decoder allocates, the frames are stacked
-                shape = (len(chunk), len(r.timestamps), 3, *size)
-                if self.pool is None:
-                    frames[r.key] = torch.empty(shape, dtype=builder.dtype)
-                else:
-                    blocks[r.key] = self.pool.acquire(torch.Size(shape).numel() * builder.dtype.itemsize)
-                    frames[r.key] = block_tensor(blocks[r.key], shape, builder.dtype)
-            return [frames[key][b] if key in frames else None for b in range(len(chunk)) for key in cameras]
-
-        decoded = builder.decode([r for sample in requests for r in sample], outputs) if cameras else []
+        for r in requests[0]:
+            shape = (len(chunk), len(r.timestamps), 3, *self._sizes[r.key])
+            if self.pool is None:
+                frames[r.key] = torch.empty(shape, dtype=builder.dtype)
+            else:
+                blocks[r.key] = self.pool.acquire(torch.Size(shape).numel() * builder.dtype.itemsize)
+                frames[r.key] = block_tensor(blocks[r.key], shape, builder.dtype)
+        for key, decoded in zip(cameras, first, strict=False):
+            frames[key][0].copy_(decoded)
+        rest = [r for sample in requests[1 if first else 0 :] for r in sample]
+        if rest:
+            offset = 1 if first else 0
+            slots = [frames[key][b] for b in range(offset, len(chunk)) for key in cameras]
+            builder.decode(rest, lambda sizes: list(slots))
         # lerobot squeezes the time axis of one-frame requests, then the DataLoader stacks samples.
         videos: dict[str, torch.Tensor] = {}
-        for c, key in enumerate(cameras):
-            batch = frames[key] if key in frames else torch.stack(decoded[c :: len(cameras)])
-            batch = batch.squeeze(1)
+        for key in cameras:
+            batch = frames[key].squeeze(1)
             if builder.transforms_frames:
                 videos[key] = torch.stack([builder.transform(key, x) for x in batch])
             else:
