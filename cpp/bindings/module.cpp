@@ -13,6 +13,7 @@ extern "C" {
 
 namespace nb = nanobind;
 
+void bind_byte_source(nb::module_& m);
 void bind_decode(nb::module_& m);
 void bind_depth(nb::module_& m);
 void bind_sampling(nb::module_& m);
@@ -48,6 +49,7 @@ NB_MODULE(_core, m) {
       "Sets libav's log level (e.g. -8 quiet, 16 errors, 24 warnings, 32 info).");
   av_log_set_level(AV_LOG_ERROR);
 
+  bind_byte_source(m);
   bind_decode(m);
   bind_depth(m);
   bind_sampling(m);
