@@ -221,7 +221,8 @@ def run_peer(peer: Any, args: argparse.Namespace) -> dict[str, Any]:
     extra = {"decode_backend": peer.decode_backend} if hasattr(peer, "decode_backend") else {}
     summary = recorder.summary(end, rss.peak_bytes, cpu_at_end)
     if summary["dtype"] not in (None, peer.cfg.dtype):
-        print(f"[bench] warning: {peer.name} delivered {summary['dtype']} frames, asked for {peer.cfg.dtype}")
+        name = getattr(peer, "name", type(peer).__name__)
+        print(f"[bench] warning: {name} delivered {summary['dtype']} frames, asked for {peer.cfg.dtype}")
     return {**summary, **extra, "timeline": recorder.timeline}
 
 
@@ -289,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         if ours is None:
             ours = peer
             sequential.append(measure_sequential(args, source, root, peer.camera_keys))
-        results[name] = run_peer(peer, args)
+        # The lerobot peers measure themselves in lerobot's own interpreter (stream_peers.LerobotPeer).
+        results[name] = peer.run(args) if hasattr(peer, "run") else run_peer(peer, args)
     sequential.append(measure_sequential(args, source, root, ours.camera_keys))
     limit = combine_sequential(sequential)
     for r in results.values():

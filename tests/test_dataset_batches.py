@@ -19,8 +19,7 @@ from lerobot_stream import StreamingLeRobotDataset
 from lerobot_stream.decoding import decode_parallelism
 from lerobot_stream.shared_frames import BlockPool, FrameSlots, SharedFrames
 from reference_lerobot import ReferenceLeRobotDataset
-from streaming_helpers import assert_batches_equal, run_loader
-from test_dataset_samples import assert_matches_reference
+from streaming_helpers import assert_batches_equal, assert_same_sample, run_loader
 
 BATCH = 4
 WINDOWS = {"action": [-1 / 30, 0.0, 2 / 30], "observation.images.cam0": [-2 / 30, 0.0]}
@@ -72,9 +71,13 @@ def test_dataset_batches_resume_exactly(root: Path) -> None:
         make_ds(root, batch_size=BATCH).load_state_dict({"batches_consumed": 1, "batch_size": 8})
 
 
-def test_worker_frames_equal_lerobots_arrive_as_plain_tensors_and_keep_their_values(root: Path) -> None:
-    ref = ReferenceLeRobotDataset(root, delta_timestamps=WINDOWS)
-    loaders = [(make_ds(root, num_workers=2), BATCH), (make_ds(root, batch_size=3, num_workers=2), None)]
+@pytest.mark.parametrize("return_uint8", [False, True])
+def test_worker_frames_equal_lerobots_arrive_as_plain_tensors_and_keep_their_values(
+    root: Path, return_uint8: bool
+) -> None:
+    ref = ReferenceLeRobotDataset(root, delta_timestamps=WINDOWS, return_uint8=return_uint8)
+    common = {"num_workers": 2, "return_uint8": return_uint8}
+    loaders = [(make_ds(root, **common), BATCH), (make_ds(root, batch_size=3, **common), None)]
     for ds, batch_size in loaders:
         loader = DataLoader(ds, batch_size=batch_size, num_workers=2, prefetch_factor=2)
         held = list(loader)  # every batch kept alive until the end: no block may be reused under it
@@ -84,7 +87,7 @@ def test_worker_frames_equal_lerobots_arrive_as_plain_tensors_and_keep_their_val
                 assert type(batch[key]) is torch.Tensor, key
             for i, index in enumerate(batch["index"].tolist()):
                 sample = {k: v[i] for k, v in batch.items()}
-                assert_matches_reference(sample, ref[index])
+                assert_same_sample(ref[index], sample, f"index {index}")
 
 
 def collate_through_pickle(samples: list[dict[str, torch.Tensor]]) -> dict[str, Any]:

@@ -150,8 +150,8 @@ struct PassResult {
 PassResult run_pass(const Options& o, const std::vector<std::string>& files,
                     const std::function<bool(int, std::mt19937_64&, size_t&, std::vector<double>&)>& next_request,
                     const std::vector<std::vector<double>>& times) {
-  lrs::DecoderCache cache(o.cache, [&](const std::string& path) {
-    return std::make_unique<lrs::av::CpuVideoDecoder>(path, lrs::av::CpuDecoderOptions{o.threads});
+  lrs::DecoderCache cache(o.cache, [&](const lrs::VideoSource& source) {
+    return std::make_unique<lrs::av::CpuVideoDecoder>(source, lrs::av::CpuDecoderOptions{o.threads});
   });
   for (size_t f = 0; f < files.size() && static_cast<int64_t>(f) < o.cache; ++f) {
     cache.get_frames_at(files[f], std::vector<double>{times[f].front()}, 1e-4, o.dtype);

@@ -1,6 +1,7 @@
-// CpuVideoDecoder: decodes one video file with libavcodec on the CPU (libdav1d for AV1) and
-// returns RGB frames at requested timestamps as a [T, 3, H, W] host batch, uint8 or float32, or
-// writes them into caller-owned memory (decode_into).
+// CpuVideoDecoder: decodes one video (a local file, or an episode segment of a remote file fetched
+// as byte ranges: Note [Episode segments] in av/demuxer.h) with libavcodec on the CPU (libdav1d for
+// AV1) and returns RGB frames at requested timestamps as a [T, 3, H, W] host batch, uint8 or
+// float32, or writes them into caller-owned memory (decode_into).
 //
 // Owns its demuxer, codec and scaler (RAII). Not thread-safe: one caller at a time (the
 // DecoderCache leases decoders exclusively). See Note [Frame choice] in decode/video_decoder.h and
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "av/av_handles.h"
+#include "av/demuxer.h"
 #include "av/frame_table.h"
 #include "av/rgb_converter.h"
 #include "decode/video_decoder.h"
@@ -45,19 +47,31 @@ struct CpuDecoderOptions {
 class CpuVideoDecoder final : public VideoDecoder {
  public:
   // Throws FileNotFound (missing file) or InvalidInput (empty, not a video, corrupt, no decodable
-  // frame, unsupported codec), each naming the file and the reason.
-  explicit CpuVideoDecoder(std::string path, CpuDecoderOptions options = {});
+  // frame, unsupported codec; for a ByteSource also reads outside its ranges, index mismatch),
+  // each naming the file (or URL) and the reason.
+  explicit CpuVideoDecoder(VideoSource source, CpuDecoderOptions options = {});
 
   const StreamInfo& info() const override { return info_; }
   void decode_into(std::span<const double> timestamps_s, double tolerance_s, const FrameDestinations& out) override;
   DecoderStats stats() const override { return stats_; }
   std::string backend() const override { return "cpu"; }
+  // Codec memory plus an episode segment's in-memory media bytes, which the decoder keeps alive.
+  int64_t memory_bytes() const override { return VideoDecoder::memory_bytes() + source_bytes_; }
 
   // Presentation times (seconds) of every frame, ascending.
   const std::vector<double>& frame_times() const { return frames_->seconds(); }
 
+  // Index (into frame_times()) of the frame nearest `timestamp_s` (Note [Frame choice]); throws
+  // FrameTimestampError. With decode_frame, the building block of outputs other than RGB
+  // (av/gray_frames.h).
+  int64_t frame_index_at(double timestamp_s, double tolerance_s) const {
+    return frames_->nearest(timestamp_s, tolerance_s);
+  }
+  // Decodes frame `frame_idx` (Note [Seeking]) and returns it, as the codec produced it; valid until
+  // the next decode.
+  const AVFrame& decode_frame(int64_t frame_idx);
+
  private:
-  void open_input();
   void open_codec(const CpuDecoderOptions& options);
   void scan_packets();
   void decode_to(int64_t frame_idx, uint8_t* out, PixelType dtype);
@@ -69,13 +83,12 @@ class CpuVideoDecoder final : public VideoDecoder {
   std::string path_;
   StreamInfo info_;
   DecoderStats stats_;
-  UniqueFormatContext format_;
+  std::unique_ptr<Demuxer> demuxer_;
+  int64_t source_bytes_ = 0;  // ByteSource::media_memory_bytes()
   UniqueCodecContext codec_;
   RgbConverter rgb_;
   UniquePacket packet_;
   UniqueFrame frame_;       // the last frame received from the codec
-  int stream_index_ = -1;
-  AVRational time_base_{0, 1};
 
   std::optional<FrameTable> frames_;  // set by scan_packets() in the constructor
 

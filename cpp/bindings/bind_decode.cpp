@@ -1,9 +1,11 @@
-// Python bindings of the decode layer: CpuVideoDecoder and DecoderCache. Frames cross as DLPack
-// (nb::ndarray<nb::pytorch>) whose owner is the FrameBatch itself, so torch sees the decoder's
-// buffer without a copy; DecoderCache.decode_into writes into tensors the caller allocated (e.g.
-// the slots of a batch in shared memory). The GIL is released around opening, decoding and closing.
+// Python bindings of the decode layer: CpuVideoDecoder and DecoderCache, over a file path or a
+// ByteSource (bind_byte_source.cpp). Frames cross as DLPack (nb::ndarray<nb::pytorch>, uint8 or
+// float32) whose owner is the FrameBatch itself, so torch sees the decoder's buffer without a copy;
+// DecoderCache.decode_into writes into tensors the caller allocated (e.g. the slots of a batch in
+// shared memory). The GIL is released around opening, decoding and closing.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
+#include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
@@ -23,22 +25,45 @@ using lrs::bindings::pixel_type_from_name;
 using lrs::bindings::stream_info_dict;
 using lrs::bindings::to_tensor;
 
+lrs::VideoSource source_of(const std::shared_ptr<lrs::av::ByteSource>& bytes) {
+  return lrs::VideoSource(std::shared_ptr<const lrs::av::ByteSource>(bytes));
+}
+
+// A path (str) or a ByteSource, as the Python side passes either.
+lrs::VideoSource source_of(nb::handle obj) {
+  if (nb::isinstance<nb::str>(obj)) return lrs::VideoSource(nb::cast<std::string>(obj));
+  return source_of(nb::cast<std::shared_ptr<lrs::av::ByteSource>>(obj));
+}
+
+auto cache_frames(lrs::DecoderCache& cache, const lrs::VideoSource& source, const std::vector<double>& timestamps,
+                  double tolerance_s, const std::string& dtype) {
+  const lrs::PixelType type = pixel_type_from_name(dtype);
+  lrs::FrameBatch batch;
+  {
+    nb::gil_scoped_release release;
+    batch = cache.get_frames_at(source, timestamps, tolerance_s, type);
+  }
+  return to_tensor(std::move(batch));
+}
+
 // A writable CPU tensor the caller allocated: [3, H, W] (one frame) or [T, 3, H, W].
 using OutputTensor = nb::ndarray<nb::device::cpu, nb::c_contig>;
 
-// One FileRequest per (path, timestamps, output); checks the outputs' type and shape.
-std::vector<lrs::FileRequest> file_requests(const std::vector<std::string>& paths,
+// One FileRequest per (source, timestamps, output); checks the outputs' type and shape.
+std::vector<lrs::FileRequest> file_requests(const std::vector<nb::object>& sources,
                                             const std::vector<std::vector<double>>& timestamps,
                                             const std::vector<OutputTensor>& outputs, lrs::PixelType* dtype) {
-  if (paths.size() != timestamps.size() || paths.size() != outputs.size()) {
-    throw lrs::InvalidInput("decode_into: " + std::to_string(paths.size()) + " paths, " +
+  if (sources.size() != timestamps.size() || sources.size() != outputs.size()) {
+    throw lrs::InvalidInput("decode_into: " + std::to_string(sources.size()) + " sources, " +
                             std::to_string(timestamps.size()) + " timestamp lists and " +
                             std::to_string(outputs.size()) + " outputs: one of each per request");
   }
-  std::vector<lrs::FileRequest> requests(paths.size());
-  for (size_t i = 0; i < paths.size(); ++i) {
+  std::vector<lrs::FileRequest> requests;
+  requests.reserve(sources.size());
+  for (size_t i = 0; i < sources.size(); ++i) {
     const OutputTensor& out = outputs[i];
-    const std::string where = "decode_into: output for " + paths[i];
+    lrs::FileRequest r{source_of(sources[i]), timestamps[i], {}, 0, 0};
+    const std::string where = "decode_into: output for " + r.source.name();
     lrs::PixelType type;
     if (out.dtype() == nb::dtype<uint8_t>()) type = lrs::PixelType::kUInt8;
     else if (out.dtype() == nb::dtype<float>()) type = lrs::PixelType::kFloat32;
@@ -53,14 +78,12 @@ std::vector<lrs::FileRequest> file_requests(const std::vector<std::string>& path
       throw lrs::InvalidInput(where + " holds " + std::to_string(frames) + " frames for " +
                               std::to_string(timestamps[i].size()) + " timestamps");
     }
-    lrs::FileRequest& r = requests[i];
-    r.path = paths[i];
-    r.timestamps_s = timestamps[i];
     r.height = static_cast<int64_t>(out.shape(lead + 1));
     r.width = static_cast<int64_t>(out.shape(lead + 2));
     const int64_t frame_bytes = 3 * r.height * r.width * lrs::pixel_bytes(type);
     auto* base = static_cast<uint8_t*>(out.data());
     for (size_t f = 0; f < frames; ++f) r.destinations.push_back(base + static_cast<int64_t>(f) * frame_bytes);
+    requests.push_back(std::move(r));
   }
   return requests;
 }
@@ -70,16 +93,28 @@ std::vector<lrs::FileRequest> file_requests(const std::vector<std::string>& path
 void bind_decode(nb::module_& m) {
   nb::class_<lrs::FrameBatch>(m, "_FrameBatch", "Owner of a decoded batch's memory (internal).");
 
-  nb::class_<lrs::av::CpuVideoDecoder>(m, "CpuVideoDecoder",
-                                       "Decodes one video file on the CPU with libav (dav1d for AV1).")
+  nb::class_<lrs::av::CpuVideoDecoder>(
+      m, "CpuVideoDecoder",
+      "Decodes one video file, or one episode segment of a remote file (a ByteSource), on the CPU with libav "
+      "(dav1d for AV1).")
+      .def(
+          "__init__",
+          [](lrs::av::CpuVideoDecoder* self, const std::shared_ptr<lrs::av::ByteSource>& source, int threads) {
+            const lrs::VideoSource video = source_of(source);
+            nb::gil_scoped_release release;
+            new (self) lrs::av::CpuVideoDecoder(video, lrs::av::CpuDecoderOptions{threads});
+          },
+          "source"_a, "threads"_a = 1,
+          "Opens the episode segment of `source` (demux scan only); timestamps stay on the file's clock. "
+          "Raises ValueError naming the URL (reads outside the fetched ranges, index mismatch, truncation).")
       .def(
           "__init__",
           [](lrs::av::CpuVideoDecoder* self, const std::string& path, int threads) {
             nb::gil_scoped_release release;
             new (self) lrs::av::CpuVideoDecoder(path, lrs::av::CpuDecoderOptions{threads});
           },
-          "path"_a, "threads"_a = 1,
-          "Opens `path` (demux scan only). Raises FileNotFoundError or ValueError naming the file.")
+          "source"_a, "threads"_a = 1,
+          "Opens the file `source` (demux scan only). Raises FileNotFoundError or ValueError naming the file.")
       .def_prop_ro("info", [](const lrs::av::CpuVideoDecoder& d) { return stream_info_dict(d.info()); })
       .def_prop_ro("frame_times", &lrs::av::CpuVideoDecoder::frame_times,
                    "Presentation time (s) of every frame, ascending.")
@@ -104,56 +139,62 @@ void bind_decode(nb::module_& m) {
   m.def("default_decoder_cache_capacity", &lrs::default_decoder_cache_capacity, "episode_pool_size"_a,
         "num_cameras"_a, "min((episode_pool_size + 1) * num_cameras, 128).");
 
-  nb::class_<lrs::DecoderCache>(m, "DecoderCache", "LRU of open CPU decoders keyed by file path.")
+  nb::class_<lrs::DecoderCache>(m, "DecoderCache",
+                                "LRU of open CPU decoders keyed by file path or ByteSource.key.")
       .def(
           "__init__",
           [](lrs::DecoderCache* self, int64_t capacity, int threads, int64_t max_bytes) {
             new (self) lrs::DecoderCache(
                 capacity,
-                [threads](const std::string& path) {
-                  return std::make_unique<lrs::av::CpuVideoDecoder>(path, lrs::av::CpuDecoderOptions{threads});
+                [threads](const lrs::VideoSource& source) {
+                  return std::make_unique<lrs::av::CpuVideoDecoder>(source, lrs::av::CpuDecoderOptions{threads});
                 },
                 max_bytes);
           },
           "capacity"_a, "threads"_a = 1, "max_bytes"_a = 0)
       .def(
           "get_frames_at",
+          [](lrs::DecoderCache& cache, const std::shared_ptr<lrs::av::ByteSource>& source,
+             const std::vector<double>& timestamps, double tolerance_s, const std::string& dtype) {
+            return cache_frames(cache, source_of(source), timestamps, tolerance_s, dtype);
+          },
+          "source"_a, "timestamps"_a, "tolerance_s"_a = 1e-4, "dtype"_a = "uint8",
+          "Frames of the episode segment `source` nearest to `timestamps` (s, the file's clock), through the "
+          "decoder cached under source.key.")
+      .def(
+          "get_frames_at",
           [](lrs::DecoderCache& cache, const std::string& path, const std::vector<double>& timestamps,
              double tolerance_s, const std::string& dtype) {
-            const lrs::PixelType type = pixel_type_from_name(dtype);
-            lrs::FrameBatch batch;
-            {
-              nb::gil_scoped_release release;
-              batch = cache.get_frames_at(path, timestamps, tolerance_s, type);
-            }
-            return to_tensor(std::move(batch));
+            return cache_frames(cache, path, timestamps, tolerance_s, dtype);
           },
-          "path"_a, "timestamps"_a, "tolerance_s"_a = 1e-4, "dtype"_a = "uint8",
-          "Frames of `path` nearest to `timestamps`, through a cached decoder.")
+          "source"_a, "timestamps"_a, "tolerance_s"_a = 1e-4, "dtype"_a = "uint8",
+          "Frames of the file `source` nearest to `timestamps`, through a cached decoder.")
       .def(
           "decode_into",
-          [](lrs::DecoderCache& cache, const std::vector<std::string>& paths,
+          [](lrs::DecoderCache& cache, const std::vector<nb::object>& sources,
              const std::vector<std::vector<double>>& timestamps, const std::vector<OutputTensor>& outputs,
              double tolerance_s, int parallelism) {
             lrs::PixelType dtype = lrs::PixelType::kUInt8;
-            const std::vector<lrs::FileRequest> requests = file_requests(paths, timestamps, outputs, &dtype);
+            const std::vector<lrs::FileRequest> requests = file_requests(sources, timestamps, outputs, &dtype);
             nb::gil_scoped_release release;
             lrs::decode_files(cache, requests, tolerance_s, dtype, parallelism);
           },
-          "paths"_a, "timestamps"_a, "outputs"_a, "tolerance_s"_a = 1e-4, "parallelism"_a = 1,
-          "Writes the frames of paths[i] nearest to timestamps[i] into outputs[i] ([T, 3, H, W] or, for one "
-          "timestamp, [3, H, W]; uint8 or float32), decoding up to `parallelism` files at once.")
+          "sources"_a, "timestamps"_a, "outputs"_a, "tolerance_s"_a = 1e-4, "parallelism"_a = 1,
+          "Writes the frames of sources[i] (a path or a ByteSource) nearest to timestamps[i] into outputs[i] "
+          "([T, 3, H, W] or, for one timestamp, [3, H, W]; uint8 or float32), decoding up to `parallelism` "
+          "videos at once.")
       .def(
           "stream_info",
-          [](lrs::DecoderCache& cache, const std::string& path) {
+          [](lrs::DecoderCache& cache, nb::handle source) {
+            const lrs::VideoSource video = source_of(source);
             lrs::StreamInfo info;
             {
               nb::gil_scoped_release release;
-              info = cache.stream_info(path);
+              info = cache.stream_info(video);
             }
             return stream_info_dict(info);
           },
-          "path"_a, "The stream facts of `path` (opens its decoder on a miss).")
+          "source"_a, "The stream facts of `source` (opens its decoder on a miss).")
       .def("stats",
            [](const lrs::DecoderCache& cache) {
              const lrs::DecoderCacheStats s = cache.stats();

@@ -2,16 +2,21 @@
 // and calls one bind_* function per area. Bindings convert types and nothing else.
 #include <nanobind/nanobind.h>
 
+#include <string>
+
 extern "C" {
 #include <libavutil/log.h>
 }
 
+#include "build_config.h"
 #include "common/errors.h"
 
 namespace nb = nanobind;
 
 void bind_batch(nb::module_& m);
+void bind_byte_source(nb::module_& m);
 void bind_decode(nb::module_& m);
+void bind_depth(nb::module_& m);
 void bind_sampling(nb::module_& m);
 void bind_cuda(nb::module_& m);
 
@@ -45,7 +50,9 @@ NB_MODULE(_core, m) {
       "Sets libav's log level (e.g. -8 quiet, 16 errors, 24 warnings, 32 info).");
   av_log_set_level(AV_LOG_ERROR);
 
+  bind_byte_source(m);
   bind_decode(m);
+  bind_depth(m);
   bind_batch(m);
   bind_sampling(m);
 #ifdef LRS_WITH_CUDA
@@ -57,7 +64,9 @@ NB_MODULE(_core, m) {
     nb::dict d;
     d["built_with_cuda"] = false;
     d["available"] = false;
-    d["reason"] = "built without CUDA (nvcc was not found when lerobot_stream was built; rebuild with LRS_CUDA=ON)";
+    const std::string reason = std::string("built without CUDA: ") + LRS_CUDA_SKIPPED_REASON +
+                               " (Note [CUDA build requirements] in CMakeLists.txt; LRS_CUDA=ON makes it an error)";
+    d["reason"] = nb::str(reason.c_str(), reason.size());
     d["driver_loaded"] = false;
     d["nvcuvid_loaded"] = false;
     d["device_count"] = 0;

@@ -20,21 +20,22 @@ DecoderCache::DecoderCache(int64_t capacity, DecoderFactory factory, int64_t max
   stats_.capacity = capacity_;
 }
 
-DecoderCache::Lease DecoderCache::lease(const std::string& path) {
+DecoderCache::Lease DecoderCache::lease(const VideoSource& source) {
+  const std::string& key = source.key();
   std::shared_ptr<Entry> entry;
   LruList evicted;  // destroyed after the cache mutex is released (closing a decoder does I/O)
   {
     std::lock_guard guard(mutex_);
-    if (auto found = index_.find(path); found != index_.end()) {
+    if (auto found = index_.find(key); found != index_.end()) {
       lru_.splice(lru_.begin(), lru_, found->second);
       ++stats_.hits;
       entry = *found->second;
     } else {
       ++stats_.misses;
       entry = std::make_shared<Entry>();
-      entry->path = path;
+      entry->key = key;
       lru_.push_front(entry);
-      index_[path] = lru_.begin();
+      index_[key] = lru_.begin();
       evict_over_bounds(entry, evicted);
     }
   }
@@ -43,10 +44,10 @@ DecoderCache::Lease DecoderCache::lease(const std::string& path) {
   std::unique_lock lock(entry->use);
   if (!entry->decoder) {
     try {
-      entry->decoder = factory_(path);
+      entry->decoder = factory_(source);
     } catch (...) {
       std::lock_guard guard(mutex_);
-      if (auto found = index_.find(path); found != index_.end() && *found->second == entry) {
+      if (auto found = index_.find(key); found != index_.end() && *found->second == entry) {
         lru_.erase(found->second);
         index_.erase(found);
         entry->cached = false;
@@ -81,7 +82,7 @@ void DecoderCache::evict_over_bounds(const std::shared_ptr<Entry>& keep, LruList
   };
   while (over() && !lru_.empty() && lru_.back() != keep) {
     const std::shared_ptr<Entry>& victim = lru_.back();
-    index_.erase(victim->path);
+    index_.erase(victim->key);
     bytes_ -= victim->bytes;
     victim->cached = false;
     evicted.splice(evicted.end(), lru_, std::prev(lru_.end()));
@@ -89,14 +90,14 @@ void DecoderCache::evict_over_bounds(const std::shared_ptr<Entry>& keep, LruList
   }
 }
 
-FrameBatch DecoderCache::get_frames_at(const std::string& path, std::span<const double> timestamps_s,
+FrameBatch DecoderCache::get_frames_at(const VideoSource& source, std::span<const double> timestamps_s,
                                        double tolerance_s, PixelType dtype) {
-  Lease held = lease(path);
+  Lease held = lease(source);
   return held->get_frames_at(timestamps_s, tolerance_s, dtype);
 }
 
-StreamInfo DecoderCache::stream_info(const std::string& path) {
-  Lease held = lease(path);
+StreamInfo DecoderCache::stream_info(const VideoSource& source) {
+  Lease held = lease(source);
   return held->info();
 }
 

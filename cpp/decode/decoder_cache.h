@@ -1,4 +1,6 @@
-// DecoderCache: an LRU of open video decoders keyed by file path.
+// DecoderCache: an LRU of open video decoders keyed by VideoSource::key() (a file path, or a remote
+// file's URL + the fetched episode range: two ByteSources with the same key must hold the same
+// bytes).
 //
 // Opening a decoder (demux scan, codec init) costs milliseconds; v3 packs many episodes per file,
 // so consecutive samples mostly hit a file that is already open. The cache keeps at most
@@ -8,7 +10,7 @@
 // worker: both bounds exist so that cannot happen here.
 //
 // Thread-safe. A decoder is used by one thread at a time: `lease()` hands out exclusive access
-// (a second caller for the same file waits). An entry evicted while leased stays alive until its
+// (a second caller for the same key waits). An entry evicted while leased stays alive until its
 // lease ends; `open_decoders` counts the cached entries (never more than `capacity`). What the
 // decoders did under each lease (DecoderStats: frames decoded, seeks, ...) is added to the cache's
 // `decoder` totals when the lease ends, so the totals survive evictions.
@@ -25,6 +27,7 @@
 #include <unordered_map>
 
 #include "decode/video_decoder.h"
+#include "decode/video_source.h"
 
 namespace lrs {
 
@@ -39,8 +42,8 @@ struct DecoderCacheStats {
   DecoderStats decoder;   // summed over every lease ended so far (open and closed decoders)
 };
 
-// Opens a decoder for a path (throws the decoder's own errors).
-using DecoderFactory = std::function<std::unique_ptr<VideoDecoder>(const std::string& path)>;
+// Opens a decoder for a source (throws the decoder's own errors).
+using DecoderFactory = std::function<std::unique_ptr<VideoDecoder>(const VideoSource& source)>;
 
 // Default capacity for a consumer: the pool's working set (pool + 1 episodes being admitted) times
 // the number of cameras, capped at 128 open decoders.
@@ -48,7 +51,7 @@ int64_t default_decoder_cache_capacity(int64_t episode_pool_size, int64_t num_ca
 
 class DecoderCache {
   struct Entry {
-    std::string path;
+    std::string key;
     std::mutex use;                        // held by the lease
     std::unique_ptr<VideoDecoder> decoder; // null until opened (under `use`)
     int64_t bytes = 0;                     // memory_bytes() once opened (under the cache mutex)
@@ -82,16 +85,16 @@ class DecoderCache {
 
   DecoderCache(int64_t capacity, DecoderFactory factory, int64_t max_bytes = 0);
 
-  // The decoder for `path`, opened on a miss. Throws what the factory throws; a failed open
-  // leaves nothing cached.
-  Lease lease(const std::string& path);
+  // The decoder for `source` (looked up by its key), opened on a miss. Throws what the factory
+  // throws; a failed open leaves nothing cached.
+  Lease lease(const VideoSource& source);
 
-  // lease(path)->get_frames_at(...), the common case.
-  FrameBatch get_frames_at(const std::string& path, std::span<const double> timestamps_s, double tolerance_s,
+  // lease(source)->get_frames_at(...), the common case.
+  FrameBatch get_frames_at(const VideoSource& source, std::span<const double> timestamps_s, double tolerance_s,
                            PixelType dtype = PixelType::kUInt8);
 
-  // lease(path)->info(): the stream's facts (opens the decoder on a miss).
-  StreamInfo stream_info(const std::string& path);
+  // lease(source)->info(): the stream's facts (opens the decoder on a miss).
+  StreamInfo stream_info(const VideoSource& source);
 
   DecoderCacheStats stats() const;
   int64_t capacity() const { return capacity_; }

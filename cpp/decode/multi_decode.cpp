@@ -23,14 +23,14 @@ std::vector<FileGroup> group_by_file(std::span<const FileRequest> requests) {
   std::unordered_map<std::string, size_t> index;
   for (const FileRequest& r : requests) {
     if (r.timestamps_s.size() != r.destinations.size()) {
-      throw InvalidInput(r.path + ": " + std::to_string(r.timestamps_s.size()) + " timestamps but " +
+      throw InvalidInput(r.source.name() + ": " + std::to_string(r.timestamps_s.size()) + " timestamps but " +
                          std::to_string(r.destinations.size()) + " output frames");
     }
-    auto [it, added] = index.try_emplace(r.path, groups.size());
+    auto [it, added] = index.try_emplace(r.source.key(), groups.size());
     if (added) groups.push_back(FileGroup{&r, {}, {}});
     FileGroup& g = groups[it->second];
     if (g.first->height != r.height || g.first->width != r.width) {
-      throw InvalidInput(r.path + ": output frames of two sizes requested (" + std::to_string(g.first->height) + "x" +
+      throw InvalidInput(r.source.name() + ": output frames of two sizes requested (" + std::to_string(g.first->height) + "x" +
                          std::to_string(g.first->width) + " and " + std::to_string(r.height) + "x" +
                          std::to_string(r.width) + ")");
     }
@@ -51,7 +51,7 @@ void decode_files(DecoderCache& cache, std::span<const FileRequest> requests, do
     for (size_t i = next.fetch_add(1); i < groups.size(); i = next.fetch_add(1)) {
       const FileGroup& g = groups[i];
       try {
-        DecoderCache::Lease held = cache.lease(g.first->path);
+        DecoderCache::Lease held = cache.lease(g.first->source);
         held->decode_into(g.timestamps_s, tolerance_s,
                           FrameDestinations{g.destinations, dtype, g.first->height, g.first->width});
       } catch (...) {

@@ -1,7 +1,7 @@
 // decode_files: one sample's (or one batch's) frames from several video files, written into
 // caller-owned memory, through one DecoderCache, by up to `parallelism` threads at once.
 //
-// Requests naming the same file are merged into one decoder call (one lease, frames decoded in
+// Requests of the same video (VideoSource::key) are merged into one decoder call (one lease, frames decoded in
 // presentation order, each distinct frame once). Different files decode in parallel: the calling
 // thread takes files too, and helper threads exist only for the call (Note [Decode parallelism]).
 // Thread-safe as far as the cache is (it is).
@@ -14,6 +14,7 @@
 
 #include "decode/decoder_cache.h"
 #include "decode/video_decoder.h"
+#include "decode/video_source.h"
 
 namespace lrs {
 
@@ -26,9 +27,10 @@ namespace lrs {
 // file on the calling thread. A file is never split across threads: its decoder is not
 // thread-safe and its frames are cheapest decoded in order by one decoder.
 
-// Frames of one file: destinations[i] receives the frame nearest timestamps_s[i].
+// Frames of one video (a file or an episode segment): destinations[i] receives the frame nearest
+// timestamps_s[i].
 struct FileRequest {
-  std::string path;
+  VideoSource source;
   std::vector<double> timestamps_s;
   std::vector<uint8_t*> destinations;
   int64_t height = 0;  // what each destination was allocated for (checked against the stream)

@@ -47,27 +47,35 @@ class BatchBuilder:
             for (rows, frame), (_, windows) in zip(chunk, tabular, strict=True)
         ]
         cameras = [r.key for r in requests[0]]
+        rgb = [key for key in cameras if not builder.is_depth(key)]
+        rgb_requests = [[r for r in sample if r.key in rgb] for sample in requests]
         first: list[torch.Tensor] = []
-        if any(key not in self._sizes for key in cameras):
+        if any(key not in self._sizes for key in rgb):
             # Videos not met yet: the first sample's frames (allocated by the decoder) give the sizes.
-            first = builder.decode(requests[0], lambda sizes: [None] * len(sizes))
-            self._sizes.update({key: tuple(t.shape[-2:]) for key, t in zip(cameras, first, strict=True)})
+            first = builder.decode(rgb_requests[0], lambda sizes: [None] * len(sizes))
+            self._sizes.update({key: tuple(t.shape[-2:]) for key, t in zip(rgb, first, strict=True)})
         frames: dict[str, torch.Tensor] = {}  # key -> [B, T, 3, H, W]
         blocks: dict[str, torch.UntypedStorage] = {}
-        for r in requests[0]:
+        for r in rgb_requests[0]:
             shape = (len(chunk), len(r.timestamps), 3, *self._sizes[r.key])
             if self.pool is None:
                 frames[r.key] = torch.empty(shape, dtype=builder.dtype)
             else:
                 blocks[r.key] = self.pool.acquire(torch.Size(shape).numel() * builder.dtype.itemsize)
                 frames[r.key] = block_tensor(blocks[r.key], shape, builder.dtype)
-        for key, decoded in zip(cameras, first, strict=False):
+        for key, decoded in zip(rgb, first, strict=False):
             frames[key][0].copy_(decoded)
-        rest = [r for sample in requests[1 if first else 0 :] for r in sample]
+        rest = [r for sample in rgb_requests[1 if first else 0 :] for r in sample]
         if rest:
-            offset = 1 if first else 0
-            slots = [frames[key][b] for b in range(offset, len(chunk)) for key in cameras]
+            slots = [frames[key][b] for b in range(1 if first else 0, len(chunk)) for key in rgb]
             builder.decode(rest, lambda sizes: list(slots))
+        depth = [r for sample in requests for r in sample if r.key not in rgb]
+        if depth:  # depth maps: decoded per sample as lerobot_stream.depth says, then stacked
+            decoded = builder.decode(depth, lambda sizes: [None] * len(sizes))
+            pairs = list(zip(depth, decoded, strict=True))
+            for key in cameras:
+                if key not in rgb:
+                    frames[key] = torch.stack([t for r, t in pairs if r.key == key])
         # lerobot squeezes the time axis of one-frame requests, then the DataLoader stacks samples.
         videos: dict[str, torch.Tensor] = {}
         for key in cameras:

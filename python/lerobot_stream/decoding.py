@@ -11,13 +11,22 @@ once when ``parallelism`` allows (see :func:`decode_parallelism`).
 Frame choice follows LeRobot: each timestamp (seconds, on the video file's own clock) maps to the
 nearest frame, and a gap of ``tolerance_s`` or more raises :class:`FrameTimestampError` naming the
 file, the timestamp and the nearest frame.
+
+A video is a local file (a path) or a :class:`ByteSource`: the fetched byte ranges of a remote mp4,
+its header pieces (``ftyp`` + ``moov`` + the ``mdat`` box header, and a ``moov`` at the tail of a
+file that is not faststart) plus one media range holding one episode's samples, from local files or
+``bytes``. :func:`scan_sample_index` lists a remote file's samples (byte position, size, pts, dts,
+keyframe) from its header alone, so the media range of an episode is: from the keyframe at or before
+its first frame to the end of its last sample. A decoder over a ByteSource decodes that episode
+segment only, on the file's own clock (the same timestamps and bitwise the same frames as the whole
+file); a timestamp outside the segment raises :class:`FrameTimestampError` saying so.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -25,6 +34,40 @@ from lerobot_stream import _core
 
 FrameTimestampError = _core.FrameTimestampError
 """Raised when no frame lies within ``tolerance_s`` of a requested timestamp (a ``ValueError``)."""
+
+ByteSource = _core.ByteSource
+"""Fetched byte ranges of a remote video file (see the module docstring).
+
+``ByteSource(name, size, pieces, media_begin=-1, media_end=-1, start_pts=None)``: ``name`` is the
+file's URL (every error names it), ``size`` its total bytes, ``pieces`` a list of
+``(file_offset, length, backing, backing_offset)`` with ``backing`` a local file path (``str``) or the
+bytes themselves (``bytes``, kept alive, not copied). Pieces inside ``[media_begin, media_end)`` are
+the episode's media range (adjacent, covering it exactly); ``start_pts`` is the pts (stream time base)
+of the keyframe sample at ``media_begin``. ``key`` (``"<name>#<media_begin>-<media_end>"``) identifies
+the content for caches. Inconsistent pieces raise ``ValueError`` naming the URL; a missing backing
+file ``FileNotFoundError``. When decoding, a read outside the fetched ranges, an index that disagrees
+with the bytes, or a truncated segment raises ``ValueError`` naming the URL.
+"""
+
+VideoSource = str | os.PathLike[str] | ByteSource
+"""What a decoder opens: a local file path, or a :class:`ByteSource`."""
+
+
+def scan_sample_index(source: ByteSource) -> dict[str, Any]:
+    """The video samples of a remote mp4 from its header pieces alone, in decode (file) order.
+
+    Returns a dict of numpy arrays ``pos``, ``size``, ``pts``, ``dts`` (int64) and ``key`` (bool), and
+    ``time_base_num``, ``time_base_den``, ``codec``, ``width``, ``height``. These are libav's own
+    timestamps (edit lists, B-frame reordering applied), so ranges computed from them agree with what
+    the decoder reads. Unfetched bytes after the header read as zeros; a truncated header raises
+    ``ValueError`` naming the URL. The GIL is released while scanning.
+    """
+    return _core.scan_sample_index(source)
+
+
+def _core_source(source: VideoSource) -> str | ByteSource:
+    return source if isinstance(source, ByteSource) else os.fspath(source)
+
 
 Device = Literal["cpu"]
 FRAME_DTYPES = {torch.uint8: "uint8", torch.float32: "float32"}
@@ -38,26 +81,28 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 
 class VideoDecoder:
-    """Decodes one video file (AV1 via dav1d, H.264, HEVC; 8-bit 4:2:0/4:2:2/4:4:4 and more via swscale).
+    """Decodes one video (AV1 via dav1d, H.264, HEVC; 8-bit 4:2:0/4:2:2/4:4:4 and more via swscale).
 
     Args:
-        path: the video file (mp4 as LeRobot writes it).
+        source: the video file (mp4 as LeRobot writes it), or a :class:`ByteSource` holding one
+            episode segment of a remote file (then only that segment's frames can be requested).
         device: where frames are decoded and returned. ``"cpu"`` uses libav.
         threads: decoder threads for this file. Keep 1 inside DataLoader workers (the workers are the
             parallelism); raise it for a single-process reader.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file is empty, not a video, corrupt, or its codec is unsupported; the message
-            names the file and the reason.
+        ValueError: the file is empty, not a video, corrupt, or its codec is unsupported; for a
+            ByteSource also reads outside its fetched ranges, an index mismatch or a truncated
+            segment. The message names the file (or URL) and the reason.
     """
 
-    def __init__(self, path: str, *, device: Device = "cpu", threads: int = 1) -> None:
+    def __init__(self, source: VideoSource, *, device: Device = "cpu", threads: int = 1) -> None:
         if device != "cpu":
             raise ValueError(f"device must be 'cpu', got {device!r}")
         if threads < 0:
             raise ValueError(f"threads must be >= 0 (0 = libav's choice), got {threads}")
-        self._decoder = _core.CpuVideoDecoder(str(path), threads=threads)
+        self._decoder = _core.CpuVideoDecoder(_core_source(source), threads=threads)
 
     @property
     def info(self) -> dict[str, object]:
@@ -66,7 +111,7 @@ class VideoDecoder:
 
     @property
     def frame_times(self) -> list[float]:
-        """Presentation time (s) of every frame, ascending."""
+        """Presentation time (s) of every frame, ascending (of a ByteSource: its segment's frames)."""
         return self._decoder.frame_times
 
     @property
@@ -90,7 +135,9 @@ class VideoDecoder:
 
 
 class DecoderCache:
-    """An LRU of open decoders keyed by file path (thread-safe).
+    """An LRU of open decoders keyed by file path or :attr:`ByteSource.key` (thread-safe).
+
+    Two ByteSources with the same ``key`` share one cached decoder: a key must name the same bytes.
 
     Args:
         capacity: most decoders kept open. The dataset sizes it to the episode pool's working set,
@@ -112,27 +159,39 @@ class DecoderCache:
 
     def get_frames_at(
         self,
-        path: str,
+        source: VideoSource,
         timestamps: Sequence[float],
         tolerance_s: float = 1e-4,
         *,
         dtype: torch.dtype = torch.uint8,
     ) -> torch.Tensor:
-        """Like :meth:`VideoDecoder.get_frames_at`, through the cached decoder of ``path``."""
+        """Like :meth:`VideoDecoder.get_frames_at`, through the cached decoder of ``source``."""
         return self._cache.get_frames_at(
-            str(path), [float(t) for t in timestamps], tolerance_s, _dtype_name(dtype)
+            _core_source(source), [float(t) for t in timestamps], tolerance_s, _dtype_name(dtype)
+        )
+
+    def get_gray12_frames_at(
+        self, source: VideoSource, timestamps: Sequence[float], tolerance_s: float = 1e-4
+    ) -> torch.Tensor:
+        """A depth-map video's 12-bit codes (int16 ``[T, 1, H, W]``) nearest to ``timestamps``.
+
+        What lerobot reads with PyAV's ``to_ndarray("gray12le")`` (``lerobot_stream.depth``). ``source``
+        is a file path or a :class:`ByteSource` (an episode segment of a remote depth video).
+        """
+        return _core.get_gray12_frames_at(
+            self._cache, _core_source(source), [float(t) for t in timestamps], tolerance_s
         )
 
     def decode_into(
         self,
-        paths: Sequence[str],
+        sources: Sequence[VideoSource],
         timestamps: Sequence[Sequence[float]],
         outputs: Sequence[torch.Tensor],
         tolerance_s: float = 1e-4,
         *,
         parallelism: int = 1,
     ) -> None:
-        """Writes the frames of ``paths[i]`` nearest to ``timestamps[i]`` into ``outputs[i]``.
+        """Writes the frames of ``sources[i]`` nearest to ``timestamps[i]`` into ``outputs[i]``.
 
         Each output is a contiguous CPU tensor ``[T, 3, H, W]`` (or ``[3, H, W]`` for one timestamp),
         all uint8 or all float32 (values as :meth:`VideoDecoder.get_frames_at` gives them), of the
@@ -140,16 +199,16 @@ class DecoderCache:
         decoder call; up to ``parallelism`` files decode at once (GIL released).
         """
         self._cache.decode_into(
-            [str(p) for p in paths],
+            [_core_source(s) for s in sources],
             [[float(t) for t in ts] for ts in timestamps],
             list(outputs),
             tolerance_s,
             max(int(parallelism), 1),
         )
 
-    def stream_info(self, path: str) -> dict[str, object]:
-        """The stream facts of ``path`` (``VideoDecoder.info``), opening its decoder on a miss."""
-        return self._cache.stream_info(str(path))
+    def stream_info(self, source: VideoSource) -> dict[str, object]:
+        """The stream facts of ``source`` (``VideoDecoder.info``), opening its decoder on a miss."""
+        return self._cache.stream_info(_core_source(source))
 
     def stats(self) -> dict[str, object]:
         """Counters: hits, misses, evictions, open_decoders, capacity, bytes, max_bytes (0 = unbounded),

@@ -2,8 +2,9 @@
 
 Given a whole episode's tabular rows and a frame of it, the builder assembles the row's columns,
 the ``delta_timestamps`` windows (exact slices of the episode, clamped at its edges, with
-``<key>_is_pad``), decodes the camera frames (decode-on-exit, through one decoder cache), applies
-``image_transforms`` and adds the ``task`` string. Camera frames are decoded straight into their
+``<key>_is_pad``), decodes the camera frames (decode-on-exit, through one decoder cache; image
+features: ``lerobot_stream.images``; depth maps: ``lerobot_stream.depth``), applies
+``image_transforms`` and adds the ``task`` string. RGB camera frames are decoded straight into their
 final tensors, in the sample's dtype (Note [Decode into the output]).
 
 Note [Video frame timestamps]
@@ -41,6 +42,8 @@ import torch
 
 from lerobot_stream import _core
 from lerobot_stream.decoding import DecoderCache
+from lerobot_stream.depth import DepthFeatures
+from lerobot_stream.images import ImageFeatures
 from lerobot_stream.metadata import DatasetMetadata
 from lerobot_stream.shared_frames import FrameSlots
 from lerobot_stream.tabular import EpisodeRows
@@ -72,6 +75,7 @@ class SampleBuilder:
         tolerance_s: float,
         return_uint8: bool,
         image_transforms: Callable | None,
+        depth_output_unit: str = "mm",
         parallelism: int = 1,
         slots: FrameSlots | None = None,
     ) -> None:
@@ -86,8 +90,18 @@ class SampleBuilder:
         self._transform_keys = [k for k in meta.camera_keys if k not in set(meta.depth_keys)]
         self.parallelism = max(int(parallelism), 1)
         self.slots = slots
+        self._images = ImageFeatures(meta.image_keys)
+        self._depth = DepthFeatures(meta, depth_output_unit)
         self._frame_sizes: dict[str, tuple[int, int]] = {}
         self.frames_requested = 0
+
+    def close(self) -> None:
+        """Stops the image-decoding threads."""
+        self._images.close()
+
+    def is_depth(self, key: str) -> bool:
+        """Whether the video feature ``key`` holds depth maps (decoded by ``lerobot_stream.depth``)."""
+        return key in self._depth.quantization
 
     def build(self, rows: EpisodeRows, frame: int) -> dict[str, Any]:
         """The sample of ``rows``' frame ``frame`` (0-based within the episode)."""
@@ -110,13 +124,16 @@ class SampleBuilder:
             column = rows.columns.get(key)
             if isinstance(column, torch.Tensor):
                 item[key] = column[torch.from_numpy(indices)]
+        item.update(self._images.decode(rows, frame, windows))
         return item, windows
 
     def finish(self, item: dict[str, Any]) -> dict[str, Any]:
-        """Applies ``image_transforms`` to the camera tensors and adds the ``task`` string."""
+        """Applies ``image_transforms`` to the camera tensors, converts depth images to the output unit
+        and adds the ``task`` string."""
         for key in self._transform_keys:
             if key in item:
                 item[key] = self.transform(key, item[key])
+        self._depth.convert_images(item)
         item["task"] = self._meta.task_names[int(item["task_index"])]
         return item
 
@@ -157,16 +174,19 @@ class SampleBuilder:
     ) -> list[torch.Tensor]:
         """Decodes ``requests``; returns one ``[T, 3, H, W]`` tensor per request.
 
-        ``outputs(sizes)`` gets each request's (height, width), or None for a video not decoded yet,
-        and returns the tensor to decode each request into, or None to let the decoder allocate it
-        (the first time a video is met: its size is learned from the frames). The known ones decode
-        in one call, their files in parallel. Remote files are held in the local cache while they
-        decode (Note [Prefetch on admit]).
+        ``outputs(sizes)`` gets each request's (height, width), or None for a video not decoded yet
+        (and for depth maps), and returns the tensor to decode each request into, or None to let the
+        decoder allocate it (the first time a video is met: its size is learned from the frames).
+        The known ones decode in one call, their files in parallel; depth maps decode as
+        ``lerobot_stream.depth`` says (float32 ``[T, 1, H, W]``). Remote files are held in the local
+        cache while they decode (Note [Prefetch on admit]).
         """
         self.frames_requested += sum(len(r.timestamps) for r in requests)
         with contextlib.ExitStack() as held:
             paths = [held.enter_context(self._videos.local(r.episode, r.key)) for r in requests]
-            tensors = outputs([self._frame_sizes.get(path) for path in paths])
+            depth = [self.is_depth(r.key) for r in requests]
+            sizes = [None if d else self._frame_sizes.get(p) for p, d in zip(paths, depth, strict=True)]
+            tensors = [None if d else t for t, d in zip(outputs(sizes), depth, strict=True)]
             known = [i for i, t in enumerate(tensors) if t is not None]
             if known:
                 self._decoder.decode_into(
@@ -178,7 +198,12 @@ class SampleBuilder:
                 )
             decoded: list[torch.Tensor] = []
             for i, tensor in enumerate(tensors):
-                if tensor is None:
+                if depth[i]:
+                    r = requests[i]
+                    tensor = self._depth.decode_video(
+                        self._decoder, r.key, paths[i], r.timestamps, self._tolerance_s
+                    )
+                elif tensor is None:
                     tensor = self._decoder.get_frames_at(
                         paths[i], requests[i].timestamps, self._tolerance_s, dtype=self.dtype
                     )

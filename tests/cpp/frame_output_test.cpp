@@ -177,7 +177,7 @@ TEST(DecoderCache, DecoderTotalsSurviveEviction) {
     s.num_frames = frames;
     paths.push_back(lrs::test::clip_path(s));
   }
-  lrs::DecoderCache cache(1, [](const std::string& p) { return std::make_unique<CpuVideoDecoder>(p); });
+  lrs::DecoderCache cache(1, [](const lrs::VideoSource& s) { return std::make_unique<CpuVideoDecoder>(s); });
   const std::vector<double> t = {0.0, 1.0 / 30};
   cache.get_frames_at(paths[0], t, 1e-4);
   cache.get_frames_at(paths[1], t, 1e-4);  // evicts the first decoder
@@ -193,7 +193,7 @@ TEST(DecodeFiles, DecodesSeveralFilesInParallelIntoTheirPlaces) {
   std::vector<ClipSpec> specs(3);
   specs[1].encoder = "libx265";
   specs[2].num_frames = 45;
-  lrs::DecoderCache cache(4, [](const std::string& p) { return std::make_unique<CpuVideoDecoder>(p); });
+  lrs::DecoderCache cache(4, [](const lrs::VideoSource& s) { return std::make_unique<CpuVideoDecoder>(s); });
   const int64_t frame_bytes = 3 * 64 * 64 * 4;
   std::vector<uint8_t> memory(static_cast<size_t>(frame_bytes * 7));
   auto slot = [&](int i) { return memory.data() + i * frame_bytes; };
@@ -219,7 +219,7 @@ TEST(DecodeFiles, DecodesSeveralFilesInParallelIntoTheirPlaces) {
 }
 
 TEST(DecodeFiles, ReportsTheFirstFailureAfterEveryFileFinished) {
-  lrs::DecoderCache cache(4, [](const std::string& p) { return std::make_unique<CpuVideoDecoder>(p); });
+  lrs::DecoderCache cache(4, [](const lrs::VideoSource& s) { return std::make_unique<CpuVideoDecoder>(s); });
   std::vector<uint8_t> memory(static_cast<size_t>(3 * 64 * 64 * 2));
   std::vector<lrs::FileRequest> requests = {
       {lrs::test::clip_path(ClipSpec{}), times_of({3}, 30), {memory.data()}, 64, 64},
