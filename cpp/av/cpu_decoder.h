@@ -38,7 +38,12 @@ namespace lrs::av {
 // its threads and its frame pool stay open for the decoder's lifetime (a flush keeps them), and a
 // decoder is re-opened only when the DecoderCache evicted it. DecoderStats counts each of these
 // (seeks, flushes, frames and keyframes decoded, GOP boundaries crossed forward, frames reused) and
-// the time spent in the codec and in conversion, so a benchmark can show where random access goes.
+// the time spent in the codec and in conversion. Measured on lerobot's settings (480x640 AV1, GOP 2,
+// SVT-AV1 preset 12; lrs_decode_bench): a keyframe takes about 4.7 ms, a frame between keyframes
+// about 0.5-0.7 ms, and random access runs at about 95 % of the rate its own mix of decoded frames
+// and conversions allows at sequential cost (seeks, flushes and packet reads are the rest): a seek
+// costs less than one decoded frame, so the rule above seeks as soon as decoding forward would
+// decode a frame more than the seek would.
 
 struct CpuDecoderOptions {
   int threads = 1;  // libavcodec/dav1d threads for this decoder (0 = libav's automatic choice)

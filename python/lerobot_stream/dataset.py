@@ -40,7 +40,7 @@ from lerobot_stream.elastic import (
 from lerobot_stream.metadata import DatasetMetadata, load_metadata
 from lerobot_stream.prefetch import VideoPrefetcher
 from lerobot_stream.sample import SampleBuilder
-from lerobot_stream.shared_frames import BlockPool, FrameSlots
+from lerobot_stream.shared_frames import BlockPool, FrameSlots, shared_blocks_supported
 from lerobot_stream.state import EpochCounters, ResumeState, dataset_fingerprint
 from lerobot_stream.tabular import EpisodeRows, TabularReader
 from lerobot_stream.video_files import EpisodeVideoFiles, default_cache_dir, default_max_bytes
@@ -479,7 +479,8 @@ class _ConsumerRuntime:
         _, num_workers = current_worker()
         consumers = num_workers * max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)
         # Note [Shared frame blocks]: frames go to reused shared memory only from a worker.
-        self.blocks = BlockPool() if in_worker_process() and ds.meta.video_keys else None
+        shared = in_worker_process() and ds.meta.video_keys and shared_blocks_supported()
+        self.blocks = BlockPool() if shared else None
         slots = None
         if self.blocks is not None and ds.batch_size is None and ds.image_transforms is None:
             slots = FrameSlots(self.blocks)

@@ -39,8 +39,18 @@ from torch.utils.data._utils import collate as torch_collate
 from lerobot_stream import _core
 
 HEADER_BYTES = 64  # the block's state word; frame data starts after it (64-byte aligned)
-MAX_FREE_BLOCKS = 8  # free blocks a worker keeps for reuse (2 prefetched batches x cameras)
+MAX_FREE_BLOCKS = 4  # free blocks a worker keeps for reuse (about 2 prefetched batches x cameras)
 _FREE, _FILLING, _SENT = 0, 1, 2
+
+
+def shared_blocks_supported() -> bool:
+    """Whether this torch has what the blocks need (shared storages, storage use counts, the
+    ``default_collate_fn_map`` hook); without it frames are ordinary tensors, stacked as usual."""
+    return (
+        hasattr(torch._C, "_storage_Use_Count")
+        and hasattr(torch.UntypedStorage, "_new_shared")
+        and isinstance(getattr(torch_collate, "default_collate_fn_map", None), dict)
+    )
 
 
 class BlockPool:
