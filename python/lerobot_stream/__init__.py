@@ -11,6 +11,7 @@ from lerobot_stream.decoding import (
     DecoderCache,
     FrameTimestampError,
     VideoDecoder,
+    decode_parallelism,
     default_decoder_cache_capacity,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "VideoDecoder",
     "__version__",
     "cuda_info",
+    "decode_parallelism",
     "default_decoder_cache_capacity",
 ]

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from lerobot_stream import _core
-from lerobot_stream.decoding import DecoderCache, default_decoder_cache_capacity
+from lerobot_stream.batching import BatchBuilder
+from lerobot_stream.decoding import DecoderCache, decode_parallelism, default_decoder_cache_capacity
 from lerobot_stream.depth import check_depth_unit, warn_missing_units
 from lerobot_stream.elastic import (
     FirstPass,
@@ -39,6 +40,7 @@ from lerobot_stream.elastic import (
 from lerobot_stream.metadata import DatasetMetadata, load_metadata
 from lerobot_stream.prefetch import VideoPrefetcher
 from lerobot_stream.sample import SampleBuilder
+from lerobot_stream.shared_frames import BlockPool, FrameSlots, shared_blocks_supported
 from lerobot_stream.state import EpochCounters, ResumeState, dataset_fingerprint
 from lerobot_stream.tabular import EpisodeRows, TabularReader
 from lerobot_stream.video_files import EpisodeVideoFiles, default_cache_dir, default_max_bytes
@@ -93,7 +95,18 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             default ``min((episode_pool_size + 1) * num_cameras, 128)``.
         decoder_cache_max_bytes: bound on those decoders' estimated memory per consumer (default
             1 GiB; ``None`` bounds by count only).
-        decode_threads: libav threads per decoder.
+        decode_threads: libav threads per decoder. A sample's cameras decode in parallel only when
+            cores are idle: ``cores // (DataLoader workers x $LOCAL_WORLD_SIZE)`` threads per consumer
+            (see ``lerobot_stream.decoding.decode_parallelism``).
+
+    Batches (Note [Shared batch blocks] in ``lerobot_stream.batching``):
+        batch_size: yield whole batches of this many samples instead of samples, for
+            ``DataLoader(ds, batch_size=None, num_workers=W)``: the same batches, in the same order, as
+            ``DataLoader(ds_without_batch_size, batch_size=batch_size, num_workers=W)`` (resume included),
+            with camera frames decoded straight into the batch and handed to the main process without
+            a copy. ``None`` (default): samples, for the usual ``DataLoader(ds, batch_size=...)``.
+        drop_last: with ``batch_size``, drop each worker's last incomplete batch (as the DataLoader's
+            ``drop_last`` does).
 
     Camera features may be videos (RGB or depth maps) or ``image`` features (PNG/JPEG/TIFF bytes in the
     data parquet, ``lerobot_stream.images``); all are decoded only when a sample is emitted.
@@ -103,7 +116,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
     ``episode_pool_size`` replaced it), ``rng`` (warns: use ``seed``), ``max_num_shards`` (warns: work
     is split by frames across all consumers, not by parquet shards).
 
-    Length: ``len(ds)`` is the number of samples this rank emits per epoch when the DataLoader has
+    Length: ``len(ds)`` is the number of samples (with ``batch_size``: batches) this rank emits per epoch
+    when the DataLoader has
     ``num_workers`` workers (constructor hint, default 1; 0 counts as 1). With another worker count
     the true count differs by fewer than max(hint, actual workers) samples: each epoch leaves out
     ``num_frames mod (world_size * workers)`` frames so that every consumer emits the same count.
@@ -153,6 +167,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         video_prefetch_workers: int = 4,
         video_cache_dir: str | Path | None = None,
         video_cache_max_bytes: int | None = None,
+        batch_size: int | None = None,
+        drop_last: bool = False,
     ) -> None:
         super().__init__()
         _warn_ignored(buffer_size=buffer_size, rng=rng, max_num_shards=max_num_shards)
@@ -172,6 +188,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             raise ValueError("Pass decoder_cache_size or video_decoder_cache_size, not both")
         if num_workers < 0:
             raise ValueError(f"num_workers (the DataLoader's, for len()) must be >= 0, got {num_workers}")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
 
         self.repo_id = repo_id
         self.meta: DatasetMetadata = load_metadata(repo_id, root, revision, data_files_root)
@@ -212,6 +230,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         self._video_cache_dir = Path(video_cache_dir) if video_cache_dir is not None else default_cache_dir()
         self._video_cache_max_bytes = video_cache_max_bytes
         self._num_workers_hint = max(int(num_workers), 1)
+        self.batch_size = None if batch_size is None else int(batch_size)
+        self.drop_last = bool(drop_last)
         cache_size = decoder_cache_size if decoder_cache_size is not None else video_decoder_cache_size
         self.decoder_cache_size = (
             int(cache_size)
@@ -261,7 +281,11 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         """Samples this rank emits per epoch with the ``num_workers`` hint; see the class docstring."""
         workers = self._num_workers_hint
         plan = _core.EpochPlan(self._episode_lengths, self.seed, self.shuffle, self.world_size * workers)
-        return int(plan.samples_per_consumer) * workers
+        per_consumer = int(plan.samples_per_consumer)
+        if self.batch_size is not None:
+            whole, partial = divmod(per_consumer, self.batch_size)
+            per_consumer = whole + (1 if partial and not self.drop_last else 0)
+        return per_consumer * workers
 
     # --- epochs and resume --------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -314,6 +338,13 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         shuffle, pool size or dataset.
         """
         parsed = ResumeState.from_dict(state)
+        expected = (self.batch_size, self.drop_last)
+        if self.batch_size is not None and (parsed.batch_size, parsed.drop_last) != expected:
+            raise ValueError(
+                f"{self.root}: the state counts batches of {parsed.batch_size} "
+                f"(drop_last={parsed.drop_last}) but this dataset yields batches of {self.batch_size} "
+                f"(drop_last={self.drop_last})"
+            )
         parsed.check_matches(
             seed=self.seed,
             shuffle=self.shuffle,
@@ -336,7 +367,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         return normalize(fill_layout(self._resume, layout), self.num_frames).epoch
 
     # --- iteration ----------------------------------------------------------------------------
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[Any]:
         worker, num_workers = current_worker()
         start = self._start(worker, num_workers)
         if start.phases:
@@ -365,7 +396,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         if start.skip:
             schedule.skip(start.skip)
         runtime = self._consumer_runtime()
-        return runtime.stream(schedule)
+        return runtime.stream(schedule, runtime.batches)
 
     def _start(self, worker: int, num_workers: int) -> FirstPass:
         """What this ``__iter__`` of ``worker`` runs; applies a pending resume once.
@@ -445,6 +476,14 @@ class _ConsumerRuntime:
             max_bytes = ds._video_cache_max_bytes or default_max_bytes(cache_dir)
             prefetcher = VideoPrefetcher(cache_dir, max_bytes, ds._video_prefetch_workers)
         self.videos = EpisodeVideoFiles(ds.meta, prefetcher, prefetch=ds._prefetch_videos)
+        _, num_workers = current_worker()
+        consumers = num_workers * max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)
+        # Note [Shared frame blocks]: frames go to reused shared memory only from a worker.
+        shared = in_worker_process() and ds.meta.video_keys and shared_blocks_supported()
+        self.blocks = BlockPool() if shared else None
+        slots = None
+        if self.blocks is not None and ds.batch_size is None and ds.image_transforms is None:
+            slots = FrameSlots(self.blocks)
         self.builder = SampleBuilder(
             ds.meta,
             self.decoder,
@@ -454,6 +493,13 @@ class _ConsumerRuntime:
             return_uint8=ds._return_uint8,
             image_transforms=ds.image_transforms,
             depth_output_unit=ds.depth_output_unit,
+            parallelism=decode_parallelism(len(ds.meta.video_keys), consumers),
+            slots=slots,
+        )
+        self.batches = (
+            None
+            if ds.batch_size is None
+            else BatchBuilder(self.builder, ds.batch_size, drop_last=ds.drop_last, pool=self.blocks)
         )
 
     def stats(self) -> dict[str, Any]:
@@ -462,6 +508,7 @@ class _ConsumerRuntime:
             "decoder_cache": dict(self.decoder.stats()),
             "frames_requested": self.builder.frames_requested,
             "tabular": self.reader.stats.as_dict(),
+            **({"shared_blocks": self.blocks.stats()} if self.blocks is not None else {}),
             **({"prefetch": asdict(prefetcher.stats)} if prefetcher is not None else {}),
         }
 
@@ -475,11 +522,16 @@ class _ConsumerRuntime:
         if rows is not None:
             self.videos.evict(rows.episode_index)
 
-    def stream(self, schedule: Any) -> Iterator[dict[str, Any]]:
-        """Samples of ``schedule`` in order, loading admitted episodes' rows and freeing evicted ones."""
+    def stream(self, schedule: Any, batches: BatchBuilder | None = None) -> Iterator[Any]:
+        """Samples of ``schedule`` in order (or ``batches`` of them), loading admitted episodes' rows and
+        freeing evicted ones once no pending batch needs them."""
         schedule.take_admitted()
         schedule.take_evicted()
+        if self.builder.slots is not None:
+            self.builder.slots.restart()  # the DataLoader's batches start again here
         pool: dict[int, EpisodeRows] = {}
+        chunk: list[tuple[EpisodeRows, int]] = []
+        evicted: list[int] = []  # finished episodes still referenced by `chunk`
         try:
             for pos, _, _ in schedule.pool():
                 pool[int(pos)] = self._admit(pos)
@@ -489,9 +541,23 @@ class _ConsumerRuntime:
                     if int(pos) not in pool:
                         pool[int(pos)] = self._admit(pos)
                 for pos, frame in zip(positions.tolist(), frames.tolist(), strict=True):
-                    yield self.builder.build(pool[pos], frame)
+                    if batches is None:
+                        yield self.builder.build(pool[pos], frame)
+                        continue
+                    chunk.append((pool[pos], frame))
+                    if len(chunk) == batches.batch_size:
+                        yield batches.build(chunk)
+                        chunk = []
+                        for done in evicted:
+                            self._evict(pool, done)
+                        evicted = []
                 for pos, _, _ in schedule.take_evicted():
-                    self._evict(pool, int(pos))
+                    if chunk:
+                        evicted.append(int(pos))
+                    else:
+                        self._evict(pool, int(pos))
+            if chunk and batches is not None and not batches.drop_last:
+                yield batches.build(chunk)
         finally:
             self.videos.close()  # the iterator ended or was dropped: release every remote file
 
