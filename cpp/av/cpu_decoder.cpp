@@ -1,6 +1,7 @@
 #include "av/cpu_decoder.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <numeric>
 #include <sstream>
@@ -11,7 +12,6 @@ extern "C" {
 }
 
 #include "common/errors.h"
-#include "decode/host_buffer.h"
 
 namespace lrs::av {
 namespace {
@@ -23,6 +23,14 @@ std::string format_seconds(double s) {
   out.precision(6);
   out << std::fixed << s << "s";
   return out.str();
+}
+
+bool is_keyframe(const AVFrame* frame) {
+#if LIBAVUTIL_VERSION_INT >= AV_VERSION_INT(58, 7, 100)
+  return (frame->flags & AV_FRAME_FLAG_KEY) != 0;
+#else
+  return frame->key_frame != 0;
+#endif
 }
 
 // libdav1d is the AV1 decoder of choice: libavcodec's native "av1" decoder needs a hwaccel.
@@ -76,39 +84,47 @@ void CpuVideoDecoder::scan_packets() {
   draining_ = true;  // the first decode seeks
 }
 
-FrameBatch CpuVideoDecoder::get_frames_at(std::span<const double> timestamps_s, double tolerance_s) {
+void CpuVideoDecoder::decode_into(std::span<const double> timestamps_s, double tolerance_s,
+                                  const FrameDestinations& out) {
   if (!(tolerance_s > 0)) fail("tolerance_s must be > 0, got " + std::to_string(tolerance_s));
+  if (out.frames.size() != timestamps_s.size()) {
+    fail(std::to_string(timestamps_s.size()) + " timestamps but " + std::to_string(out.frames.size()) +
+         " output frames");
+  }
+  if (out.height != info_.height || out.width != info_.width) {
+    fail("output frames are 3x" + std::to_string(out.height) + "x" + std::to_string(out.width) +
+         " but the video is 3x" + std::to_string(info_.height) + "x" + std::to_string(info_.width));
+  }
+  const auto align = static_cast<uintptr_t>(pixel_bytes(out.dtype));
+  for (uint8_t* slot : out.frames) {
+    if (slot == nullptr || reinterpret_cast<uintptr_t>(slot) % align != 0) {
+      fail(std::string("an output frame is null or not aligned for ") + pixel_type_name(out.dtype));
+    }
+  }
   std::vector<int64_t> wanted(timestamps_s.size());
   for (size_t i = 0; i < timestamps_s.size(); ++i) wanted[i] = frames_->nearest(timestamps_s[i], tolerance_s);
-
-  FrameBatch batch;
-  batch.num_frames = static_cast<int64_t>(wanted.size());
-  batch.height = info_.height;
-  batch.width = info_.width;
-  auto storage = allocate_host_bytes(static_cast<size_t>(batch.size_bytes()));
-  batch.data = storage.get();
-  batch.owner = std::move(storage);
-  stats_.frames_requested += batch.num_frames;
+  stats_.frames_requested += static_cast<int64_t>(wanted.size());
 
   // Decode each distinct frame once, in presentation order; copy duplicates afterwards.
   std::vector<size_t> order(wanted.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return wanted[a] < wanted[b]; });
-  const int64_t frame_bytes = batch.frame_bytes();
+  const int64_t frame_bytes = 3 * info_.height * info_.width * pixel_bytes(out.dtype);
   size_t prev = SIZE_MAX;
   for (size_t slot : order) {
-    uint8_t* out = batch.data + static_cast<int64_t>(slot) * frame_bytes;
     if (prev != SIZE_MAX && wanted[prev] == wanted[slot]) {
-      std::copy_n(batch.data + static_cast<int64_t>(prev) * frame_bytes, frame_bytes, out);
+      std::copy_n(out.frames[prev], frame_bytes, out.frames[slot]);
+      ++stats_.frames_reused;
     } else {
-      decode_to(wanted[slot], out);
+      decode_to(wanted[slot], out.frames[slot], out.dtype);
     }
     prev = slot;
   }
-  return batch;
 }
 
-void CpuVideoDecoder::decode_to(int64_t frame_idx, uint8_t* out) { convert(&decode_frame(frame_idx), out); }
+void CpuVideoDecoder::decode_to(int64_t frame_idx, uint8_t* out, PixelType dtype) {
+  convert(&decode_frame(frame_idx), out, dtype);
+}
 
 const AVFrame& CpuVideoDecoder::decode_frame(int64_t frame_idx) {
   const std::vector<int64_t>& frame_pts = frames_->pts();
@@ -124,9 +140,16 @@ const AVFrame& CpuVideoDecoder::decode_frame(int64_t frame_idx) {
     const int64_t key_idx = frames_->index_of_pts(key_pts);
     can_continue = key_pts <= frame_->pts || (frame_idx - current) <= (frame_idx - key_idx) + 1;
   }
-  if (have_frame_ && frame_->pts == target) return *frame_;
+  if (have_frame_ && frame_->pts == target) {
+    ++stats_.frames_reused;
+    return *frame_;
+  }
   int64_t steps_back = 0;
-  if (!can_continue) seek_to_keyframe_of(frame_idx, steps_back);
+  if (!can_continue) {
+    seek_to_keyframe_of(frame_idx, steps_back);
+  } else if (key_pts > frame_->pts) {
+    ++stats_.forward_gop_skips;
+  }
   for (;;) {
     if (!receive_next_frame()) {
       fail("frame #" + std::to_string(frame_idx) + " at " + format_seconds(frames_->seconds()[frame_idx]) +
@@ -159,9 +182,14 @@ void CpuVideoDecoder::seek_to_keyframe_of(int64_t frame_idx, int64_t keyframe_st
   draining_ = false;
   codec_done_ = false;
   ++stats_.seeks;
+  ++stats_.flushes;
 }
 
 bool CpuVideoDecoder::receive_next_frame() {
+  const auto start = std::chrono::steady_clock::now();
+  const auto elapsed_ns = [&] {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
+  };
   for (;;) {
     if (codec_done_) return false;
     int rc = avcodec_receive_frame(codec_.get(), frame_.get());
@@ -169,6 +197,12 @@ bool CpuVideoDecoder::receive_next_frame() {
       if (frame_->pts == AV_NOPTS_VALUE) frame_->pts = frame_->best_effort_timestamp;
       have_frame_ = true;
       ++stats_.frames_decoded;
+      const int64_t ns = elapsed_ns();
+      stats_.decode_ns += ns;
+      if (is_keyframe(frame_.get())) {
+        ++stats_.keyframes_decoded;
+        stats_.keyframe_decode_ns += ns;
+      }
       return true;
     }
     have_frame_ = false;
@@ -196,13 +230,17 @@ bool CpuVideoDecoder::receive_next_frame() {
   }
 }
 
-void CpuVideoDecoder::convert(const AVFrame* frame, uint8_t* out) {
+void CpuVideoDecoder::convert(const AVFrame* frame, uint8_t* out, PixelType dtype) {
   if (frame->width != info_.width || frame->height != info_.height) {
     fail("frame size changed mid-stream (" + std::to_string(frame->width) + "x" + std::to_string(frame->height) +
          ", stream header says " + std::to_string(info_.width) + "x" + std::to_string(info_.height) + ")");
   }
   const bool first = rgb_.last_colorspace() < 0;
-  rgb_.convert(frame, out, path_);
+  const auto start = std::chrono::steady_clock::now();
+  rgb_.convert(frame, out, dtype, path_);
+  stats_.convert_ns +=
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
+  ++stats_.frames_converted;
   if (first && (info_.color_space == "unknown" || info_.color_space == "unspecified")) {
     const char* cs = av_color_space_name(static_cast<AVColorSpace>(frame->colorspace));
     if (cs) info_.color_space = cs;

@@ -1,7 +1,8 @@
 // Python bindings of the decode layer: CpuVideoDecoder and DecoderCache, over a file path or a
-// ByteSource (bind_byte_source.cpp). Frames cross as DLPack
-// (nb::ndarray<nb::pytorch>) whose owner is the FrameBatch itself, so torch sees the decoder's
-// buffer without a copy. The GIL is released around opening, decoding and closing.
+// ByteSource (bind_byte_source.cpp). Frames cross as DLPack (nb::ndarray<nb::pytorch>, uint8 or
+// float32) whose owner is the FrameBatch itself, so torch sees the decoder's buffer without a copy;
+// DecoderCache.decode_into writes into tensors the caller allocated (e.g. the slots of a batch in
+// shared memory). The GIL is released around opening, decoding and closing.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/shared_ptr.h>
@@ -10,7 +11,9 @@
 
 #include "av/cpu_decoder.h"
 #include "bindings/decode_types.h"
+#include "common/errors.h"
 #include "decode/decoder_cache.h"
+#include "decode/multi_decode.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -18,6 +21,7 @@ using namespace nb::literals;
 namespace {
 
 using lrs::bindings::decoder_stats_dict;
+using lrs::bindings::pixel_type_from_name;
 using lrs::bindings::stream_info_dict;
 using lrs::bindings::to_tensor;
 
@@ -25,14 +29,63 @@ lrs::VideoSource source_of(const std::shared_ptr<lrs::av::ByteSource>& bytes) {
   return lrs::VideoSource(std::shared_ptr<const lrs::av::ByteSource>(bytes));
 }
 
-auto cache_frames(lrs::DecoderCache& cache, const lrs::VideoSource& source,
-                              const std::vector<double>& timestamps, double tolerance_s) {
+// A path (str) or a ByteSource, as the Python side passes either.
+lrs::VideoSource source_of(nb::handle obj) {
+  if (nb::isinstance<nb::str>(obj)) return lrs::VideoSource(nb::cast<std::string>(obj));
+  return source_of(nb::cast<std::shared_ptr<lrs::av::ByteSource>>(obj));
+}
+
+auto cache_frames(lrs::DecoderCache& cache, const lrs::VideoSource& source, const std::vector<double>& timestamps,
+                  double tolerance_s, const std::string& dtype) {
+  const lrs::PixelType type = pixel_type_from_name(dtype);
   lrs::FrameBatch batch;
   {
     nb::gil_scoped_release release;
-    batch = cache.get_frames_at(source, timestamps, tolerance_s);
+    batch = cache.get_frames_at(source, timestamps, tolerance_s, type);
   }
   return to_tensor(std::move(batch));
+}
+
+// A writable CPU tensor the caller allocated: [3, H, W] (one frame) or [T, 3, H, W].
+using OutputTensor = nb::ndarray<nb::device::cpu, nb::c_contig>;
+
+// One FileRequest per (source, timestamps, output); checks the outputs' type and shape.
+std::vector<lrs::FileRequest> file_requests(const std::vector<nb::object>& sources,
+                                            const std::vector<std::vector<double>>& timestamps,
+                                            const std::vector<OutputTensor>& outputs, lrs::PixelType* dtype) {
+  if (sources.size() != timestamps.size() || sources.size() != outputs.size()) {
+    throw lrs::InvalidInput("decode_into: " + std::to_string(sources.size()) + " sources, " +
+                            std::to_string(timestamps.size()) + " timestamp lists and " +
+                            std::to_string(outputs.size()) + " outputs: one of each per request");
+  }
+  std::vector<lrs::FileRequest> requests;
+  requests.reserve(sources.size());
+  for (size_t i = 0; i < sources.size(); ++i) {
+    const OutputTensor& out = outputs[i];
+    lrs::FileRequest r{source_of(sources[i]), timestamps[i], {}, 0, 0};
+    const std::string where = "decode_into: output for " + r.source.name();
+    lrs::PixelType type;
+    if (out.dtype() == nb::dtype<uint8_t>()) type = lrs::PixelType::kUInt8;
+    else if (out.dtype() == nb::dtype<float>()) type = lrs::PixelType::kFloat32;
+    else throw lrs::InvalidInput(where + " must be uint8 or float32");
+    if (i == 0) *dtype = type;
+    if (type != *dtype) throw lrs::InvalidInput(where + ": every output must have the same dtype");
+    if (out.ndim() != 3 && out.ndim() != 4) throw lrs::InvalidInput(where + " must be [3, H, W] or [T, 3, H, W]");
+    const size_t lead = out.ndim() - 3;
+    const auto frames = static_cast<size_t>(out.ndim() == 4 ? out.shape(0) : 1);
+    if (out.shape(lead) != 3) throw lrs::InvalidInput(where + " must have 3 channels (CHW)");
+    if (frames != timestamps[i].size()) {
+      throw lrs::InvalidInput(where + " holds " + std::to_string(frames) + " frames for " +
+                              std::to_string(timestamps[i].size()) + " timestamps");
+    }
+    r.height = static_cast<int64_t>(out.shape(lead + 1));
+    r.width = static_cast<int64_t>(out.shape(lead + 2));
+    const int64_t frame_bytes = 3 * r.height * r.width * lrs::pixel_bytes(type);
+    auto* base = static_cast<uint8_t*>(out.data());
+    for (size_t f = 0; f < frames; ++f) r.destinations.push_back(base + static_cast<int64_t>(f) * frame_bytes);
+    requests.push_back(std::move(r));
+  }
+  return requests;
 }
 
 }  // namespace
@@ -69,16 +122,19 @@ void bind_decode(nb::module_& m) {
       .def("stats", [](const lrs::av::CpuVideoDecoder& d) { return decoder_stats_dict(d.stats()); })
       .def(
           "get_frames_at",
-          [](lrs::av::CpuVideoDecoder& d, const std::vector<double>& timestamps, double tolerance_s) {
+          [](lrs::av::CpuVideoDecoder& d, const std::vector<double>& timestamps, double tolerance_s,
+             const std::string& dtype) {
+            const lrs::PixelType type = pixel_type_from_name(dtype);
             lrs::FrameBatch batch;
             {
               nb::gil_scoped_release release;
-              batch = d.get_frames_at(timestamps, tolerance_s);
+              batch = d.get_frames_at(timestamps, tolerance_s, type);
             }
             return to_tensor(std::move(batch));
           },
-          "timestamps"_a, "tolerance_s"_a = 1e-4,
-          "uint8 RGB frames [T, 3, H, W] nearest to `timestamps` (s), in request order.");
+          "timestamps"_a, "tolerance_s"_a = 1e-4, "dtype"_a = "uint8",
+          "RGB frames [T, 3, H, W] nearest to `timestamps` (s), in request order: uint8, or float32 equal to "
+          "uint8 / 255.");
 
   m.def("default_decoder_cache_capacity", &lrs::default_decoder_cache_capacity, "episode_pool_size"_a,
         "num_cameras"_a, "min((episode_pool_size + 1) * num_cameras, 128).");
@@ -99,18 +155,46 @@ void bind_decode(nb::module_& m) {
       .def(
           "get_frames_at",
           [](lrs::DecoderCache& cache, const std::shared_ptr<lrs::av::ByteSource>& source,
-             const std::vector<double>& timestamps, double tolerance_s) {
-            return cache_frames(cache, source_of(source), timestamps, tolerance_s);
+             const std::vector<double>& timestamps, double tolerance_s, const std::string& dtype) {
+            return cache_frames(cache, source_of(source), timestamps, tolerance_s, dtype);
           },
-          "source"_a, "timestamps"_a, "tolerance_s"_a = 1e-4,
+          "source"_a, "timestamps"_a, "tolerance_s"_a = 1e-4, "dtype"_a = "uint8",
           "Frames of the episode segment `source` nearest to `timestamps` (s, the file's clock), through the "
           "decoder cached under source.key.")
       .def(
           "get_frames_at",
           [](lrs::DecoderCache& cache, const std::string& path, const std::vector<double>& timestamps,
-             double tolerance_s) { return cache_frames(cache, path, timestamps, tolerance_s); },
-          "source"_a, "timestamps"_a, "tolerance_s"_a = 1e-4,
+             double tolerance_s, const std::string& dtype) {
+            return cache_frames(cache, path, timestamps, tolerance_s, dtype);
+          },
+          "source"_a, "timestamps"_a, "tolerance_s"_a = 1e-4, "dtype"_a = "uint8",
           "Frames of the file `source` nearest to `timestamps`, through a cached decoder.")
+      .def(
+          "decode_into",
+          [](lrs::DecoderCache& cache, const std::vector<nb::object>& sources,
+             const std::vector<std::vector<double>>& timestamps, const std::vector<OutputTensor>& outputs,
+             double tolerance_s, int parallelism) {
+            lrs::PixelType dtype = lrs::PixelType::kUInt8;
+            const std::vector<lrs::FileRequest> requests = file_requests(sources, timestamps, outputs, &dtype);
+            nb::gil_scoped_release release;
+            lrs::decode_files(cache, requests, tolerance_s, dtype, parallelism);
+          },
+          "sources"_a, "timestamps"_a, "outputs"_a, "tolerance_s"_a = 1e-4, "parallelism"_a = 1,
+          "Writes the frames of sources[i] (a path or a ByteSource) nearest to timestamps[i] into outputs[i] "
+          "([T, 3, H, W] or, for one timestamp, [3, H, W]; uint8 or float32), decoding up to `parallelism` "
+          "videos at once.")
+      .def(
+          "stream_info",
+          [](lrs::DecoderCache& cache, nb::handle source) {
+            const lrs::VideoSource video = source_of(source);
+            lrs::StreamInfo info;
+            {
+              nb::gil_scoped_release release;
+              info = cache.stream_info(video);
+            }
+            return stream_info_dict(info);
+          },
+          "source"_a, "The stream facts of `source` (opens its decoder on a miss).")
       .def("stats",
            [](const lrs::DecoderCache& cache) {
              const lrs::DecoderCacheStats s = cache.stats();
@@ -122,6 +206,7 @@ void bind_decode(nb::module_& m) {
              d["capacity"] = s.capacity;
              d["bytes"] = s.bytes;
              d["max_bytes"] = s.max_bytes;
+             d["decoder"] = decoder_stats_dict(s.decoder);
              return d;
            })
       .def_prop_ro("capacity", &lrs::DecoderCache::capacity)

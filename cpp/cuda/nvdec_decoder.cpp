@@ -371,9 +371,17 @@ DecoderStats NvdecVideoDecoder::stats() const { return impl_->stats; }
 
 void NvdecVideoDecoder::set_consumer_stream(uintptr_t stream) { impl_->options.consumer_stream = stream; }
 
-FrameBatch NvdecVideoDecoder::get_frames_at(std::span<const double> timestamps_s, double tolerance_s) {
+void NvdecVideoDecoder::decode_into(std::span<const double>, double, const FrameDestinations&) {
+  impl_->fail("NVDEC decodes into device memory; decode_into (host outputs) needs the CPU decoder");
+}
+
+FrameBatch NvdecVideoDecoder::get_frames_at(std::span<const double> timestamps_s, double tolerance_s,
+                                            PixelType dtype) {
   Impl& d = *impl_;
   if (!(tolerance_s > 0)) d.fail("tolerance_s must be > 0, got " + std::to_string(tolerance_s));
+  if (dtype != PixelType::kUInt8) {
+    d.fail(std::string("NVDEC returns uint8 frames; ") + pixel_type_name(dtype) + " is not supported on this path");
+  }
   std::vector<int64_t> wanted(timestamps_s.size());
   for (size_t i = 0; i < timestamps_s.size(); ++i) wanted[i] = d.frames->nearest(timestamps_s[i], tolerance_s);
 

@@ -51,7 +51,11 @@ class NvdecVideoDecoder final : public VideoDecoder {
   NvdecVideoDecoder& operator=(const NvdecVideoDecoder&) = delete;
 
   const StreamInfo& info() const override;
-  FrameBatch get_frames_at(std::span<const double> timestamps_s, double tolerance_s) override;
+  // uint8 only (float32 throws InvalidInput: convert on the device, or decode on the CPU).
+  FrameBatch get_frames_at(std::span<const double> timestamps_s, double tolerance_s,
+                           PixelType dtype = PixelType::kUInt8) override;
+  // Throws InvalidInput: NVDEC decodes into device memory, not into host destinations.
+  void decode_into(std::span<const double> timestamps_s, double tolerance_s, const FrameDestinations& out) override;
   DecoderStats stats() const override;
   std::string backend() const override { return "nvdec"; }
 

@@ -65,7 +65,15 @@ DecoderCache::Lease DecoderCache::lease(const VideoSource& source) {
     }
     evicted.clear();
   }
-  return Lease(std::move(entry), std::move(lock));
+  return Lease(this, std::move(entry), std::move(lock));
+}
+
+DecoderCache::Lease::~Lease() {
+  if (cache_ == nullptr || !entry_ || !entry_->decoder) return;
+  DecoderStats delta = entry_->decoder->stats();
+  delta -= at_start_;
+  std::lock_guard guard(cache_->mutex_);
+  cache_->decoder_totals_ += delta;
 }
 
 void DecoderCache::evict_over_bounds(const std::shared_ptr<Entry>& keep, LruList& evicted) {
@@ -83,9 +91,14 @@ void DecoderCache::evict_over_bounds(const std::shared_ptr<Entry>& keep, LruList
 }
 
 FrameBatch DecoderCache::get_frames_at(const VideoSource& source, std::span<const double> timestamps_s,
-                                       double tolerance_s) {
+                                       double tolerance_s, PixelType dtype) {
   Lease held = lease(source);
-  return held->get_frames_at(timestamps_s, tolerance_s);
+  return held->get_frames_at(timestamps_s, tolerance_s, dtype);
+}
+
+StreamInfo DecoderCache::stream_info(const VideoSource& source) {
+  Lease held = lease(source);
+  return held->info();
 }
 
 DecoderCacheStats DecoderCache::stats() const {
@@ -93,6 +106,7 @@ DecoderCacheStats DecoderCache::stats() const {
   DecoderCacheStats out = stats_;
   out.open_decoders = static_cast<int64_t>(lru_.size());
   out.bytes = bytes_;
+  out.decoder = decoder_totals_;
   return out;
 }
 

@@ -11,7 +11,9 @@
 //
 // Thread-safe. A decoder is used by one thread at a time: `lease()` hands out exclusive access
 // (a second caller for the same key waits). An entry evicted while leased stays alive until its
-// lease ends; `open_decoders` counts the cached entries (never more than `capacity`).
+// lease ends; `open_decoders` counts the cached entries (never more than `capacity`). What the
+// decoders did under each lease (DecoderStats: frames decoded, seeks, ...) is added to the cache's
+// `decoder` totals when the lease ends, so the totals survive evictions.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +21,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -36,6 +39,7 @@ struct DecoderCacheStats {
   int64_t capacity = 0;
   int64_t bytes = 0;      // estimated memory of the cached decoders
   int64_t max_bytes = 0;  // 0 = no byte bound
+  DecoderStats decoder;   // summed over every lease ended so far (open and closed decoders)
 };
 
 // Opens a decoder for a source (throws the decoder's own errors).
@@ -55,18 +59,28 @@ class DecoderCache {
   };
 
  public:
-  // Exclusive access to one open decoder; movable, releases on destruction.
+  // Exclusive access to one open decoder; movable, releases on destruction (and adds what the
+  // decoder did meanwhile to the cache's totals).
   class Lease {
    public:
     VideoDecoder& decoder() { return *entry_->decoder; }
     VideoDecoder* operator->() { return entry_->decoder.get(); }
+    Lease(Lease&& other) noexcept
+        : cache_(std::exchange(other.cache_, nullptr)),
+          entry_(std::move(other.entry_)),
+          lock_(std::move(other.lock_)),
+          at_start_(other.at_start_) {}
+    Lease& operator=(Lease&&) = delete;
+    ~Lease();
 
    private:
     friend class DecoderCache;
-    Lease(std::shared_ptr<Entry> entry, std::unique_lock<std::mutex> lock)
-        : entry_(std::move(entry)), lock_(std::move(lock)) {}
+    Lease(DecoderCache* cache, std::shared_ptr<Entry> entry, std::unique_lock<std::mutex> lock)
+        : cache_(cache), entry_(std::move(entry)), lock_(std::move(lock)), at_start_(entry_->decoder->stats()) {}
+    DecoderCache* cache_;
     std::shared_ptr<Entry> entry_;
     std::unique_lock<std::mutex> lock_;
+    DecoderStats at_start_;
   };
 
   DecoderCache(int64_t capacity, DecoderFactory factory, int64_t max_bytes = 0);
@@ -76,8 +90,11 @@ class DecoderCache {
   Lease lease(const VideoSource& source);
 
   // lease(source)->get_frames_at(...), the common case.
-  FrameBatch get_frames_at(const VideoSource& source, std::span<const double> timestamps_s,
-                           double tolerance_s);
+  FrameBatch get_frames_at(const VideoSource& source, std::span<const double> timestamps_s, double tolerance_s,
+                           PixelType dtype = PixelType::kUInt8);
+
+  // lease(source)->info(): the stream's facts (opens the decoder on a miss).
+  StreamInfo stream_info(const VideoSource& source);
 
   DecoderCacheStats stats() const;
   int64_t capacity() const { return capacity_; }
@@ -93,6 +110,7 @@ class DecoderCache {
 
   const int64_t capacity_;
   const int64_t max_bytes_;
+  DecoderStats decoder_totals_;  // under mutex_
   DecoderFactory factory_;
   int64_t bytes_ = 0;
   mutable std::mutex mutex_;

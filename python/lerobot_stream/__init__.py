@@ -11,6 +11,7 @@ from lerobot_stream.decoding import (
     DecoderCache,
     FrameTimestampError,
     VideoDecoder,
+    decode_parallelism,
     default_decoder_cache_capacity,
 )
 from lerobot_stream.retry import RemoteFileError, RetryPolicy, ServerUnreachableError
@@ -27,5 +28,6 @@ __all__ = [
     "VideoDecoder",
     "__version__",
     "cuda_info",
+    "decode_parallelism",
     "default_decoder_cache_capacity",
 ]

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from lerobot_stream import _core
-from lerobot_stream.decoding import DecoderCache, default_decoder_cache_capacity
+from lerobot_stream.batching import BatchBuilder
+from lerobot_stream.decoding import DecoderCache, decode_parallelism, default_decoder_cache_capacity
 from lerobot_stream.depth import check_depth_unit, warn_missing_units
 from lerobot_stream.elastic import (
     FirstPass,
@@ -42,6 +43,7 @@ from lerobot_stream.metadata import DatasetMetadata, load_metadata
 from lerobot_stream.prefetch import VideoPrefetcher
 from lerobot_stream.retry import RetryPolicy
 from lerobot_stream.sample import SampleBuilder
+from lerobot_stream.shared_frames import BlockPool, FrameSlots, shared_blocks_supported
 from lerobot_stream.state import EpochCounters, ResumeState, dataset_fingerprint
 from lerobot_stream.tabular import EpisodeRows, TabularReader
 from lerobot_stream.video_files import (
@@ -111,7 +113,18 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             default ``min((episode_pool_size + 1) * num_cameras, 128)``.
         decoder_cache_max_bytes: bound on those decoders' estimated memory per consumer (default
             1 GiB; ``None`` bounds by count only).
-        decode_threads: libav threads per decoder.
+        decode_threads: libav threads per decoder. A sample's cameras decode in parallel only when
+            cores are idle: ``cores // (DataLoader workers x $LOCAL_WORLD_SIZE)`` threads per consumer
+            (see ``lerobot_stream.decoding.decode_parallelism``).
+
+    Batches (Note [Shared batch blocks] in ``lerobot_stream.batching``):
+        batch_size: yield whole batches of this many samples instead of samples, for
+            ``DataLoader(ds, batch_size=None, num_workers=W)``: the same batches, in the same order, as
+            ``DataLoader(ds_without_batch_size, batch_size=batch_size, num_workers=W)`` (resume included),
+            with camera frames decoded straight into the batch and handed to the main process without
+            a copy. ``None`` (default): samples, for the usual ``DataLoader(ds, batch_size=...)``.
+        drop_last: with ``batch_size``, drop each worker's last incomplete batch (as the DataLoader's
+            ``drop_last`` does).
 
     Camera features may be videos (RGB or depth maps) or ``image`` features (PNG/JPEG/TIFF bytes in the
     data parquet, ``lerobot_stream.images``); all are decoded only when a sample is emitted.
@@ -121,7 +134,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
     ``episode_pool_size`` replaced it), ``rng`` (warns: use ``seed``), ``max_num_shards`` (warns: work
     is split by frames across all consumers, not by parquet shards).
 
-    Length: ``len(ds)`` is the number of samples this rank emits per epoch when the DataLoader has
+    Length: ``len(ds)`` is the number of samples (with ``batch_size``: batches) this rank emits per epoch
+    when the DataLoader has
     ``num_workers`` workers (constructor hint, default 1; 0 counts as 1). With another worker count
     the true count differs by fewer than max(hint, actual workers) samples: each epoch leaves out
     ``num_frames mod (world_size * workers)`` frames so that every consumer emits the same count.
@@ -174,6 +188,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         video_fetch: FetchMode = "ranges",
         video_cache: Literal["disk", "memory"] = "disk",
         remote_retry: RetryPolicy | None = None,
+        batch_size: int | None = None,
+        drop_last: bool = False,
     ) -> None:
         super().__init__()
         _warn_ignored(buffer_size=buffer_size, rng=rng, max_num_shards=max_num_shards)
@@ -197,6 +213,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             raise ValueError(f"video_fetch must be one of {FETCH_MODES}, got {video_fetch!r}")
         if video_cache not in ("disk", "memory"):
             raise ValueError(f"video_cache must be 'disk' or 'memory', got {video_cache!r}")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
 
         self.repo_id = repo_id
         self._remote_retry = remote_retry or RetryPolicy()
@@ -242,6 +260,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         self._video_fetch: FetchMode = video_fetch
         self._video_in_memory = video_cache == "memory"
         self._num_workers_hint = max(int(num_workers), 1)
+        self.batch_size = None if batch_size is None else int(batch_size)
+        self.drop_last = bool(drop_last)
         cache_size = decoder_cache_size if decoder_cache_size is not None else video_decoder_cache_size
         self.decoder_cache_size = (
             int(cache_size)
@@ -291,7 +311,11 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         """Samples this rank emits per epoch with the ``num_workers`` hint; see the class docstring."""
         workers = self._num_workers_hint
         plan = _core.EpochPlan(self._episode_lengths, self.seed, self.shuffle, self.world_size * workers)
-        return int(plan.samples_per_consumer) * workers
+        per_consumer = int(plan.samples_per_consumer)
+        if self.batch_size is not None:
+            whole, partial = divmod(per_consumer, self.batch_size)
+            per_consumer = whole + (1 if partial and not self.drop_last else 0)
+        return per_consumer * workers
 
     # --- epochs and resume --------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -344,6 +368,13 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         shuffle, pool size or dataset.
         """
         parsed = ResumeState.from_dict(state)
+        expected = (self.batch_size, self.drop_last)
+        if self.batch_size is not None and (parsed.batch_size, parsed.drop_last) != expected:
+            raise ValueError(
+                f"{self.root}: the state counts batches of {parsed.batch_size} "
+                f"(drop_last={parsed.drop_last}) but this dataset yields batches of {self.batch_size} "
+                f"(drop_last={self.drop_last})"
+            )
         parsed.check_matches(
             seed=self.seed,
             shuffle=self.shuffle,
@@ -366,7 +397,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         return normalize(fill_layout(self._resume, layout), self.num_frames).epoch
 
     # --- iteration ----------------------------------------------------------------------------
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[Any]:
         worker, num_workers = current_worker()
         start = self._start(worker, num_workers)
         if start.phases:
@@ -396,7 +427,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             schedule.skip(start.skip)
         runtime = self._consumer_runtime()
         plan_slot = None if start.phases else (start.epoch, start.role, num_workers)  # for look-ahead
-        return runtime.stream(schedule, plan_slot)
+        return runtime.stream(schedule, runtime.batches, plan_slot)
 
     def _start(self, worker: int, num_workers: int) -> FirstPass:
         """What this ``__iter__`` of ``worker`` runs; applies a pending resume once.
@@ -479,6 +510,14 @@ class _ConsumerRuntime:
         self.videos = EpisodeVideoFiles(
             ds.meta, prefetcher, prefetch=ds._prefetch_videos, fetch=ds._video_fetch
         )
+        _, num_workers = current_worker()
+        consumers = num_workers * max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)
+        # Note [Shared frame blocks]: frames go to reused shared memory only from a worker.
+        shared = in_worker_process() and ds.meta.video_keys and shared_blocks_supported()
+        self.blocks = BlockPool() if shared else None
+        slots = None
+        if self.blocks is not None and ds.batch_size is None and ds.image_transforms is None:
+            slots = FrameSlots(self.blocks)
         self.builder = SampleBuilder(
             ds.meta,
             self.decoder,
@@ -488,6 +527,13 @@ class _ConsumerRuntime:
             return_uint8=ds._return_uint8,
             image_transforms=ds.image_transforms,
             depth_output_unit=ds.depth_output_unit,
+            parallelism=decode_parallelism(len(ds.meta.video_keys), consumers),
+            slots=slots,
+        )
+        self.batches = (
+            None
+            if ds.batch_size is None
+            else BatchBuilder(self.builder, ds.batch_size, drop_last=ds.drop_last, pool=self.blocks)
         )
 
     def stats(self) -> dict[str, Any]:
@@ -496,6 +542,7 @@ class _ConsumerRuntime:
             "decoder_cache": dict(self.decoder.stats()),
             "frames_requested": self.builder.frames_requested,
             "tabular": self.reader.stats.as_dict(),
+            **({"shared_blocks": self.blocks.stats()} if self.blocks is not None else {}),
             **({"prefetch": {**asdict(prefetcher.stats), **self.videos.stats()}} if prefetcher else {}),
         }
 
@@ -505,9 +552,13 @@ class _ConsumerRuntime:
             self.videos.evict(rows.episode_index)
 
     def stream(
-        self, schedule: Any, plan_slot: tuple[int, int, int] | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """Samples of ``schedule`` in order, loading admitted episodes' rows and freeing evicted ones.
+        self,
+        schedule: Any,
+        batches: BatchBuilder | None = None,
+        plan_slot: tuple[int, int, int] | None = None,
+    ) -> Iterator[Any]:
+        """Samples of ``schedule`` in order (or ``batches`` of them), loading admitted episodes' rows and
+        freeing evicted ones once no pending batch needs them.
 
         ``plan_slot`` (epoch, role, num_workers) of a plain pass lets a remote consumer read ahead
         (Note [Look-ahead] in ``lerobot_stream.lookahead``).
@@ -524,7 +575,11 @@ class _ConsumerRuntime:
         )
         schedule.take_admitted()
         schedule.take_evicted()
+        if self.builder.slots is not None:
+            self.builder.slots.restart()  # the DataLoader's batches start again here
         pool: dict[int, EpisodeRows] = {}
+        chunk: list[tuple[EpisodeRows, int]] = []
+        evicted: list[int] = []  # finished episodes still referenced by `chunk`
         try:
             for pos, _, _ in schedule.pool():
                 pool[int(pos)] = ahead.admit(int(pos))
@@ -534,9 +589,23 @@ class _ConsumerRuntime:
                     if int(pos) not in pool:
                         pool[int(pos)] = ahead.admit(int(pos))
                 for pos, frame in zip(positions.tolist(), frames.tolist(), strict=True):
-                    yield self.builder.build(pool[pos], frame)
+                    if batches is None:
+                        yield self.builder.build(pool[pos], frame)
+                        continue
+                    chunk.append((pool[pos], frame))
+                    if len(chunk) == batches.batch_size:
+                        yield batches.build(chunk)
+                        chunk = []
+                        for done in evicted:
+                            self._evict(pool, done)
+                        evicted = []
                 for pos, _, _ in schedule.take_evicted():
-                    self._evict(pool, int(pos))
+                    if chunk:
+                        evicted.append(int(pos))
+                    else:
+                        self._evict(pool, int(pos))
+            if chunk and batches is not None and not batches.drop_last:
+                yield batches.build(chunk)
         finally:
             ahead.close()
             self.videos.close()  # the iterator ended or was dropped: release every remote file

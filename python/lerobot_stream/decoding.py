@@ -1,8 +1,12 @@
 """Video decoding: one file's frames at given timestamps, as torch tensors.
 
 The decoders live in the C++ core (``lerobot_stream._core``); this module picks one by device
-and documents the contract. Frames come back as one contiguous ``torch.uint8`` tensor
-``[T, 3, H, W]`` (RGB, CHW) that shares the decoder's buffer (DLPack, no copy).
+and documents the contract. Frames come back as one contiguous tensor ``[T, 3, H, W]`` (RGB, CHW)
+that shares the decoder's buffer (DLPack, no copy): ``torch.uint8``, or ``torch.float32`` in
+[0, 1] made in the same pass and bitwise equal to ``uint8_frames / 255`` (lerobot's
+``frames.type(torch.float32) / 255``). ``DecoderCache.decode_into`` writes frames into tensors the
+caller allocated instead (e.g. the slots of a batch in shared memory), decoding several files at
+once when ``parallelism`` allows (see :func:`decode_parallelism`).
 
 Frame choice follows LeRobot: each timestamp (seconds, on the video file's own clock) maps to the
 nearest frame, and a gap of ``tolerance_s`` or more raises :class:`FrameTimestampError` naming the
@@ -66,6 +70,14 @@ def _core_source(source: VideoSource) -> str | ByteSource:
 
 
 Device = Literal["cpu"]
+FRAME_DTYPES = {torch.uint8: "uint8", torch.float32: "float32"}
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    name = FRAME_DTYPES.get(dtype)
+    if name is None:
+        raise ValueError(f"dtype must be torch.uint8 or torch.float32, got {dtype}")
+    return name
 
 
 class VideoDecoder:
@@ -107,16 +119,19 @@ class VideoDecoder:
         """Which backend decodes this stream: ``"cpu"``."""
         return self._decoder.backend
 
-    def stats(self) -> dict[str, int]:
-        """Counters: frames_requested, frames_decoded, seeks, packets_read."""
+    def stats(self) -> dict[str, float]:
+        """What random access cost so far (see :data:`DECODER_STAT_KEYS`)."""
         return self._decoder.stats()
 
-    def get_frames_at(self, timestamps: Sequence[float], tolerance_s: float = 1e-4) -> torch.Tensor:
-        """The frames nearest to ``timestamps`` (s), in request order, as uint8 ``[T, 3, H, W]``.
+    def get_frames_at(
+        self, timestamps: Sequence[float], tolerance_s: float = 1e-4, *, dtype: torch.dtype = torch.uint8
+    ) -> torch.Tensor:
+        """The frames nearest to ``timestamps`` (s), in request order, as ``[T, 3, H, W]``.
 
-        The GIL is released while decoding, so several threads can decode different files at once.
+        ``dtype=torch.float32`` gives values in [0, 1], bitwise equal to the uint8 frames / 255. The
+        GIL is released while decoding, so several threads can decode different files at once.
         """
-        return self._decoder.get_frames_at([float(t) for t in timestamps], tolerance_s)
+        return self._decoder.get_frames_at([float(t) for t in timestamps], tolerance_s, _dtype_name(dtype))
 
 
 class DecoderCache:
@@ -143,10 +158,17 @@ class DecoderCache:
         return self._cache.capacity
 
     def get_frames_at(
-        self, source: VideoSource, timestamps: Sequence[float], tolerance_s: float = 1e-4
+        self,
+        source: VideoSource,
+        timestamps: Sequence[float],
+        tolerance_s: float = 1e-4,
+        *,
+        dtype: torch.dtype = torch.uint8,
     ) -> torch.Tensor:
         """Like :meth:`VideoDecoder.get_frames_at`, through the cached decoder of ``source``."""
-        return self._cache.get_frames_at(_core_source(source), [float(t) for t in timestamps], tolerance_s)
+        return self._cache.get_frames_at(
+            _core_source(source), [float(t) for t in timestamps], tolerance_s, _dtype_name(dtype)
+        )
 
     def get_gray12_frames_at(
         self, source: VideoSource, timestamps: Sequence[float], tolerance_s: float = 1e-4
@@ -160,8 +182,37 @@ class DecoderCache:
             self._cache, _core_source(source), [float(t) for t in timestamps], tolerance_s
         )
 
-    def stats(self) -> dict[str, int]:
-        """Counters: hits, misses, evictions, open_decoders, capacity, bytes, max_bytes (0 = unbounded)."""
+    def decode_into(
+        self,
+        sources: Sequence[VideoSource],
+        timestamps: Sequence[Sequence[float]],
+        outputs: Sequence[torch.Tensor],
+        tolerance_s: float = 1e-4,
+        *,
+        parallelism: int = 1,
+    ) -> None:
+        """Writes the frames of ``sources[i]`` nearest to ``timestamps[i]`` into ``outputs[i]``.
+
+        Each output is a contiguous CPU tensor ``[T, 3, H, W]`` (or ``[3, H, W]`` for one timestamp),
+        all uint8 or all float32 (values as :meth:`VideoDecoder.get_frames_at` gives them), of the
+        video's size (else ValueError naming the file). Requests for one file decode through one
+        decoder call; up to ``parallelism`` files decode at once (GIL released).
+        """
+        self._cache.decode_into(
+            [_core_source(s) for s in sources],
+            [[float(t) for t in ts] for ts in timestamps],
+            list(outputs),
+            tolerance_s,
+            max(int(parallelism), 1),
+        )
+
+    def stream_info(self, source: VideoSource) -> dict[str, object]:
+        """The stream facts of ``source`` (``VideoDecoder.info``), opening its decoder on a miss."""
+        return self._cache.stream_info(_core_source(source))
+
+    def stats(self) -> dict[str, object]:
+        """Counters: hits, misses, evictions, open_decoders, capacity, bytes, max_bytes (0 = unbounded),
+        and ``decoder``: what every decoder of this cache did (see :data:`DECODER_STAT_KEYS`)."""
         return self._cache.stats()
 
     def clear(self) -> None:
@@ -172,3 +223,35 @@ class DecoderCache:
 def default_decoder_cache_capacity(episode_pool_size: int, num_cameras: int) -> int:
     """``min((episode_pool_size + 1) * num_cameras, 128)``: the pool's working set of open files."""
     return _core.default_decoder_cache_capacity(episode_pool_size, num_cameras)
+
+
+DECODER_STAT_KEYS = (
+    "frames_requested",
+    "frames_decoded",
+    "keyframes_decoded",
+    "frames_converted",
+    "frames_reused",
+    "seeks",
+    "flushes",
+    "forward_gop_skips",
+    "packets_read",
+    "decode_s",
+    "keyframe_decode_s",
+    "convert_s",
+)
+"""Decoder counters: frames asked for, decoded (of them keyframes), converted into outputs, served
+without decoding; keyframe seeks and codec flushes (every seek flushes, nothing else does); GOP
+boundaries crossed by decoding forward instead of seeking; packets read; seconds reading and decoding
+(of them producing keyframes) and converting. ``frames_decoded / frames_requested`` is what one random
+access really decodes."""
+
+
+def decode_parallelism(num_files: int, consumers: int = 1) -> int:
+    """Threads one consumer should decode ``num_files`` files with (Note [Decode parallelism] in the core).
+
+    The cores this process may run on (``os.sched_getaffinity``) are shared by ``consumers`` decoding
+    processes (DataLoader workers times local ranks): one consumer gets ``cores // consumers`` of
+    them, at least 1 and at most one per file, so a saturated machine never gets extra threads.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(int(num_files), cores // max(int(consumers), 1)))
