@@ -14,12 +14,16 @@ from lerobot_stream.decoding import (
     decode_parallelism,
     default_decoder_cache_capacity,
 )
+from lerobot_stream.retry import RemoteFileError, RetryPolicy, ServerUnreachableError
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DecoderCache",
     "FrameTimestampError",
+    "RemoteFileError",
+    "RetryPolicy",
+    "ServerUnreachableError",
     "StreamingLeRobotDataset",
     "VideoDecoder",
     "__version__",

@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -37,13 +37,22 @@ from lerobot_stream.elastic import (
     normalize,
     phase_tuples,
 )
+from lerobot_stream.lookahead import DEFAULT_DEPTH as LOOKAHEAD_DEPTH
+from lerobot_stream.lookahead import EpisodeLookahead, consumer_order
 from lerobot_stream.metadata import DatasetMetadata, load_metadata
 from lerobot_stream.prefetch import VideoPrefetcher
+from lerobot_stream.retry import RetryPolicy
 from lerobot_stream.sample import SampleBuilder
 from lerobot_stream.shared_frames import BlockPool, FrameSlots, shared_blocks_supported
 from lerobot_stream.state import EpochCounters, ResumeState, dataset_fingerprint
 from lerobot_stream.tabular import EpisodeRows, TabularReader
-from lerobot_stream.video_files import EpisodeVideoFiles, default_cache_dir, default_max_bytes
+from lerobot_stream.video_files import (
+    FETCH_MODES,
+    EpisodeVideoFiles,
+    FetchMode,
+    default_cache_dir,
+    default_max_bytes,
+)
 from lerobot_stream.windows import check_delta_timestamps, delta_indices
 from lerobot_stream.world import current_worker, in_worker_process, resolve_rank_world
 
@@ -83,12 +92,21 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         episode_pool_size: whole episodes each consumer keeps in RAM and samples across.
         rank, world_size: override the detected distributed setup (see ``lerobot_stream.world``).
 
-    Remote video files (Note [Prefetch on admit] in ``lerobot_stream.video_files``):
-        prefetch_videos: download an episode's video files in the background when it enters the pool
-            (False: the first decode of an episode waits for the download).
+    Remote video (Note [Prefetch on admit] in ``lerobot_stream.video_files``):
+        video_fetch: ``"ranges"`` (default): each pooled episode fetches only its own byte range of
+            each camera's file, after the file's index (read once per node); ``"whole_files"``: whole
+            video files, as before. Files that cannot be read by ranges fall back to whole files with
+            a warning, counted in ``stats()["prefetch"]["whole_file_fallbacks"]``.
+        prefetch_videos: fetch an episode's video bytes in the background when it enters the pool
+            (False: the first decode of an episode waits for them).
         video_prefetch_workers: downloads in flight on the node.
-        video_cache_dir, video_cache_max_bytes: the node-shared download cache and its bound (default
-            ``$LRS_CACHE_DIR`` or ``<tmp>/lerobot-stream-videos``; 20 GiB or half the free disk).
+        video_cache: ``"disk"`` (default): a cache directory shared by every process of the node;
+            ``"memory"``: this process's memory (machines without local disk; not shared).
+        video_cache_dir, video_cache_max_bytes: the disk cache and its bound (default
+            ``$LRS_CACHE_DIR`` or ``<tmp>/lerobot-stream-videos``; 20 GiB or half the free disk);
+            in memory, the bound per process (default 2 GiB).
+        remote_retry: ``RetryPolicy`` of every remote read (retries, backoff, stall timeout); a
+            server that stays unreachable raises ``ServerUnreachableError`` naming the URL.
 
     Decoding:
         decoder_cache_size (alias ``video_decoder_cache_size``): open video decoders per consumer,
@@ -164,9 +182,12 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         repo_type: str = "dataset",
         token: str | bool | None = None,
         prefetch_videos: bool = True,
-        video_prefetch_workers: int = 4,
+        video_prefetch_workers: int = 8,
         video_cache_dir: str | Path | None = None,
         video_cache_max_bytes: int | None = None,
+        video_fetch: FetchMode = "ranges",
+        video_cache: Literal["disk", "memory"] = "disk",
+        remote_retry: RetryPolicy | None = None,
         batch_size: int | None = None,
         drop_last: bool = False,
     ) -> None:
@@ -188,11 +209,18 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             raise ValueError("Pass decoder_cache_size or video_decoder_cache_size, not both")
         if num_workers < 0:
             raise ValueError(f"num_workers (the DataLoader's, for len()) must be >= 0, got {num_workers}")
+        if video_fetch not in FETCH_MODES:
+            raise ValueError(f"video_fetch must be one of {FETCH_MODES}, got {video_fetch!r}")
+        if video_cache not in ("disk", "memory"):
+            raise ValueError(f"video_cache must be 'disk' or 'memory', got {video_cache!r}")
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
 
         self.repo_id = repo_id
-        self.meta: DatasetMetadata = load_metadata(repo_id, root, revision, data_files_root)
+        self._remote_retry = remote_retry or RetryPolicy()
+        self.meta: DatasetMetadata = load_metadata(
+            repo_id, root, revision, data_files_root, self._remote_retry
+        )
         self.root = self.meta.root
         self.data_files_root = data_files_root
         self.depth_output_unit = depth_output_unit
@@ -229,6 +257,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         self._video_prefetch_workers = int(video_prefetch_workers)
         self._video_cache_dir = Path(video_cache_dir) if video_cache_dir is not None else default_cache_dir()
         self._video_cache_max_bytes = video_cache_max_bytes
+        self._video_fetch: FetchMode = video_fetch
+        self._video_in_memory = video_cache == "memory"
         self._num_workers_hint = max(int(num_workers), 1)
         self.batch_size = None if batch_size is None else int(batch_size)
         self.drop_last = bool(drop_last)
@@ -396,7 +426,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         if start.skip:
             schedule.skip(start.skip)
         runtime = self._consumer_runtime()
-        return runtime.stream(schedule, runtime.batches)
+        plan_slot = None if start.phases else (start.epoch, start.role, num_workers)  # for look-ahead
+        return runtime.stream(schedule, runtime.batches, plan_slot)
 
     def _start(self, worker: int, num_workers: int) -> FirstPass:
         """What this ``__iter__`` of ``worker`` runs; applies a pending resume once.
@@ -472,10 +503,13 @@ class _ConsumerRuntime:
         )
         prefetcher = None
         if not ds.meta.data_location.is_local and ds.meta.video_keys:
-            cache_dir = ds._video_cache_dir
+            cache_dir = None if ds._video_in_memory else ds._video_cache_dir
             max_bytes = ds._video_cache_max_bytes or default_max_bytes(cache_dir)
-            prefetcher = VideoPrefetcher(cache_dir, max_bytes, ds._video_prefetch_workers)
-        self.videos = EpisodeVideoFiles(ds.meta, prefetcher, prefetch=ds._prefetch_videos)
+            retry = asdict(ds._remote_retry)
+            prefetcher = VideoPrefetcher(cache_dir, max_bytes, ds._video_prefetch_workers, **retry)
+        self.videos = EpisodeVideoFiles(
+            ds.meta, prefetcher, prefetch=ds._prefetch_videos, fetch=ds._video_fetch
+        )
         _, num_workers = current_worker()
         consumers = num_workers * max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)
         # Note [Shared frame blocks]: frames go to reused shared memory only from a worker.
@@ -509,22 +543,36 @@ class _ConsumerRuntime:
             "frames_requested": self.builder.frames_requested,
             "tabular": self.reader.stats.as_dict(),
             **({"shared_blocks": self.blocks.stats()} if self.blocks is not None else {}),
-            **({"prefetch": asdict(prefetcher.stats)} if prefetcher is not None else {}),
+            **({"prefetch": {**asdict(prefetcher.stats), **self.videos.stats()}} if prefetcher else {}),
         }
-
-    def _admit(self, episode_pos: int) -> EpisodeRows:
-        episode = int(self._ds._selected_episodes[episode_pos])
-        self.videos.admit(episode)  # remote: the episode's video files start downloading now
-        return self.reader.read_episode(episode)
 
     def _evict(self, pool: dict[int, EpisodeRows], episode_pos: int) -> None:
         rows = pool.pop(episode_pos, None)
         if rows is not None:
             self.videos.evict(rows.episode_index)
 
-    def stream(self, schedule: Any, batches: BatchBuilder | None = None) -> Iterator[Any]:
+    def stream(
+        self,
+        schedule: Any,
+        batches: BatchBuilder | None = None,
+        plan_slot: tuple[int, int, int] | None = None,
+    ) -> Iterator[Any]:
         """Samples of ``schedule`` in order (or ``batches`` of them), loading admitted episodes' rows and
-        freeing evicted ones once no pending batch needs them."""
+        freeing evicted ones once no pending batch needs them.
+
+        ``plan_slot`` (epoch, role, num_workers) of a plain pass lets a remote consumer read ahead
+        (Note [Look-ahead] in ``lerobot_stream.lookahead``).
+        """
+        ds = self._ds
+        remote = not ds.meta.data_location.is_local and ds._prefetch_videos
+        depth = LOOKAHEAD_DEPTH if remote and plan_slot is not None else 0
+        order = []
+        if depth:
+            order = consumer_order(ds._episode_lengths, ds.seed, ds.shuffle, plan_slot[0], ds.rank,
+                                   ds.world_size, plan_slot[1], plan_slot[2])  # fmt: skip
+        ahead = EpisodeLookahead(
+            self.reader, self.videos, lambda pos: int(ds._selected_episodes[pos]), order, depth
+        )
         schedule.take_admitted()
         schedule.take_evicted()
         if self.builder.slots is not None:
@@ -534,12 +582,12 @@ class _ConsumerRuntime:
         evicted: list[int] = []  # finished episodes still referenced by `chunk`
         try:
             for pos, _, _ in schedule.pool():
-                pool[int(pos)] = self._admit(pos)
+                pool[int(pos)] = ahead.admit(int(pos))
             while schedule.remaining > 0:
                 positions, frames = schedule.next(_SCHEDULE_CHUNK)
                 for pos, _, _ in schedule.take_admitted():
                     if int(pos) not in pool:
-                        pool[int(pos)] = self._admit(pos)
+                        pool[int(pos)] = ahead.admit(int(pos))
                 for pos, frame in zip(positions.tolist(), frames.tolist(), strict=True):
                     if batches is None:
                         yield self.builder.build(pool[pos], frame)
@@ -559,6 +607,7 @@ class _ConsumerRuntime:
             if chunk and batches is not None and not batches.drop_last:
                 yield batches.build(chunk)
         finally:
+            ahead.close()
             self.videos.close()  # the iterator ended or was dropped: release every remote file
 
 
