@@ -60,8 +60,9 @@ def scan_sample_index(source: ByteSource) -> dict[str, Any]:
     ``discard`` (bool; a discarded sample lies outside the file's edit list: decoders need it as a
     reference but never show it), and ``time_base_num``, ``time_base_den``, ``codec``, ``width``,
     ``height``. These are libav's own timestamps (edit lists, B-frame reordering applied), so ranges
-    computed from them agree with what the decoder reads. Unfetched bytes after the header read as zeros; a truncated header raises
-    ``ValueError`` naming the URL. The GIL is released while scanning.
+    computed from them agree with what the decoder reads. Unfetched bytes after the header read as
+    zeros; a truncated header raises ``ValueError`` naming the URL. The GIL is released while
+    scanning.
     """
     return _core.scan_sample_index(source)
 
