@@ -1,10 +1,13 @@
 """Small test clips encoded with PyAV (real AV1/H.264/HEVC), shared by the decode and GPU tests.
 
 Frames carry a gradient, a moving checkerboard and colour edges, so conversion differences show.
+H.264 and HEVC clips have B-frames (libx264 ``bf=2``, libx265's ultrafast preset: up to 4).
 """
 
 from __future__ import annotations
 
+import struct
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -38,20 +41,60 @@ def write_clip(
     height: int = 64,
     width: int = 96,
     fps: int = FPS,
+    edit_list: tuple[int, int] = (0, 0),
+    faststart: bool = False,
 ) -> Path:
-    """Encodes ``num_frames`` textured frames to ``path`` with ``codec`` (a key of ``ENCODERS``)."""
+    """Encodes ``num_frames`` textured frames to ``path`` with ``codec`` (a key of ``ENCODERS``).
+
+    ``edit_list=(lead, tail)`` leaves the first ``lead`` and the last ``tail`` frames (presentation
+    order) outside the mp4 edit list, so demuxers flag their samples discard and decoders show
+    ``num_frames - lead - tail`` frames, from time 0: the first ``lead`` frames are muxed with
+    negative timestamps (the mp4 muxer then starts its edit list at time 0, after them, as for a
+    cut stream), and the edit is shortened by ``tail`` frames (what FFmpeg 5.1's muxer writes for
+    B-frame streams whose packets carry no duration). ``faststart`` puts the moov before the mdat
+    (lerobot's layout); by default it follows the mdat.
+    """
     encoder, options = ENCODERS[codec]
-    with av.open(str(path), "w") as container:
+    lead, tail = edit_list
+    with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as container:
         stream = container.add_stream(encoder, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.options = dict(options)
+
+        def mux(packets: list[av.Packet]) -> None:
+            for packet in packets:
+                if lead:
+                    shift = int(Fraction(lead, fps) / packet.time_base)
+                    packet.pts, packet.dts = packet.pts - shift, packet.dts - shift
+                container.mux(packet)
+
         for i in range(num_frames):
             frame = av.VideoFrame.from_ndarray(textured_frame(i, height, width), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            mux(stream.encode(frame))
+        mux(stream.encode())
+    if tail:
+        _shorten_edit_list(path, Fraction(tail, fps))
     return path
+
+
+def _shorten_edit_list(path: Path, seconds: Fraction) -> None:
+    """Ends the single edit of the file's one track ``seconds`` earlier (edits the elst box in place)."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"mvhd")
+    version = data[at + 4]
+    (timescale,) = struct.unpack_from(">I", data, at + (24 if version == 1 else 16))
+    at = data.find(b"elst")
+    if at < 0 or data.find(b"elst", at + 4) >= 0:
+        raise ValueError(f"{path}: expected one edit list, found {data.count(b'elst')}")
+    version = data[at + 4]
+    (count,) = struct.unpack_from(">I", data, at + 8)
+    if count != 1:
+        raise ValueError(f"{path}: expected one edit, found {count}")
+    layout = ">Q" if version == 1 else ">I"
+    (duration,) = struct.unpack_from(layout, data, at + 12)
+    struct.pack_into(layout, data, at + 12, duration - round(seconds * timescale))
+    path.write_bytes(bytes(data))
 
 
 def pyav_frames(path: Path) -> dict[float, np.ndarray]:

@@ -131,7 +131,7 @@ const AVFrame& CpuVideoDecoder::decode_frame(int64_t frame_idx) {
   const std::vector<int64_t>& keyframe_pts = frames_->keyframe_pts();
   const int64_t target = frame_pts[frame_idx];
   const auto key_it = std::upper_bound(keyframe_pts.begin(), keyframe_pts.end(), target);
-  const int64_t key_pts = *std::prev(key_it);  // keyframe_pts[0] == first frame: never begin()
+  const int64_t key_pts = *std::prev(key_it);  // keyframe_pts[0] <= first frame: never begin()
   // Note [Seeking]: decode forward when the decoder is already in the target's GOP, or when the
   // frames to decode forward are no more than a seek would decode (sequential reads cross GOPs).
   bool can_continue = false;

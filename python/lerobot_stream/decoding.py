@@ -56,11 +56,13 @@ VideoSource = str | os.PathLike[str] | ByteSource
 def scan_sample_index(source: ByteSource) -> dict[str, Any]:
     """The video samples of a remote mp4 from its header pieces alone, in decode (file) order.
 
-    Returns a dict of numpy arrays ``pos``, ``size``, ``pts``, ``dts`` (int64) and ``key`` (bool), and
-    ``time_base_num``, ``time_base_den``, ``codec``, ``width``, ``height``. These are libav's own
-    timestamps (edit lists, B-frame reordering applied), so ranges computed from them agree with what
-    the decoder reads. Unfetched bytes after the header read as zeros; a truncated header raises
-    ``ValueError`` naming the URL. The GIL is released while scanning.
+    Returns a dict of numpy arrays ``pos``, ``size``, ``pts``, ``dts`` (int64), ``key`` and
+    ``discard`` (bool; a discarded sample lies outside the file's edit list: decoders need it as a
+    reference but never show it), and ``time_base_num``, ``time_base_den``, ``codec``, ``width``,
+    ``height``. These are libav's own timestamps (edit lists, B-frame reordering applied), so ranges
+    computed from them agree with what the decoder reads. Unfetched bytes after the header read as
+    zeros; a truncated header raises ``ValueError`` naming the URL. The GIL is released while
+    scanning.
     """
     return _core.scan_sample_index(source)
 
