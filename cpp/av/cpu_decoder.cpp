@@ -13,6 +13,7 @@ extern "C" {
 }
 
 #include "common/errors.h"
+#include "decode/batch_fill.h"
 #include "decode/host_buffer.h"
 
 namespace lrs::av {
@@ -120,38 +121,30 @@ void CpuVideoDecoder::scan_packets() {
 }
 
 FrameBatch CpuVideoDecoder::get_frames_at(std::span<const double> timestamps_s, double tolerance_s) {
-  if (!(tolerance_s > 0)) fail("tolerance_s must be > 0, got " + std::to_string(tolerance_s));
-  std::vector<int64_t> wanted(timestamps_s.size());
-  for (size_t i = 0; i < timestamps_s.size(); ++i) wanted[i] = frames_->nearest(timestamps_s[i], tolerance_s);
-
   FrameBatch batch;
-  batch.num_frames = static_cast<int64_t>(wanted.size());
+  batch.num_frames = static_cast<int64_t>(timestamps_s.size());
   batch.height = info_.height;
   batch.width = info_.width;
   auto storage = allocate_host_bytes(static_cast<size_t>(batch.size_bytes()));
   batch.data = storage.get();
   batch.owner = std::move(storage);
-  stats_.frames_requested += batch.num_frames;
-
-  // Decode each distinct frame once, in presentation order; copy duplicates afterwards.
-  std::vector<size_t> order(wanted.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return wanted[a] < wanted[b]; });
-  const int64_t frame_bytes = batch.frame_bytes();
-  size_t prev = SIZE_MAX;
-  for (size_t slot : order) {
-    uint8_t* out = batch.data + static_cast<int64_t>(slot) * frame_bytes;
-    if (prev != SIZE_MAX && wanted[prev] == wanted[slot]) {
-      std::copy_n(batch.data + static_cast<int64_t>(prev) * frame_bytes, frame_bytes, out);
-    } else {
-      decode_to(wanted[slot], out);
-    }
-    prev = slot;
-  }
+  get_frames_into(timestamps_s, tolerance_s, FrameDestination{DeviceKind::kCPU, 0, batch.data, 0});
   return batch;
 }
 
-void CpuVideoDecoder::decode_to(int64_t frame_idx, uint8_t* out) {
+void CpuVideoDecoder::get_frames_into(std::span<const double> timestamps_s, double tolerance_s,
+                                      const FrameDestination& out) {
+  if (out.device != DeviceKind::kCPU) fail("the CPU decoder writes host memory, not a CUDA buffer");
+  const std::vector<int64_t> wanted = resolve_frames(*frames_, path_, timestamps_s, tolerance_s);
+  stats_.frames_requested += static_cast<int64_t>(wanted.size());
+  const int64_t frame_bytes = 3 * static_cast<int64_t>(info_.width) * info_.height;
+  const auto slot = [&](size_t i) { return out.data + static_cast<int64_t>(i) * frame_bytes; };
+  fill_in_presentation_order(  // Note [Batch fill]
+      wanted, [&](int64_t frame, size_t i) { convert(decode_frame(frame), slot(i)); },
+      [&](size_t from, size_t to) { std::copy_n(slot(from), frame_bytes, slot(to)); });
+}
+
+const AVFrame* CpuVideoDecoder::decode_frame(int64_t frame_idx) {
   const std::vector<int64_t>& frame_pts = frames_->pts();
   const std::vector<int64_t>& keyframe_pts = frames_->keyframe_pts();
   const int64_t target = frame_pts[frame_idx];
@@ -165,10 +158,7 @@ void CpuVideoDecoder::decode_to(int64_t frame_idx, uint8_t* out) {
     const int64_t key_idx = frames_->index_of_pts(key_pts);
     can_continue = key_pts <= frame_->pts || (frame_idx - current) <= (frame_idx - key_idx) + 1;
   }
-  if (have_frame_ && frame_->pts == target) {
-    convert(frame_.get(), out);
-    return;
-  }
+  if (have_frame_ && frame_->pts == target) return frame_.get();
   int64_t steps_back = 0;
   if (!can_continue) seek_to_keyframe_of(frame_idx, steps_back);
   for (;;) {
@@ -189,7 +179,7 @@ void CpuVideoDecoder::decode_to(int64_t frame_idx, uint8_t* out) {
            " could not be decoded (corrupt data before it)");
     }
   }
-  convert(frame_.get(), out);
+  return frame_.get();
 }
 
 void CpuVideoDecoder::seek_to_keyframe_of(int64_t frame_idx, int64_t keyframe_steps_back) {

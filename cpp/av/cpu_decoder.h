@@ -45,17 +45,24 @@ class CpuVideoDecoder final : public VideoDecoder {
 
   const StreamInfo& info() const override { return info_; }
   FrameBatch get_frames_at(std::span<const double> timestamps_s, double tolerance_s) override;
+  void get_frames_into(std::span<const double> timestamps_s, double tolerance_s,
+                       const FrameDestination& out) override;
   DecoderStats stats() const override { return stats_; }
   std::string backend() const override { return "cpu"; }
 
   // Presentation times (seconds) of every frame, ascending.
-  const std::vector<double>& frame_times() const { return frames_->seconds(); }
+  const std::vector<double>& frame_times() const override { return frames_->seconds(); }
+  const FrameTable& frame_table() const { return *frames_; }
+
+  // Decodes frame `frame_idx` (Note [Seeking]) and returns the decoded picture in its software
+  // pixel format, valid until the next call: what the hybrid path stages for the GPU
+  // (cuda/hybrid_decoder.h). Throws InvalidInput naming the file when it cannot be decoded.
+  const AVFrame* decode_frame(int64_t frame_idx);
 
  private:
   void open_input();
   void open_codec(const CpuDecoderOptions& options);
   void scan_packets();
-  void decode_to(int64_t frame_idx, uint8_t* out);
   void seek_to_keyframe_of(int64_t frame_idx, int64_t keyframe_steps_back);
   bool receive_next_frame();  // false at end of stream
   void convert(const AVFrame* frame, uint8_t* out);

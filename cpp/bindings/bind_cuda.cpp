@@ -59,7 +59,7 @@ void bind_cuda(nb::module_& m) {
         "capability, NVDEC support per codec) and, when unavailable, the reason.");
 
   using lrs::cuda::NvdecVideoDecoder;
-  nb::class_<NvdecVideoDecoder>(m, "NvdecVideoDecoder",
+  nb::class_<NvdecVideoDecoder, lrs::VideoDecoder>(m, "NvdecVideoDecoder",
                                 "Decodes one H.264 / HEVC / AV1 file on the GPU with NVDEC into CUDA tensors.")
       .def(
           "__init__",

@@ -9,6 +9,7 @@
 #include "av/cpu_decoder.h"
 #include "bindings/decode_types.h"
 #include "decode/decoder_cache.h"
+#include "decode/decoder_factory.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -24,7 +25,7 @@ using lrs::bindings::to_tensor;
 void bind_decode(nb::module_& m) {
   nb::class_<lrs::FrameBatch>(m, "_FrameBatch", "Owner of a decoded batch's memory (internal).");
 
-  nb::class_<lrs::av::CpuVideoDecoder>(m, "CpuVideoDecoder",
+  nb::class_<lrs::av::CpuVideoDecoder, lrs::VideoDecoder>(m, "CpuVideoDecoder",
                                        "Decodes one video file on the CPU with libav (dav1d for AV1).")
       .def(
           "__init__",
@@ -55,18 +56,20 @@ void bind_decode(nb::module_& m) {
   m.def("default_decoder_cache_capacity", &lrs::default_decoder_cache_capacity, "episode_pool_size"_a,
         "num_cameras"_a, "min((episode_pool_size + 1) * num_cameras, 128).");
 
-  nb::class_<lrs::DecoderCache>(m, "DecoderCache", "LRU of open CPU decoders keyed by file path.")
+  nb::class_<lrs::DecoderCache>(m, "DecoderCache", "LRU of open decoders keyed by file path.")
       .def(
           "__init__",
-          [](lrs::DecoderCache* self, int64_t capacity, int threads, int64_t max_bytes) {
+          [](lrs::DecoderCache* self, int64_t capacity, int threads, int64_t max_bytes, const std::string& device,
+             const std::string& cuda_backend) {
+            const lrs::DecodeDevice dev = lrs::parse_decode_device(device);
+            {
+              nb::gil_scoped_release release;
+              lrs::require_device(dev);
+            }
             new (self) lrs::DecoderCache(
-                capacity,
-                [threads](const std::string& path) {
-                  return std::make_unique<lrs::av::CpuVideoDecoder>(path, lrs::av::CpuDecoderOptions{threads});
-                },
-                max_bytes);
+                capacity, lrs::decoder_factory({dev, threads, lrs::parse_cuda_backend(cuda_backend), 0}), max_bytes);
           },
-          "capacity"_a, "threads"_a = 1, "max_bytes"_a = 0)
+          "capacity"_a, "threads"_a = 1, "max_bytes"_a = 0, "device"_a = "cpu", "cuda_backend"_a = "auto")
       .def(
           "get_frames_at",
           [](lrs::DecoderCache& cache, const std::string& path, const std::vector<double>& timestamps,
@@ -80,19 +83,7 @@ void bind_decode(nb::module_& m) {
           },
           "path"_a, "timestamps"_a, "tolerance_s"_a = 1e-4,
           "Frames of `path` nearest to `timestamps`, through a cached decoder.")
-      .def("stats",
-           [](const lrs::DecoderCache& cache) {
-             const lrs::DecoderCacheStats s = cache.stats();
-             nb::dict d;
-             d["hits"] = s.hits;
-             d["misses"] = s.misses;
-             d["evictions"] = s.evictions;
-             d["open_decoders"] = s.open_decoders;
-             d["capacity"] = s.capacity;
-             d["bytes"] = s.bytes;
-             d["max_bytes"] = s.max_bytes;
-             return d;
-           })
+      .def("stats", [](const lrs::DecoderCache& cache) { return lrs::bindings::cache_stats_dict(cache.stats()); })
       .def_prop_ro("capacity", &lrs::DecoderCache::capacity)
       .def("clear", &lrs::DecoderCache::clear, nb::call_guard<nb::gil_scoped_release>());
 }

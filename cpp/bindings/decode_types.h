@@ -1,7 +1,8 @@
-// Conversions of decode-layer types for Python: StreamInfo / DecoderStats to dicts, and
+// Conversions of decode-layer types for Python: StreamInfo / DecoderStats / DecoderCacheStats to
+// dicts, and
 // to_tensor, which hands a FrameBatch to torch as a DLPack tensor (nb::ndarray<nb::pytorch>) on the batch's device,
 // without a copy: the ndarray's owner is a Python object that owns the batch, so the memory lives
-// as long as the tensor. Shared by bind_decode.cpp (CPU) and bind_cuda.cpp (CUDA).
+// as long as the tensor. Shared by bind_decode.cpp (CPU), bind_stage.cpp and bind_cuda.cpp (CUDA).
 // Needs the GIL (creates Python objects).
 #pragma once
 
@@ -9,6 +10,10 @@
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/string.h>
 
+#include <map>
+#include <string>
+
+#include "decode/decoder_cache.h"
 #include "decode/video_decoder.h"
 
 namespace lrs::bindings {
@@ -47,6 +52,28 @@ inline nanobind::dict decoder_stats_dict(const DecoderStats& s) {
   d["frames_decoded"] = s.frames_decoded;
   d["seeks"] = s.seeks;
   d["packets_read"] = s.packets_read;
+  return d;
+}
+
+inline nanobind::dict counts_dict(const std::map<std::string, int64_t>& counts) {
+  nanobind::dict d;
+  for (const auto& [name, n] : counts) d[name.c_str()] = n;
+  return d;
+}
+
+inline nanobind::dict cache_stats_dict(const DecoderCacheStats& s) {
+  nanobind::dict d;
+  d["hits"] = s.hits;
+  d["misses"] = s.misses;
+  d["evictions"] = s.evictions;
+  d["open_decoders"] = s.open_decoders;
+  d["capacity"] = s.capacity;
+  d["bytes"] = s.bytes;
+  d["max_bytes"] = s.max_bytes;
+  d["opened_by_backend"] = counts_dict(s.opened_by_backend);
+  nanobind::list notes;
+  for (const std::string& note : s.backend_notes) notes.append(note);
+  d["backend_notes"] = notes;
   return d;
 }
 

@@ -7,9 +7,11 @@ extern "C" {
 }
 
 #include "common/errors.h"
+#include "decode/decoder_factory.h"
 
 namespace nb = nanobind;
 
+void bind_stage(nb::module_& m);
 void bind_decode(nb::module_& m);
 void bind_sampling(nb::module_& m);
 void bind_cuda(nb::module_& m);
@@ -44,6 +46,7 @@ NB_MODULE(_core, m) {
       "Sets libav's log level (e.g. -8 quiet, 16 errors, 24 warnings, 32 info).");
   av_log_set_level(AV_LOG_ERROR);
 
+  bind_stage(m);  // first: binds the VideoDecoder base the concrete decoders derive from
   bind_decode(m);
   bind_sampling(m);
 #ifdef LRS_WITH_CUDA
@@ -55,7 +58,7 @@ NB_MODULE(_core, m) {
     nb::dict d;
     d["built_with_cuda"] = false;
     d["available"] = false;
-    d["reason"] = "built without CUDA (nvcc was not found when lerobot_stream was built; rebuild with LRS_CUDA=ON)";
+    d["reason"] = lrs::kBuiltWithoutCuda;
     d["driver_loaded"] = false;
     d["nvcuvid_loaded"] = false;
     d["device_count"] = 0;

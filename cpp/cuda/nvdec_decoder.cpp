@@ -10,13 +10,12 @@ extern "C" {
 #include <cstring>
 #include <exception>
 #include <filesystem>
-#include <mutex>
-#include <numeric>
 #include <optional>
 #include <utility>
 
 #include "av/av_handles.h"
 #include "av/frame_table.h"
+#include "decode/batch_fill.h"
 #include "common/errors.h"
 #include "cuda/colour_kernel.h"
 #include "cuda/cuda_context.h"
@@ -128,14 +127,15 @@ void NvdecVideoDecoder::Impl::open_demuxer() {
   info.path = path;
   info.codec = avcodec_get_name(par->codec_id);
   if (mapping == std::end(kCodecs)) {
-    throw CudaUnavailable(path + ": NVDEC decoding supports h264, hevc and av1 here, not " + info.codec);
+    throw NvdecUnsupported(path, "NVDEC decoding supports h264, hevc and av1 here, not " + info.codec);
   }
   codec = mapping->nv;
   const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(static_cast<AVPixelFormat>(par->format));
   info.pixel_format = desc ? desc->name : "unknown";
   bit_depth = desc ? desc->comp[0].depth : 8;
   if (desc && (desc->log2_chroma_w != 1 || desc->log2_chroma_h != 1)) {
-    throw CudaUnavailable(path + ": NVDEC path handles 4:2:0 only, the stream is " + info.pixel_format);
+    throw NvdecUnsupported(path, "the NVDEC path handles 4:2:0 only, the " + info.codec + " stream is " +
+                                     info.pixel_format);
   }
   info.color_space = av_color_space_name(par->color_space) ? av_color_space_name(par->color_space) : "unknown";
   info.color_range = par->color_range == AVCOL_RANGE_JPEG ? "pc" : (par->color_range == AVCOL_RANGE_MPEG ? "tv" : "unknown");
@@ -172,19 +172,21 @@ void NvdecVideoDecoder::Impl::check_capability() {
   check_cuda(cuvid.cuvidGetDecoderCaps(&caps), path + ": cuvidGetDecoderCaps");
   char name[256] = {};
   driver_api().cuDeviceGetName(name, sizeof(name) - 1, context->device());
-  const std::string what = path + ": NVDEC on GPU " + std::to_string(options.device_index) + " (" + name +
+  const std::string what = "NVDEC on GPU " + std::to_string(options.device_index) + " (" + name +
                            ") cannot decode this " + info.codec + " " + std::to_string(info.width) + "x" +
                            std::to_string(info.height) + " " + std::to_string(bit_depth) + "-bit 4:2:0 stream: ";
   const std::string advice =
-      "; decode it on the CPU (decode_backend='cpu' or the hybrid path) or transcode the dataset to h264/hevc "
-      "(python -m lerobot_stream.transcode)";
-  if (!caps.bIsSupported) throw CudaUnavailable(what + "this GPU has no NVDEC support for it" + advice);
+      "; decode it with cuda_backend='cpu->cuda' (CPU decode, GPU colour conversion) or 'auto', on the CPU "
+      "(device='cpu'), or transcode the dataset to h264/hevc (python -m lerobot_stream.transcode)";
+  if (!caps.bIsSupported) throw NvdecUnsupported(path, what + "this GPU has no NVDEC support for it", advice);
   const unsigned w = static_cast<unsigned>(info.width), h = static_cast<unsigned>(info.height);
   if (w > caps.nMaxWidth || h > caps.nMaxHeight || w < caps.nMinWidth || h < caps.nMinHeight ||
       ((w + 15) / 16) * ((h + 15) / 16) > caps.nMaxMBCount) {
-    throw CudaUnavailable(what + "size outside NVDEC's range " + std::to_string(caps.nMinWidth) + "x" +
-                          std::to_string(caps.nMinHeight) + " .. " + std::to_string(caps.nMaxWidth) + "x" +
-                          std::to_string(caps.nMaxHeight) + advice);
+    throw NvdecUnsupported(path,
+                           what + "size outside NVDEC's range " + std::to_string(caps.nMinWidth) + "x" +
+                               std::to_string(caps.nMinHeight) + " .. " + std::to_string(caps.nMaxWidth) + "x" +
+                               std::to_string(caps.nMaxHeight),
+                           advice);
   }
 }
 
@@ -281,7 +283,7 @@ int NvdecVideoDecoder::Impl::on_display(CUVIDPARSERDISPINFO* disp) {
     src.pitch = pitch;
     src.bit_depth = seq.bit_depth_luma_minus8 + 8;
     // Note [Colour conversion parity]: nearest chroma matches the CPU path's RGB24 conversion.
-    kernel->launch(src, crop, colour, ChromaUpsampling::kNearest, false, target_out, stream->get());
+    kernel->launch(src, crop, colour, ChromaUpsampling::kNearest, OutputType::kUint8, target_out, stream->get());
     const CUresult sync = driver_api().cuStreamSynchronize(stream->get());  // Note [Stream handoff]
     cuvid.cuvidUnmapVideoFrame64(decoder, surface);
     check_cuda(sync, path + ": colour conversion");
@@ -380,22 +382,6 @@ NvdecVideoDecoder::Impl::~Impl() {
   api.cuCtxPopCurrent(&popped);
 }
 
-namespace {
-
-// One pool per device, shared by every decoder on it (Note [Device buffer pool]).
-std::shared_ptr<DevicePool> shared_pool(const std::shared_ptr<PrimaryContext>& context) {
-  static std::mutex mutex;
-  static std::vector<std::weak_ptr<DevicePool>> pools;
-  const std::lock_guard<std::mutex> lock(mutex);
-  const size_t i = static_cast<size_t>(context->index());
-  if (pools.size() <= i) pools.resize(i + 1);
-  if (auto pool = pools[i].lock()) return pool;
-  auto pool = std::make_shared<DevicePool>(context);
-  pools[i] = pool;
-  return pool;
-}
-
-}  // namespace
 
 NvdecVideoDecoder::NvdecVideoDecoder(std::string path, NvdecOptions options) : impl_(std::make_unique<Impl>()) {
   Impl& d = *impl_;
@@ -411,7 +397,7 @@ NvdecVideoDecoder::NvdecVideoDecoder(std::string path, NvdecOptions options) : i
   d.stream = std::make_unique<CudaStream>();
   d.done = std::make_unique<CudaEvent>();
   d.kernel = std::make_unique<ColourKernel>();
-  d.pool = shared_pool(d.context);
+  d.pool = DevicePool::for_device(options.device_index);
   d.create_parser();
 }
 
@@ -423,48 +409,52 @@ DecoderStats NvdecVideoDecoder::stats() const { return impl_->stats; }
 
 void NvdecVideoDecoder::set_consumer_stream(uintptr_t stream) { impl_->options.consumer_stream = stream; }
 
+const std::vector<double>& NvdecVideoDecoder::frame_times() const { return impl_->frames->seconds(); }
+
 FrameBatch NvdecVideoDecoder::get_frames_at(std::span<const double> timestamps_s, double tolerance_s) {
   Impl& d = *impl_;
-  if (!(tolerance_s > 0)) d.fail("tolerance_s must be > 0, got " + std::to_string(tolerance_s));
-  std::vector<int64_t> wanted(timestamps_s.size());
-  for (size_t i = 0; i < timestamps_s.size(); ++i) wanted[i] = d.frames->nearest(timestamps_s[i], tolerance_s);
-
-  const ScopedContext current(d.context->get());
-  const DriverApi& api = driver_api();
   const auto consumer = reinterpret_cast<CUstream>(d.options.consumer_stream);
   FrameBatch batch;
-  batch.num_frames = static_cast<int64_t>(wanted.size());
+  batch.num_frames = static_cast<int64_t>(timestamps_s.size());
   batch.height = d.info.height;
   batch.width = d.info.width;
   batch.device = DeviceKind::kCUDA;
   batch.device_index = d.options.device_index;
-  auto storage = d.pool->allocate(static_cast<size_t>(batch.size_bytes()), d.stream->get(), consumer);
-  batch.data = storage.get();
-  batch.owner = std::move(storage);
-  d.stats.frames_requested += batch.num_frames;
-
-  // Each distinct frame decoded once, in presentation order; duplicates copied on the device.
-  std::vector<size_t> order(wanted.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return wanted[a] < wanted[b]; });
-  const int64_t frame_bytes = batch.frame_bytes();
-  const auto slot_ptr = [&](size_t slot) {
-    return reinterpret_cast<CUdeviceptr>(batch.data) + static_cast<CUdeviceptr>(slot * frame_bytes);
-  };
-  size_t prev = SIZE_MAX;
-  for (size_t slot : order) {
-    if (prev != SIZE_MAX && wanted[prev] == wanted[slot]) {
-      check_cuda(api.cuMemcpyDtoDAsync(slot_ptr(slot), slot_ptr(prev), frame_bytes, d.stream->get()),
-                 d.path + ": copying a repeated frame");
-    } else {
-      d.decode_to(wanted[slot], slot_ptr(slot));
-    }
-    prev = slot;
+  {
+    const ScopedContext current(d.context->get());
+    auto storage = d.pool->allocate(static_cast<size_t>(batch.size_bytes()), d.stream->get(), consumer);
+    batch.data = storage.get();
+    batch.owner = std::move(storage);
   }
+  get_frames_into(timestamps_s, tolerance_s,
+                  FrameDestination{DeviceKind::kCUDA, d.options.device_index, batch.data, d.options.consumer_stream});
+  return batch;
+}
+
+void NvdecVideoDecoder::get_frames_into(std::span<const double> timestamps_s, double tolerance_s,
+                                        const FrameDestination& out) {
+  Impl& d = *impl_;
+  if (out.device != DeviceKind::kCUDA || out.device_index != d.options.device_index) {
+    d.fail("NVDEC on GPU " + std::to_string(d.options.device_index) + " writes only that GPU's memory");
+  }
+  const std::vector<int64_t> wanted = resolve_frames(*d.frames, d.path, timestamps_s, tolerance_s);
+  d.stats.frames_requested += static_cast<int64_t>(wanted.size());
+  const ScopedContext current(d.context->get());
+  const DriverApi& api = driver_api();
+  const int64_t frame_bytes = 3 * static_cast<int64_t>(d.info.width) * d.info.height;
+  const auto slot = [&](size_t i) {
+    return reinterpret_cast<CUdeviceptr>(out.data) + static_cast<CUdeviceptr>(i * frame_bytes);
+  };
+  fill_in_presentation_order(  // Note [Batch fill]
+      wanted, [&](int64_t frame, size_t i) { d.decode_to(frame, slot(i)); },
+      [&](size_t from, size_t to) {
+        check_cuda(api.cuMemcpyDtoDAsync(slot(to), slot(from), frame_bytes, d.stream->get()),
+                   d.path + ": copying a repeated frame");
+      });
   // Note [Stream handoff]: the consumer stream waits for our work; the host does not.
   check_cuda(api.cuEventRecord(d.done->get(), d.stream->get()), d.path + ": cuEventRecord");
-  check_cuda(api.cuStreamWaitEvent(consumer, d.done->get(), 0), d.path + ": cuStreamWaitEvent");
-  return batch;
+  check_cuda(api.cuStreamWaitEvent(reinterpret_cast<CUstream>(out.cuda_stream), d.done->get(), 0),
+             d.path + ": cuStreamWaitEvent");
 }
 
 }  // namespace lrs::cuda

@@ -54,8 +54,13 @@ DecoderCache::Lease DecoderCache::lease(const std::string& path) {
       throw;
     }
     const int64_t bytes = entry->decoder->memory_bytes();
+    std::string backend = entry->decoder->backend();
+    std::string note = entry->decoder->backend_note();
     {
       std::lock_guard guard(mutex_);
+      ++stats_.opened_by_backend[backend];
+      auto& notes = stats_.backend_notes;
+      if (!note.empty() && std::find(notes.begin(), notes.end(), note) == notes.end()) notes.push_back(std::move(note));
       if (entry->cached) {
         entry->bytes = bytes;
         bytes_ += bytes;

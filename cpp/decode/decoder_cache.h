@@ -15,11 +15,13 @@
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "decode/video_decoder.h"
 
@@ -33,6 +35,8 @@ struct DecoderCacheStats {
   int64_t capacity = 0;
   int64_t bytes = 0;      // estimated memory of the cached decoders
   int64_t max_bytes = 0;  // 0 = no byte bound
+  std::map<std::string, int64_t> opened_by_backend;  // files opened per VideoDecoder::backend()
+  std::vector<std::string> backend_notes;            // distinct backend_note()s, first seen first
 };
 
 // Opens a decoder for a path (throws the decoder's own errors).

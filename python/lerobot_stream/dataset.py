@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from lerobot_stream import _core
-from lerobot_stream.decoding import DecoderCache, default_decoder_cache_capacity
+from lerobot_stream.decoding import DecoderCache, check_cuda_backend, default_decoder_cache_capacity
 from lerobot_stream.metadata import DatasetMetadata, load_metadata
 from lerobot_stream.prefetch import VideoPrefetcher
 from lerobot_stream.sample import SampleBuilder
@@ -73,6 +73,18 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             ``$LRS_CACHE_DIR`` or ``<tmp>/lerobot-stream-videos``; 20 GiB or half the free disk).
 
     Decoding:
+        video_decode_device: ``"cpu"`` (default: DataLoader workers decode, libav) or ``"cuda"`` /
+            ``"cuda:N"``: the GPU decodes in the training process, so iterate
+            ``ds.dataloader(...)`` (a :class:`~lerobot_stream.DecodeStage` over a DataLoader), which
+            yields batches whose camera tensors are on the GPU. A plain ``DataLoader(ds)`` then yields
+            frame requests instead of frames (Note [Decode stage requests]). No usable GPU raises
+            ``CudaUnavailableError`` here, with ``cuda_info()``'s reason.
+        video_decode_stage: decode in the training process's C++ decode stage instead of the workers;
+            default: True for CUDA, False for the CPU (``True`` with ``"cpu"`` is the CPU decode stage:
+            same samples, bitwise, decoded by C++ threads of the training process).
+        cuda_backend: ``"auto"`` (NVDEC where this GPU decodes the codec, else CPU decode with GPU colour
+            conversion, reported in stats and logged once), ``"nvdec"`` or ``"cpu->cuda"``; see
+            ``lerobot_stream.decoding``.
         decoder_cache_size (alias ``video_decoder_cache_size``): open video decoders per consumer,
             default ``min((episode_pool_size + 1) * num_cameras, 128)``.
         decoder_cache_max_bytes: bound on those decoders' estimated memory per consumer (default
@@ -123,6 +135,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         decode_threads: int = 1,
         num_workers: int = 1,
         video_decode_device: str = "cpu",
+        video_decode_stage: bool | None = None,
+        cuda_backend: str = "auto",
         data_files_root: str | None = None,
         repo_type: str = "dataset",
         token: str | bool | None = None,
@@ -138,8 +152,13 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
                 "data_files_root and repo_type other than 'dataset' are not supported: pass the dataset's "
                 "URL as root= (http(s)://, hf://datasets/<org>/<name>, s3://)"
             )
-        if video_decode_device != "cpu":
-            raise NotImplementedError(f"video_decode_device={video_decode_device!r}: only 'cpu' is supported")
+        _core.require_device(str(video_decode_device))  # ValueError / CudaUnavailableError with the reason
+        check_cuda_backend(cuda_backend)
+        if video_decode_stage is False and str(video_decode_device) != "cpu":
+            raise ValueError(
+                f"video_decode_device={video_decode_device!r} needs the decode stage (video_decode_stage="
+                "True or None): DataLoader workers are forked processes and cannot own CUDA"
+            )
         if image_transforms is not None and not callable(image_transforms):
             raise TypeError("image_transforms must be callable or None.")
         if episode_pool_size < 1:
@@ -183,11 +202,22 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         self.rank, self.world_size = resolve_rank_world(rank, world_size)
         self._return_uint8 = return_uint8
         self._decode_threads = decode_threads
+        self.video_decode_device = str(video_decode_device)
+        self.cuda_backend = cuda_backend
+        self._decode_stage = bool(video_decode_stage) or (
+            video_decode_stage is None and self.video_decode_device != "cpu"
+        )
+        if self._decode_stage and not self.meta.location.is_local and self.meta.video_keys:
+            raise NotImplementedError(
+                f"{self.root}: the decode stage (video_decode_device={self.video_decode_device!r}) reads "
+                "local datasets only for now; decode remote ones in the workers (video_decode_device='cpu')"
+            )
         self._prefetch_videos = bool(prefetch_videos)
         self._video_prefetch_workers = int(video_prefetch_workers)
         self._video_cache_dir = Path(video_cache_dir) if video_cache_dir is not None else default_cache_dir()
         self._video_cache_max_bytes = video_cache_max_bytes
-        self._num_workers_hint = max(int(num_workers), 1)
+        self._num_workers = int(num_workers)
+        self._num_workers_hint = max(self._num_workers, 1)
         cache_size = decoder_cache_size if decoder_cache_size is not None else video_decoder_cache_size
         self.decoder_cache_size = (
             int(cache_size)
@@ -221,6 +251,65 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
     def video_keys(self) -> list[str]:
         """Camera features stored as videos."""
         return self.meta.video_keys
+
+    @property
+    def return_uint8(self) -> bool:
+        """Camera frames as uint8 instead of float32 in [0, 1]."""
+        return self._return_uint8
+
+    @property
+    def decode_threads(self) -> int:
+        """libav threads per decoder."""
+        return self._decode_threads
+
+    @property
+    def emits_frame_requests(self) -> bool:
+        """True when samples carry frame requests for a decode stage instead of frames
+        (Note [Decode stage requests] in ``lerobot_stream.decode_stage``)."""
+        return self._decode_stage
+
+    def dataloader(
+        self,
+        batch_size: int = 1,
+        *,
+        num_workers: int | None = None,
+        stage_threads: int | None = None,
+        batches_ahead: int = 2,
+        pin_memory: bool = False,
+        **loader_kwargs: Any,
+    ) -> Iterable[dict[str, Any]]:
+        """The loader to iterate: a ``DataLoader`` over this dataset, wrapped in a decode stage when
+        frames are decoded in the training process (``video_decode_device="cuda"`` or
+        ``video_decode_stage=True``).
+
+        Args:
+            batch_size, num_workers, loader_kwargs: the DataLoader's (``num_workers`` defaults to the
+                constructor's hint).
+            stage_threads, batches_ahead: the decode stage's C++ threads and how many batches it decodes
+                ahead of the consumer (see :class:`~lerobot_stream.DecodeStage`).
+            pin_memory: pinned batches: the DataLoader's own pinning when workers decode; the CPU
+                decode stage's pinned frame buffers otherwise (GPU batches ignore it).
+
+        Batches, their order and the resume state are the same either way: checkpoint
+        ``{"batches_consumed": step + 1, "batch_size": batch_size}`` as with a plain DataLoader.
+        """
+        workers = self._num_workers if num_workers is None else int(num_workers)
+        if not self._decode_stage:
+            return torch.utils.data.DataLoader(
+                self, batch_size=batch_size, num_workers=workers, pin_memory=pin_memory, **loader_kwargs
+            )
+        from lerobot_stream.decode_stage import DecodeStage
+
+        loader = torch.utils.data.DataLoader(
+            self, batch_size=batch_size, num_workers=workers, **loader_kwargs
+        )
+        return DecodeStage(
+            loader,
+            self,
+            threads=stage_threads,
+            batches_ahead=batches_ahead,
+            pin_memory=pin_memory and self.video_decode_device == "cpu",
+        )
 
     @property
     def num_frames(self) -> int:
@@ -369,8 +458,13 @@ class _ConsumerRuntime:
         self._ds = ds
         self.pid = os.getpid()
         self.reader = TabularReader(ds.meta)
-        self.decoder = DecoderCache(
-            ds.decoder_cache_size, threads=ds._decode_threads, max_bytes=ds.decoder_cache_max_bytes
+        # With the decode stage, workers only emit frame requests: no decoders here.
+        self.decoder = (
+            None
+            if ds.emits_frame_requests
+            else DecoderCache(
+                ds.decoder_cache_size, threads=ds._decode_threads, max_bytes=ds.decoder_cache_max_bytes
+            )
         )
         prefetcher = None
         if not ds.meta.location.is_local and ds.meta.video_keys:
@@ -391,7 +485,7 @@ class _ConsumerRuntime:
     def stats(self) -> dict[str, Any]:
         prefetcher = self.videos.prefetcher
         return {
-            "decoder_cache": dict(self.decoder.stats()),
+            **({"decoder_cache": dict(self.decoder.stats())} if self.decoder is not None else {}),
             "frames_requested": self.builder.frames_requested,
             "tabular": self.reader.stats.as_dict(),
             **({"prefetch": asdict(prefetcher.stats)} if prefetcher is not None else {}),

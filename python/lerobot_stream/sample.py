@@ -13,6 +13,10 @@ exactly as lerobot's map-style reader computes it. lerobot 0.6's streaming reade
 ``index / fps`` instead, a dataset-wide time that is wrong from the second video file on.
 Window frames use the ``timestamp`` of the clamped rows, so padded positions repeat the edge frame.
 
+With no decoder (``video_decode_device="cuda"``, or the CPU decode stage), the builder emits each
+camera's frame requests under ``VIDEO_REQUESTS_KEY`` instead of frames, and the training process's
+decode stage fills them in (Note [Decode stage requests] in ``lerobot_stream.decode_stage``).
+
 One builder per consumer; not thread-safe (it decodes cameras in parallel on its own threads).
 """
 
@@ -26,6 +30,7 @@ import numpy as np
 import torch
 
 from lerobot_stream import _core
+from lerobot_stream.decode_stage import VIDEO_REQUESTS_KEY
 from lerobot_stream.decoding import DecoderCache
 from lerobot_stream.metadata import DatasetMetadata
 from lerobot_stream.tabular import EpisodeRows
@@ -38,7 +43,7 @@ class SampleBuilder:
     def __init__(
         self,
         meta: DatasetMetadata,
-        decoder: DecoderCache,
+        decoder: DecoderCache | None,
         videos: EpisodeVideoFiles,
         *,
         delta_indices: dict[str, np.ndarray] | None,
@@ -85,9 +90,7 @@ class SampleBuilder:
         item["task"] = self._meta.task_names[int(item["task_index"])]
         return item
 
-    def _decode_videos(
-        self, rows: EpisodeRows, frame: int, windows: dict[str, np.ndarray]
-    ) -> dict[str, torch.Tensor]:
+    def _decode_videos(self, rows: EpisodeRows, frame: int, windows: dict[str, np.ndarray]) -> dict[str, Any]:
         meta = self._meta
         row = meta.episode_row(rows.episode_index)
         timestamps = rows.columns["timestamp"]
@@ -102,11 +105,17 @@ class SampleBuilder:
             offset = float(meta.videos[key].from_timestamp[row])
             requests.append((key, rows.episode_index, [offset + ts for ts in local]))
         self.frames_requested += sum(len(ts) for _, _, ts in requests)
+        if self._decoder is None:  # the decode stage decodes them (Note [Decode stage requests])
+            return {VIDEO_REQUESTS_KEY: {key: self._request(key, ep, ts) for key, ep, ts in requests}}
         if len(requests) == 1:
             return dict([self._decode_one(*requests[0])])
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=len(requests), thread_name_prefix="lrs-decode")
         return dict(self._pool.map(lambda r: self._decode_one(*r), requests))
+
+    def _request(self, key: str, episode_index: int, timestamps: list[float]) -> dict[str, Any]:
+        path = self._meta.location.join(self._meta.get_video_file_path(episode_index, key))
+        return {"path": str(path), "timestamps": torch.tensor(timestamps, dtype=torch.float64)}
 
     def _decode_one(self, key: str, episode_index: int, timestamps: list[float]) -> tuple[str, torch.Tensor]:
         with self._videos.local(episode_index, key) as path:  # waits for a remote file's download

@@ -29,7 +29,7 @@ void check(int rc, const std::string& what) {
   if (rc < 0) throw std::runtime_error("test_media: " + what + ": " + lrs::av::error_string(rc));
 }
 
-void fill_frame(AVFrame* frame, int index) {
+void fill_frame(AVFrame* frame, int index, bool coloured) {
   const int left = 16 + kStep * (index % kLevels);
   const int right = 16 + kStep * ((index / kLevels) % kLevels);
   for (int y = 0; y < frame->height; ++y) {
@@ -37,9 +37,13 @@ void fill_frame(AVFrame* frame, int index) {
     for (int x = 0; x < frame->width; ++x) row[x] = static_cast<uint8_t>(x < frame->width / 2 ? left : right);
   }
   for (int plane = 1; plane < 3; ++plane) {
-    for (int y = 0; y < frame->height / 2; ++y) {
+    for (int y = 0; y < (frame->height + 1) / 2; ++y) {
       uint8_t* row = frame->data[plane] + static_cast<ptrdiff_t>(y) * frame->linesize[plane];
-      for (int x = 0; x < frame->width / 2; ++x) row[x] = 128;
+      for (int x = 0; x < (frame->width + 1) / 2; ++x) {
+        const int gradient = plane == 1 ? 40 + (x * 6 + index) % 176 : 216 - (y * 5 + 2 * index) % 176;
+        const bool edge = ((x / 4 + y / 3 + plane) % 3) == 0;
+        row[x] = static_cast<uint8_t>(!coloured ? 128 : (edge ? 255 - gradient : gradient));
+      }
     }
   }
 }
@@ -110,7 +114,7 @@ void encode_clip(const ClipSpec& spec, const std::string& path) {
   };
   for (int i = 0; i < spec.num_frames; ++i) {
     check(av_frame_make_writable(frame.get()), "frame writable");
-    fill_frame(frame.get(), i);
+    fill_frame(frame.get(), i, spec.coloured);
     frame->pts = i;
     check(avcodec_send_frame(enc.get(), frame.get()), "send frame");
     drain();
@@ -125,7 +129,7 @@ void encode_clip(const ClipSpec& spec, const std::string& path) {
 std::string clip_path(const ClipSpec& spec) {
   std::ostringstream name;
   name << spec.encoder << "_" << spec.width << "x" << spec.height << "_" << spec.fps << "fps_" << spec.num_frames
-       << "f_g" << spec.gop << "_b" << spec.max_b_frames << ".mp4";
+       << "f_g" << spec.gop << "_b" << spec.max_b_frames << (spec.coloured ? "_coloured" : "") << ".mp4";
   const std::string path = data_dir() + "/" + name.str();
   if (!std::filesystem::exists(path)) {
     const std::string tmp = path + ".tmp" + std::to_string(::getpid()) + ".mp4";

@@ -19,6 +19,9 @@ struct ClipSpec {
   int num_frames = 60;
   int gop = 10;
   int max_b_frames = 2;  // ignored by encoders without B-frames
+  // Chroma gradients and edges on top of the grey halves, for colour-conversion tests (the RGB
+  // is then not grey: read_frame_index does not apply).
+  bool coloured = false;
 };
 
 // Path of the clip for `spec` (encoded on first use, then reused).
