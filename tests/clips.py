@@ -1,13 +1,22 @@
 """Small test clips encoded with PyAV (real AV1/H.264/HEVC), shared by the decode and GPU tests.
 
 Frames carry a gradient, a moving checkerboard and colour edges, so conversion differences show.
+
+Pre-made media (``LRS_TEST_MEDIA=DIR``): clips and datasets (``conftest.make_dataset``) are looked
+up in DIR first and, when missing there, made with PyAV and stored there. A GPU machine without
+PyAV (or a package registry) runs the GPU tests on media made here: ``scripts/gpu_prep.sh`` fills
+the directory and ``scripts/gpu_check.sh`` points the tests at it. PyAV is imported only to encode.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
 from pathlib import Path
+from typing import Any
 
-import av
 import numpy as np
 
 FPS = 20
@@ -29,6 +38,17 @@ def textured_frame(index: int, height: int, width: int) -> np.ndarray:
     return image
 
 
+def media_dir() -> Path | None:
+    """``$LRS_TEST_MEDIA`` (pre-made clips and datasets), or None."""
+    value = os.environ.get("LRS_TEST_MEDIA")
+    return Path(value) if value else None
+
+
+def media_key(kind: str, params: dict[str, Any]) -> str:
+    """A stable name for media made from ``params`` (same parameters, same name, on any machine)."""
+    return f"{kind}-{hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]}"
+
+
 def write_clip(
     path: Path,
     codec: str,
@@ -39,7 +59,26 @@ def write_clip(
     width: int = 96,
     fps: int = FPS,
 ) -> Path:
-    """Encodes ``num_frames`` textured frames to ``path`` with ``codec`` (a key of ``ENCODERS``)."""
+    """Encodes ``num_frames`` textured frames to ``path`` with ``codec`` (a key of ``ENCODERS``), or
+    copies the same clip from ``$LRS_TEST_MEDIA`` (see the module docs)."""
+    params = {"codec": codec, "frames": num_frames, "pix_fmt": pix_fmt, "h": height, "w": width, "fps": fps}
+    media = media_dir()
+    stored = media / "clips" / f"{media_key('clip', params)}.mp4" if media else None
+    if stored is not None and stored.exists():
+        shutil.copyfile(stored, path)
+        return path
+    _encode_clip(path, codec, num_frames=num_frames, pix_fmt=pix_fmt, height=height, width=width, fps=fps)
+    if stored is not None:
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, stored)
+    return path
+
+
+def _encode_clip(
+    path: Path, codec: str, *, num_frames: int, pix_fmt: str, height: int, width: int, fps: int
+) -> None:
+    import av
+
     encoder, options = ENCODERS[codec]
     with av.open(str(path), "w") as container:
         stream = container.add_stream(encoder, rate=fps)
@@ -51,11 +90,12 @@ def write_clip(
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    return path
 
 
 def pyav_frames(path: Path) -> dict[float, np.ndarray]:
     """Every frame decoded by PyAV, keyed by its presentation time, as RGB CHW uint8."""
+    import av
+
     frames = {}
     with av.open(str(path)) as container:
         stream = container.streams.video[0]

@@ -103,7 +103,20 @@ void bind_stage(nb::module_& m) {
             }
             return lrs::bindings::to_tensor(std::move(batch));
           },
-          "timestamps"_a, "tolerance_s"_a = 1e-4);
+          "timestamps"_a, "tolerance_s"_a = 1e-4)
+      .def(
+          "_get_frames_and_address",
+          [](lrs::VideoDecoder& d, const std::vector<double>& timestamps, double tolerance_s) {
+            lrs::FrameBatch batch;
+            {
+              nb::gil_scoped_release release;
+              batch = d.get_frames_at(timestamps, tolerance_s);
+            }
+            const auto address = reinterpret_cast<uintptr_t>(batch.data);
+            return nb::make_tuple(lrs::bindings::to_tensor(std::move(batch)), address);
+          },
+          "timestamps"_a, "tolerance_s"_a = 1e-4,
+          "(frames, address of the decoder's buffer): for the zero-copy test (the tensor must point there).");
 
   m.def(
       "open_decoder",
