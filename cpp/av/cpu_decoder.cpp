@@ -140,11 +140,11 @@ void CpuVideoDecoder::get_frames_into(std::span<const double> timestamps_s, doub
   const int64_t frame_bytes = 3 * static_cast<int64_t>(info_.width) * info_.height;
   const auto slot = [&](size_t i) { return out.data + static_cast<int64_t>(i) * frame_bytes; };
   fill_in_presentation_order(  // Note [Batch fill]
-      wanted, [&](int64_t frame, size_t i) { convert(decode_frame(frame), slot(i)); },
+      wanted, [&](int64_t frame, size_t i) { convert(&decode_frame(frame), slot(i)); },
       [&](size_t from, size_t to) { std::copy_n(slot(from), frame_bytes, slot(to)); });
 }
 
-const AVFrame* CpuVideoDecoder::decode_frame(int64_t frame_idx) {
+const AVFrame& CpuVideoDecoder::decode_frame(int64_t frame_idx) {
   const std::vector<int64_t>& frame_pts = frames_->pts();
   const std::vector<int64_t>& keyframe_pts = frames_->keyframe_pts();
   const int64_t target = frame_pts[frame_idx];
@@ -158,7 +158,7 @@ const AVFrame* CpuVideoDecoder::decode_frame(int64_t frame_idx) {
     const int64_t key_idx = frames_->index_of_pts(key_pts);
     can_continue = key_pts <= frame_->pts || (frame_idx - current) <= (frame_idx - key_idx) + 1;
   }
-  if (have_frame_ && frame_->pts == target) return frame_.get();
+  if (have_frame_ && frame_->pts == target) return *frame_;
   int64_t steps_back = 0;
   if (!can_continue) seek_to_keyframe_of(frame_idx, steps_back);
   for (;;) {
@@ -179,7 +179,7 @@ const AVFrame* CpuVideoDecoder::decode_frame(int64_t frame_idx) {
            " could not be decoded (corrupt data before it)");
     }
   }
-  return frame_.get();
+  return *frame_;
 }
 
 void CpuVideoDecoder::seek_to_keyframe_of(int64_t frame_idx, int64_t keyframe_steps_back) {

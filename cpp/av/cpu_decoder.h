@@ -54,10 +54,10 @@ class CpuVideoDecoder final : public VideoDecoder {
   const std::vector<double>& frame_times() const override { return frames_->seconds(); }
   const FrameTable& frame_table() const { return *frames_; }
 
-  // Decodes frame `frame_idx` (Note [Seeking]) and returns the decoded picture in its software
-  // pixel format, valid until the next call: what the hybrid path stages for the GPU
+  // Decodes frame `frame_idx` (Note [Seeking]) and returns it as the codec produced it (software
+  // pixel format), valid until the next decode: what the hybrid path stages for the GPU
   // (cuda/hybrid_decoder.h). Throws InvalidInput naming the file when it cannot be decoded.
-  const AVFrame* decode_frame(int64_t frame_idx);
+  const AVFrame& decode_frame(int64_t frame_idx);
 
  private:
   void open_input();

@@ -172,7 +172,7 @@ void HybridVideoDecoder::get_frames_into(std::span<const double> timestamps_s, d
     return reinterpret_cast<CUdeviceptr>(out.data) + static_cast<CUdeviceptr>(i * frame_bytes);
   };
   fill_in_presentation_order(  // Note [Batch fill]
-      wanted, [&](int64_t frame, size_t i) { d.stage_and_convert(d.cpu.decode_frame(frame), slot(i)); },
+      wanted, [&](int64_t frame, size_t i) { d.stage_and_convert(&d.cpu.decode_frame(frame), slot(i)); },
       [&](size_t from, size_t to) {
         check_cuda(api.cuMemcpyDtoDAsync(slot(to), slot(from), frame_bytes, d.stream->get()),
                    d.path + ": copying a repeated frame");

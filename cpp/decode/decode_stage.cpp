@@ -76,7 +76,8 @@ struct DecodeStage::Pending {
 
 DecodeStage::DecodeStage(DecodeStageOptions options)
     : options_((check_options(options), require_device(options.decoder.device), std::move(options))),
-      cache_(options_.cache_capacity, decoder_factory(options_.decoder), options_.cache_max_bytes),
+      // Every thread may decode the same file at once (Note [Decode stage]).
+      cache_(options_.cache_capacity, decoder_factory(options_.decoder), options_.cache_max_bytes, options_.threads),
       memory_(options_.decoder.device, options_.pin_memory) {
   threads_.reserve(static_cast<size_t>(options_.threads));
   for (int i = 0; i < options_.threads; ++i) threads_.emplace_back([this] { run(); });

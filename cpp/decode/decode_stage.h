@@ -29,7 +29,8 @@ namespace lrs {
 // A batch arrives as frame requests: for every (camera, sample) exactly one request naming the
 // source file and frames_per_sample timestamps. submit() allocates one [B * T, 3, H, W] buffer per
 // camera on the device and queues the requests; `threads` threads take them in submission order,
-// lease the file's decoder from the cache (one thread per file at a time) and write the frames into
+// lease a decoder of the file from the cache (up to `threads` decoders per file, so requests for
+// episodes of one file decode in parallel, as in DataLoader workers) and write the frames into
 // the request's slice (VideoDecoder::get_frames_into, Note [Batch fill]). take(ticket) waits for a
 // batch and returns its buffers, or rethrows the first error of its requests (naming the file).
 // Bounded: submit() blocks while max_batches_ahead batches are submitted and not taken, so decoding

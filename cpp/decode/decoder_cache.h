@@ -7,13 +7,18 @@
 // bound (the decoder just opened always stays). LeRobot's unbounded cache once reached 35 GB per
 // worker: both bounds exist so that cannot happen here.
 //
-// Thread-safe. A decoder is used by one thread at a time: `lease()` hands out exclusive access
-// (a second caller for the same file waits). An entry evicted while leased stays alive until its
-// lease ends; `open_decoders` counts the cached entries (never more than `capacity`).
+// Thread-safe. A decoder is used by one thread at a time: `lease()` hands out exclusive access.
+// Up to `max_decoders_per_file` decoders of one file may be open at once (default 1): a caller for a
+// file whose decoders are all leased opens another while under that limit, and waits for one to be
+// released beyond it — so several threads can decode one file (v3 packs many episodes per file) in
+// parallel, as DataLoader workers with their own caches do. An entry evicted while leased stays
+// alive until its lease ends; `open_decoders` counts the cached entries (never more than
+// `capacity`).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <condition_variable>
 #include <list>
 #include <map>
 #include <memory>
@@ -21,6 +26,7 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "decode/video_decoder.h"
@@ -49,28 +55,32 @@ int64_t default_decoder_cache_capacity(int64_t episode_pool_size, int64_t num_ca
 class DecoderCache {
   struct Entry {
     std::string path;
-    std::mutex use;                        // held by the lease
-    std::unique_ptr<VideoDecoder> decoder; // null until opened (under `use`)
+    std::unique_ptr<VideoDecoder> decoder; // opened by the lease that created the entry
     int64_t bytes = 0;                     // memory_bytes() once opened (under the cache mutex)
     bool cached = true;                    // still in the LRU (under the cache mutex)
+    bool leased = true;                    // a Lease holds it (under the cache mutex)
   };
 
  public:
   // Exclusive access to one open decoder; movable, releases on destruction.
   class Lease {
    public:
+    Lease(Lease&& other) noexcept : cache_(std::exchange(other.cache_, nullptr)), entry_(std::move(other.entry_)) {}
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    Lease& operator=(Lease&&) = delete;
+    ~Lease();
     VideoDecoder& decoder() { return *entry_->decoder; }
     VideoDecoder* operator->() { return entry_->decoder.get(); }
 
    private:
     friend class DecoderCache;
-    Lease(std::shared_ptr<Entry> entry, std::unique_lock<std::mutex> lock)
-        : entry_(std::move(entry)), lock_(std::move(lock)) {}
+    Lease(DecoderCache* cache, std::shared_ptr<Entry> entry) : cache_(cache), entry_(std::move(entry)) {}
+    DecoderCache* cache_;
     std::shared_ptr<Entry> entry_;
-    std::unique_lock<std::mutex> lock_;
   };
 
-  DecoderCache(int64_t capacity, DecoderFactory factory, int64_t max_bytes = 0);
+  DecoderCache(int64_t capacity, DecoderFactory factory, int64_t max_bytes = 0, int64_t max_decoders_per_file = 1);
 
   // The decoder for `path`, opened on a miss. Throws what the factory throws; a failed open
   // leaves nothing cached.
@@ -91,14 +101,19 @@ class DecoderCache {
   // Unlinks the least recently used entries (never `keep`) while a bound is exceeded; caller holds
   // mutex_. The unlinked entries go to `evicted`, destroyed by the caller after unlocking.
   void evict_over_bounds(const std::shared_ptr<Entry>& keep, LruList& evicted);
+  // Removes `entry` from the LRU and the index; caller holds mutex_. Returns the unlinked node.
+  LruList unlink(const std::shared_ptr<Entry>& entry);
+  void release(const std::shared_ptr<Entry>& entry);  // the end of a lease
 
   const int64_t capacity_;
   const int64_t max_bytes_;
+  const int64_t max_per_file_;
   DecoderFactory factory_;
   int64_t bytes_ = 0;
   mutable std::mutex mutex_;
+  std::condition_variable released_;  // a lease ended, or an open failed
   LruList lru_;
-  std::unordered_map<std::string, LruList::iterator> index_;
+  std::unordered_multimap<std::string, LruList::iterator> index_;  // a file's open decoders
   DecoderCacheStats stats_;
 };
 

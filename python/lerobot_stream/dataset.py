@@ -73,18 +73,13 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             ``$LRS_CACHE_DIR`` or ``<tmp>/lerobot-stream-videos``; 20 GiB or half the free disk).
 
     Decoding:
-        video_decode_device: ``"cpu"`` (default: DataLoader workers decode, libav) or ``"cuda"`` /
-            ``"cuda:N"``: the GPU decodes in the training process, so iterate
-            ``ds.dataloader(...)`` (a :class:`~lerobot_stream.DecodeStage` over a DataLoader), which
-            yields batches whose camera tensors are on the GPU. A plain ``DataLoader(ds)`` then yields
-            frame requests instead of frames (Note [Decode stage requests]). No usable GPU raises
-            ``CudaUnavailableError`` here, with ``cuda_info()``'s reason.
-        video_decode_stage: decode in the training process's C++ decode stage instead of the workers;
-            default: True for CUDA, False for the CPU (``True`` with ``"cpu"`` is the CPU decode stage:
-            same samples, bitwise, decoded by C++ threads of the training process).
-        cuda_backend: ``"auto"`` (NVDEC where this GPU decodes the codec, else CPU decode with GPU colour
-            conversion, reported in stats and logged once), ``"nvdec"`` or ``"cpu->cuda"``; see
-            ``lerobot_stream.decoding``.
+        video_decode_device: ``"cpu"`` (default: workers decode) or ``"cuda"`` / ``"cuda:N"``: the
+            training process decodes on the GPU; iterate ``ds.dataloader(...)``, whose batches carry
+            GPU camera tensors (a plain ``DataLoader(ds)`` yields frame requests instead; Note [Decode
+            stage requests]). No usable GPU raises ``CudaUnavailableError`` with ``cuda_info()``'s reason.
+        video_decode_stage: decode in the training process's C++ decode stage (default: for CUDA only;
+            with ``"cpu"``: the same samples, bitwise, decoded by C++ threads of the training process).
+        cuda_backend: ``"auto"``, ``"nvdec"`` or ``"cpu->cuda"`` (``lerobot_stream.decoding``).
         decoder_cache_size (alias ``video_decoder_cache_size``): open video decoders per consumer,
             default ``min((episode_pool_size + 1) * num_cameras, 128)``.
         decoder_cache_max_bytes: bound on those decoders' estimated memory per consumer (default
@@ -207,6 +202,10 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         self._decode_stage = bool(video_decode_stage) or (
             video_decode_stage is None and self.video_decode_device != "cpu"
         )
+        if self._decode_stage and self.meta.depth_keys:
+            raise NotImplementedError(
+                f"{self.root}: the decode stage does not decode depth-map videos yet: {self.meta.depth_keys}"
+            )
         if self._decode_stage and not self.meta.location.is_local and self.meta.video_keys:
             raise NotImplementedError(
                 f"{self.root}: the decode stage (video_decode_device={self.video_decode_device!r}) reads "
@@ -263,53 +262,25 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         return self._decode_threads
 
     @property
+    def num_workers_hint(self) -> int:
+        """The constructor's ``num_workers`` (the DataLoader's, for ``len()``)."""
+        return self._num_workers
+
+    @property
     def emits_frame_requests(self) -> bool:
         """True when samples carry frame requests for a decode stage instead of frames
         (Note [Decode stage requests] in ``lerobot_stream.decode_stage``)."""
         return self._decode_stage
 
-    def dataloader(
-        self,
-        batch_size: int = 1,
-        *,
-        num_workers: int | None = None,
-        stage_threads: int | None = None,
-        batches_ahead: int = 2,
-        pin_memory: bool = False,
-        **loader_kwargs: Any,
-    ) -> Iterable[dict[str, Any]]:
-        """The loader to iterate: a ``DataLoader`` over this dataset, wrapped in a decode stage when
-        frames are decoded in the training process (``video_decode_device="cuda"`` or
-        ``video_decode_stage=True``).
+    def dataloader(self, batch_size: int = 1, **kwargs: Any) -> Iterable[dict[str, Any]]:
+        """The loader to iterate: ``DataLoader(self, ...)``, wrapped in a
+        :class:`~lerobot_stream.DecodeStage` when frames are decoded in the training process
+        (``video_decode_device="cuda"`` or ``video_decode_stage=True``). Keyword arguments:
+        :func:`lerobot_stream.decode_stage.make_loader`'s. Batches, their order and the resume state are
+        the same either way: checkpoint ``{"batches_consumed": step + 1, "batch_size": batch_size}``."""
+        from lerobot_stream.decode_stage import make_loader
 
-        Args:
-            batch_size, num_workers, loader_kwargs: the DataLoader's (``num_workers`` defaults to the
-                constructor's hint).
-            stage_threads, batches_ahead: the decode stage's C++ threads and how many batches it decodes
-                ahead of the consumer (see :class:`~lerobot_stream.DecodeStage`).
-            pin_memory: pinned batches: the DataLoader's own pinning when workers decode; the CPU
-                decode stage's pinned frame buffers otherwise (GPU batches ignore it).
-
-        Batches, their order and the resume state are the same either way: checkpoint
-        ``{"batches_consumed": step + 1, "batch_size": batch_size}`` as with a plain DataLoader.
-        """
-        workers = self._num_workers if num_workers is None else int(num_workers)
-        if not self._decode_stage:
-            return torch.utils.data.DataLoader(
-                self, batch_size=batch_size, num_workers=workers, pin_memory=pin_memory, **loader_kwargs
-            )
-        from lerobot_stream.decode_stage import DecodeStage
-
-        loader = torch.utils.data.DataLoader(
-            self, batch_size=batch_size, num_workers=workers, **loader_kwargs
-        )
-        return DecodeStage(
-            loader,
-            self,
-            threads=stage_threads,
-            batches_ahead=batches_ahead,
-            pin_memory=pin_memory and self.video_decode_device == "cpu",
-        )
+        return make_loader(self, batch_size, **kwargs)
 
     @property
     def num_frames(self) -> int:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
 from lerobot_stream import _core
 from lerobot_stream.decoding import check_cuda_backend, current_stream, log_backend_notes, resolve_device
@@ -52,9 +53,10 @@ def default_stage_threads(device: str) -> int:
 class DecodeStage:
     """Wraps a DataLoader over a dataset that emits frame requests; yields batches with frames decoded.
 
-    Usually made by :meth:`StreamingLeRobotDataset.dataloader`. Iterating it iterates the loader
-    (one epoch per pass, like the loader itself) and yields the loader's batches, in order, with the
-    camera keys filled in on ``dataset``'s ``video_decode_device`` (Note [Decode stage requests]).
+    Usually made by :meth:`StreamingLeRobotDataset.dataloader` (:func:`make_loader`). Iterating it
+    iterates the loader (one epoch per pass, like the loader itself) and yields the loader's batches,
+    in order, with the camera keys filled in on ``dataset``'s ``video_decode_device``
+    (Note [Decode stage requests]).
 
     Args:
         loader: an iterable of collated batches from ``dataset`` (a ``torch.utils.data.DataLoader``).
@@ -180,6 +182,41 @@ class DecodeStage:
                 images = images / 255  # bitwise the workers' frames / 255 (elementwise)
             cameras[key] = _transform_each(self.dataset.image_transforms, images, key, self.dataset)
         return {**cameras, **batch}  # camera keys first, as a worker's sample has them
+
+
+def make_loader(
+    dataset: StreamingLeRobotDataset,
+    batch_size: int = 1,
+    *,
+    num_workers: int | None = None,
+    stage_threads: int | None = None,
+    batches_ahead: int = 2,
+    pin_memory: bool = False,
+    **loader_kwargs: Any,
+) -> Iterable[dict[str, Any]]:
+    """What :meth:`StreamingLeRobotDataset.dataloader` returns.
+
+    Args:
+        batch_size, num_workers, loader_kwargs: the DataLoader's (``num_workers`` defaults to the
+            dataset's ``num_workers`` hint).
+        stage_threads, batches_ahead: the decode stage's C++ threads and how many batches it decodes
+            ahead of the consumer (see :class:`DecodeStage`).
+        pin_memory: pinned batches: the DataLoader's own pinning when workers decode; the CPU decode
+            stage's pinned frame buffers otherwise (GPU batches ignore it).
+    """
+    workers = dataset.num_workers_hint if num_workers is None else int(num_workers)
+    if not dataset.emits_frame_requests:
+        return DataLoader(
+            dataset, batch_size=batch_size, num_workers=workers, pin_memory=pin_memory, **loader_kwargs
+        )
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, **loader_kwargs)
+    return DecodeStage(
+        loader,
+        dataset,
+        threads=stage_threads,
+        batches_ahead=batches_ahead,
+        pin_memory=pin_memory and dataset.video_decode_device == "cpu",
+    )
 
 
 def _transform_each(

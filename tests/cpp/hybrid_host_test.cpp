@@ -75,7 +75,7 @@ TEST_P(HybridHostTest, StagedPlanarPictureConvertsLikeTheCpuDecoder) {
   int64_t samples = 0;
   for (int64_t frame : {7, 0, 3, 11, 4}) {  // random access, as the decode stage asks
     const double t = staging.frame_times()[static_cast<size_t>(frame)];
-    const AVFrame* picture = staging.decode_frame(frame);
+    const AVFrame* picture = &staging.decode_frame(frame);
     lrs::av::pack_planar_yuv(picture, layout, staged.data(), path);
     const std::vector<uint8_t> ours = convert_staged(staged, layout, picture);
     const lrs::FrameBatch expected = reference.get_frames_at(std::vector<double>{t}, 1e-4);
