@@ -52,7 +52,9 @@ void pack_planar_yuv(const AVFrame* frame, const PlanarYuvLayout& layout, uint8_
     const uint8_t* src = frame->data[plane];
     const int64_t stride = frame->linesize[plane];
     uint8_t* dst = out + offset;
-    for (int64_t y = 0; y < rows; ++y) std::memcpy(dst + y * row_bytes, src + y * stride, static_cast<size_t>(row_bytes));
+    for (int64_t y = 0; y < rows; ++y) {
+      std::memcpy(dst + y * row_bytes, src + y * stride, static_cast<size_t>(row_bytes));
+    }
   };
   copy_plane(0, 0, layout.luma_pitch, layout.height);
   copy_plane(1, layout.cb_offset, layout.chroma_pitch, layout.chroma_height);

@@ -57,7 +57,8 @@ lrs::BatchRequest make_batch(const std::vector<std::vector<std::string>>& paths,
   batch.batch_size = paths.empty() ? 0 : static_cast<int64_t>(paths[0].size());
   for (size_t c = 0; c < paths.size(); ++c) {
     const TimestampMatrix& t = timestamps[c];
-    if (static_cast<int64_t>(paths[c].size()) != batch.batch_size || static_cast<int64_t>(t.shape(0)) != batch.batch_size) {
+    if (static_cast<int64_t>(paths[c].size()) != batch.batch_size ||
+        static_cast<int64_t>(t.shape(0)) != batch.batch_size) {
       throw lrs::InvalidInput("decode stage: camera " + std::to_string(c) + " has " + std::to_string(paths[c].size()) +
                               " paths and " + std::to_string(t.shape(0)) + " timestamp rows for a batch of " +
                               std::to_string(batch.batch_size));

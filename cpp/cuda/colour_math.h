@@ -1,6 +1,7 @@
 // YUV 4:2:0 (semi-planar NV12 / P010 from NVDEC, planar I420 / yuv420p10 from dav1d in the hybrid
-// path) -> RGB colour math, shared by the CUDA kernels (nv12_to_rgb.cu) and their CPU test (tests/cpp/colour_math_test.cpp, which checks it against libswscale). Plain functions
-// and one small parameter struct; no CUDA headers needed, so g++ compiles it too.
+// path) -> RGB colour math, shared by the CUDA kernels (nv12_to_rgb.cu) and their CPU tests
+// (tests/cpp/colour_math_test.cpp and hybrid_host_test.cpp, which check it against libswscale).
+// Plain functions and one small parameter struct; no CUDA headers needed, so g++ compiles it too.
 // Owns nothing; thread-safe (pure functions).
 #pragma once
 

@@ -80,6 +80,17 @@ std::shared_ptr<uint8_t> DevicePool::allocate(size_t bytes, CUstream stream, CUs
                                   });
 }
 
+std::string device_label(int device_index) {
+  const DriverApi& api = driver_api();
+  CUdevice device = 0;
+  char name[256] = {};
+  if (api.cuDeviceGet(&device, device_index) != CUDA_SUCCESS ||
+      api.cuDeviceGetName(name, sizeof(name) - 1, device) != CUDA_SUCCESS) {
+    return "GPU " + std::to_string(device_index);
+  }
+  return "GPU " + std::to_string(device_index) + " (" + name + ")";
+}
+
 std::shared_ptr<DevicePool> DevicePool::for_device(int device_index) {
   static std::mutex mutex;
   static std::vector<std::weak_ptr<DevicePool>> pools;

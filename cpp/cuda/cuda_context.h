@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "cuda/cuda_api.h"
 
@@ -96,6 +97,9 @@ class DevicePool : public std::enable_shared_from_this<DevicePool> {
   std::shared_ptr<PrimaryContext> context_;
   CUmemoryPool pool_ = nullptr;
 };
+
+// "GPU <index> (<name>)", e.g. "GPU 0 (NVIDIA H200)", for messages. Throws CudaUnavailable.
+std::string device_label(int device_index);
 
 // Page-locked host memory (cuMemHostAlloc, portable to every context). Copies from it to the GPU
 // run asynchronously; torch sees a tensor on it as pinned. cuMemHostAlloc costs milliseconds, so

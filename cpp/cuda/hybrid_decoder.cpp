@@ -97,8 +97,9 @@ HybridVideoDecoder::HybridVideoDecoder(std::string path, HybridOptions options)
   const StreamInfo& info = d.cpu.info();
   const int depth = av::planar_420_bit_depth(av_get_pix_fmt(info.pixel_format.c_str()));
   if (depth == 0) {
-    throw CudaUnavailable(d.path + ": the cpu->cuda path converts planar 4:2:0 pictures only; this " + info.codec +
-                          " stream decodes to " + info.pixel_format + " (decode it with device='cpu')");
+    throw CudaUnavailable(d.path + ": the cpu->cuda path on " + device_label(d.options.device_index) +
+                          " converts planar 4:2:0 pictures only; this " + info.codec + " stream decodes to " +
+                          info.pixel_format + " (decode it with device='cpu')");
   }
   d.layout = av::planar_yuv_layout(info.width, info.height, depth);
   d.context = std::make_shared<PrimaryContext>(d.options.device_index);

@@ -127,15 +127,16 @@ void NvdecVideoDecoder::Impl::open_demuxer() {
   info.path = path;
   info.codec = avcodec_get_name(par->codec_id);
   if (mapping == std::end(kCodecs)) {
-    throw NvdecUnsupported(path, "NVDEC decoding supports h264, hevc and av1 here, not " + info.codec);
+    throw NvdecUnsupported(path, "NVDEC on " + device_label(options.device_index) +
+                                     ": this decoder supports h264, hevc and av1, not " + info.codec);
   }
   codec = mapping->nv;
   const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(static_cast<AVPixelFormat>(par->format));
   info.pixel_format = desc ? desc->name : "unknown";
   bit_depth = desc ? desc->comp[0].depth : 8;
   if (desc && (desc->log2_chroma_w != 1 || desc->log2_chroma_h != 1)) {
-    throw NvdecUnsupported(path, "the NVDEC path handles 4:2:0 only, the " + info.codec + " stream is " +
-                                     info.pixel_format);
+    throw NvdecUnsupported(path, "NVDEC on " + device_label(options.device_index) + ": this decoder takes 4:2:0 "
+                                     "only, the " + info.codec + " stream is " + info.pixel_format);
   }
   info.color_space = av_color_space_name(par->color_space) ? av_color_space_name(par->color_space) : "unknown";
   info.color_range = par->color_range == AVCOL_RANGE_JPEG ? "pc" : (par->color_range == AVCOL_RANGE_MPEG ? "tv" : "unknown");
@@ -170,11 +171,9 @@ void NvdecVideoDecoder::Impl::check_capability() {
   caps.eChromaFormat = cudaVideoChromaFormat_420;
   caps.nBitDepthMinus8 = static_cast<unsigned>(bit_depth - 8);
   check_cuda(cuvid.cuvidGetDecoderCaps(&caps), path + ": cuvidGetDecoderCaps");
-  char name[256] = {};
-  driver_api().cuDeviceGetName(name, sizeof(name) - 1, context->device());
-  const std::string what = "NVDEC on GPU " + std::to_string(options.device_index) + " (" + name +
-                           ") cannot decode this " + info.codec + " " + std::to_string(info.width) + "x" +
-                           std::to_string(info.height) + " " + std::to_string(bit_depth) + "-bit 4:2:0 stream: ";
+  const std::string what = "NVDEC on " + device_label(options.device_index) + " cannot decode this " + info.codec +
+                           " " + std::to_string(info.width) + "x" + std::to_string(info.height) + " " +
+                           std::to_string(bit_depth) + "-bit 4:2:0 stream: ";
   const std::string advice =
       "; decode it with cuda_backend='cpu->cuda' (CPU decode, GPU colour conversion) or 'auto', on the CPU "
       "(device='cpu'), or transcode the dataset to h264/hevc (python -m lerobot_stream.transcode)";

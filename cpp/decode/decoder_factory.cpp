@@ -54,7 +54,8 @@ std::unique_ptr<VideoDecoder> open_cuda(const std::string& path, const DecoderOp
     if (o.cuda_backend != CudaBackend::kAuto) throw;
     // Note [CUDA backend choice]: the one routing rule, reported through backend_note().
     cuda::HybridOptions routed = hybrid;
-    routed.note = "cuda_backend='auto': " + nvdec.reason() + "; decoding on CPU threads with GPU colour conversion (cpu->cuda)";
+    routed.note = "cuda_backend='auto': " + nvdec.reason() +
+                  "; decoding on CPU threads with GPU colour conversion (cpu->cuda)";
     try {
       return std::make_unique<cuda::HybridVideoDecoder>(path, routed);
     } catch (const CudaUnavailable& also) {
@@ -105,7 +106,8 @@ std::shared_ptr<uint8_t> BatchMemory::allocate(size_t bytes, uintptr_t consumer_
   auto block = cuda_->pool->allocate(bytes, cuda_->alloc_stream->get(), reinterpret_cast<CUstream>(consumer_stream));
   // Decoders write from their own streams: the allocation must be complete first (a warm pool
   // answers at once, so this wait is short).
-  cuda::check_cuda(cuda::driver_api().cuStreamSynchronize(cuda_->alloc_stream->get()), "allocating a batch on " + device_.str());
+  cuda::check_cuda(cuda::driver_api().cuStreamSynchronize(cuda_->alloc_stream->get()),
+                   "allocating a batch on " + device_.str());
   return block;
 }
 

@@ -74,7 +74,7 @@ DecodeStageOptions cpu_options(int threads, int ahead) {
   DecodeStageOptions o;
   o.threads = threads;
   o.max_batches_ahead = ahead;
-  o.cache_capacity = 4;
+  o.cache_capacity = 8;  // >= files x threads: no eviction, so every open is a first open
   return o;
 }
 
