@@ -117,6 +117,21 @@ def test_nvdec_missing_file_names_it(tmp_path: Path) -> None:
         _core.NvdecVideoDecoder(str(missing))
 
 
+@pytest.mark.skipif(not _core.built_with_cuda, reason="built without CUDA: no NvdecVideoDecoder")
+@pytest.mark.parametrize("kind", ["directory", "empty"])
+def test_nvdec_rejects_what_the_cpu_decoder_rejects(tmp_path: Path, kind: str) -> None:
+    """Both backends open through the shared demuxer (cpp/av/demuxer.h): the same checks, no GPU needed."""
+    path = tmp_path / "bad.mp4"
+    if kind == "directory":
+        path.mkdir()
+    else:
+        path.write_bytes(b"")
+    for backend in (_core.CpuVideoDecoder, _core.NvdecVideoDecoder):
+        with pytest.raises(ValueError, match=kind) as raised:
+            backend(str(path))
+        assert str(path) in str(raised.value)
+
+
 # --- with a GPU --------------------------------------------------------------------------------
 
 # Random order, a repeat, a backwards jump and a sequential run: every access pattern.

@@ -100,8 +100,8 @@ int main(int argc, char** argv) {
     std::vector<std::vector<double>> times;
     for (const auto& f : files) times.push_back(lrs::av::CpuVideoDecoder(f).frame_times());
 
-    lrs::DecoderCache cache(o.cache, [&](const std::string& path) {
-      return std::make_unique<lrs::av::CpuVideoDecoder>(path, lrs::av::CpuDecoderOptions{o.threads});
+    lrs::DecoderCache cache(o.cache, [&](const lrs::VideoSource& source) {
+      return std::make_unique<lrs::av::CpuVideoDecoder>(source, lrs::av::CpuDecoderOptions{o.threads});
     });
     std::atomic<int64_t> next_sample = 0;
     std::atomic<int64_t> frames = 0;

@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <numeric>
 #include <sstream>
 
@@ -28,17 +26,6 @@ std::string format_seconds(double s) {
   return out.str();
 }
 
-const char* range_name(AVColorRange range) {
-  switch (range) {
-    case AVCOL_RANGE_MPEG:
-      return "tv";
-    case AVCOL_RANGE_JPEG:
-      return "pc";
-    default:
-      return "unknown";
-  }
-}
-
 // libdav1d is the AV1 decoder of choice: libavcodec's native "av1" decoder needs a hwaccel.
 const AVCodec* find_decoder(AVCodecID id) {
   if (id == AV_CODEC_ID_AV1) {
@@ -49,42 +36,18 @@ const AVCodec* find_decoder(AVCodecID id) {
 
 }  // namespace
 
-CpuVideoDecoder::CpuVideoDecoder(std::string path, CpuDecoderOptions options)
-    : path_(std::move(path)), packet_(av_packet_alloc()), frame_(av_frame_alloc()) {
+CpuVideoDecoder::CpuVideoDecoder(VideoSource source, CpuDecoderOptions options)
+    : path_(source.name()), packet_(av_packet_alloc()), frame_(av_frame_alloc()) {
   if (!packet_ || !frame_) throw std::bad_alloc();
-  open_input();
+  demuxer_ = std::make_unique<Demuxer>(source);
   open_codec(options);
   scan_packets();
 }
 
 void CpuVideoDecoder::fail(const std::string& what) const { throw InvalidInput(path_ + ": " + what); }
 
-void CpuVideoDecoder::open_input() {
-  std::error_code ec;
-  const auto status = std::filesystem::status(path_, ec);
-  if (ec || !std::filesystem::exists(status)) throw FileNotFound(path_ + ": no such file");
-  if (std::filesystem::is_directory(status)) fail("is a directory, not a video file");
-  if (!std::ifstream(path_).good()) throw FileNotFound(path_ + ": cannot be opened for reading");
-  if (std::filesystem::file_size(path_, ec) == 0) fail("file is empty (0 bytes), not a video");
-
-  AVFormatContext* raw = nullptr;
-  int rc = avformat_open_input(&raw, path_.c_str(), nullptr, nullptr);
-  if (rc < 0) fail("not a readable video container (" + error_string(rc) + ")");
-  format_.reset(raw);
-  rc = avformat_find_stream_info(format_.get(), nullptr);
-  if (rc < 0) fail("cannot read stream information (" + error_string(rc) + ")");
-  stream_index_ = av_find_best_stream(format_.get(), AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
-  if (stream_index_ < 0) fail("contains no video stream");
-  for (unsigned i = 0; i < format_->nb_streams; ++i) {
-    if (static_cast<int>(i) != stream_index_) format_->streams[i]->discard = AVDISCARD_ALL;
-  }
-  const AVStream* stream = format_->streams[stream_index_];
-  time_base_ = stream->time_base;
-  if (time_base_.num <= 0 || time_base_.den <= 0) fail("video stream has an invalid time base");
-}
-
 void CpuVideoDecoder::open_codec(const CpuDecoderOptions& options) {
-  const AVCodecParameters* par = format_->streams[stream_index_]->codecpar;
+  const AVCodecParameters* par = demuxer_->codec_parameters();
   const AVCodec* codec = find_decoder(par->codec_id);
   const char* codec_name = avcodec_get_name(par->codec_id);
   if (codec == nullptr) fail(std::string("unsupported video codec '") + codec_name + "' (no decoder in this libav)");
@@ -101,18 +64,11 @@ void CpuVideoDecoder::open_codec(const CpuDecoderOptions& options) {
   rc = avcodec_open2(codec_.get(), codec, nullptr);
   if (rc < 0) fail(std::string("cannot open the ") + codec_name + " decoder (" + error_string(rc) + ")");
 
-  info_.path = path_;
-  info_.codec = codec_name;
-  const char* pix = av_get_pix_fmt_name(static_cast<AVPixelFormat>(par->format));
-  info_.pixel_format = pix ? pix : "unknown";
-  info_.color_space = av_color_space_name(par->color_space) ? av_color_space_name(par->color_space) : "unknown";
-  info_.color_range = range_name(par->color_range);
-  info_.width = par->width;
-  info_.height = par->height;
+  demuxer_->fill_stream_info(info_);
 }
 
 void CpuVideoDecoder::scan_packets() {
-  frames_.emplace(scan_frame_table(path_, format_.get(), stream_index_, packet_.get(), &stats_.packets_read));
+  frames_.emplace(demuxer_->scan_frame_table(&stats_.packets_read));
   info_.num_frames = frames_->size();
   info_.num_keyframes = static_cast<int64_t>(frames_->keyframe_pts().size());
   info_.fps = frames_->fps();
@@ -187,8 +143,7 @@ void CpuVideoDecoder::seek_to_keyframe_of(int64_t frame_idx, int64_t keyframe_st
   const int64_t target = frames_->pts()[frame_idx];
   auto key_idx = (std::upper_bound(keyframe_pts.begin(), keyframe_pts.end(), target) - keyframe_pts.begin()) - 1;
   key_idx = std::max<int64_t>(0, key_idx - keyframe_steps_back);
-  const int rc = av_seek_frame(format_.get(), stream_index_, keyframe_pts[key_idx], AVSEEK_FLAG_BACKWARD);
-  if (rc < 0) fail("seek to " + format_seconds(frames_->seconds()[frame_idx]) + " failed (" + error_string(rc) + ")");
+  demuxer_->seek_to_keyframe(keyframe_pts[key_idx]);
   avcodec_flush_buffers(codec_.get());
   have_frame_ = false;
   draining_ = false;
@@ -217,24 +172,16 @@ bool CpuVideoDecoder::receive_next_frame() {
       return false;
     }
     // Feed the next packet of our stream.
-    for (;;) {
-      rc = av_read_frame(format_.get(), packet_.get());
-      if (rc < 0) {  // EOF or damaged tail: drain what the codec still holds
-        draining_ = true;
-        avcodec_send_packet(codec_.get(), nullptr);
-        break;
-      }
-      ++stats_.packets_read;
-      if (packet_->stream_index != stream_index_) {
-        av_packet_unref(packet_.get());
-        continue;
-      }
-      rc = avcodec_send_packet(codec_.get(), packet_.get());
-      av_packet_unref(packet_.get());
-      if (rc < 0 && rc != AVERROR(EAGAIN) && rc != AVERROR_INVALIDDATA) {
-        fail("decoding failed (" + error_string(rc) + ")");
-      }
-      break;
+    if (!demuxer_->read_packet(packet_.get())) {  // EOF or damaged tail: drain what the codec still holds
+      draining_ = true;
+      avcodec_send_packet(codec_.get(), nullptr);
+      continue;
+    }
+    ++stats_.packets_read;
+    rc = avcodec_send_packet(codec_.get(), packet_.get());
+    av_packet_unref(packet_.get());
+    if (rc < 0 && rc != AVERROR(EAGAIN) && rc != AVERROR_INVALIDDATA) {
+      fail("decoding failed (" + error_string(rc) + ")");
     }
   }
 }

@@ -1,5 +1,6 @@
-// CpuVideoDecoder: decodes one video file with libavcodec on the CPU (libdav1d for AV1) and
-// returns RGB frames at requested timestamps as a [T, 3, H, W] uint8 host batch.
+// CpuVideoDecoder: decodes one video (a local file, or an episode segment of a remote file fetched
+// as byte ranges: Note [Episode segments] in av/demuxer.h) with libavcodec on the CPU (libdav1d for
+// AV1) and returns RGB frames at requested timestamps as a [T, 3, H, W] uint8 host batch.
 //
 // Owns its demuxer, codec and scaler (RAII). Not thread-safe: one caller at a time (the
 // DecoderCache leases decoders exclusively). See Note [Frame choice] in decode/video_decoder.h and
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "av/av_handles.h"
+#include "av/demuxer.h"
 #include "av/frame_table.h"
 #include "av/rgb_converter.h"
 #include "decode/video_decoder.h"
@@ -40,8 +42,9 @@ struct CpuDecoderOptions {
 class CpuVideoDecoder final : public VideoDecoder {
  public:
   // Throws FileNotFound (missing file) or InvalidInput (empty, not a video, corrupt, no decodable
-  // frame, unsupported codec), each naming the file and the reason.
-  explicit CpuVideoDecoder(std::string path, CpuDecoderOptions options = {});
+  // frame, unsupported codec; for a ByteSource also reads outside its ranges, index mismatch),
+  // each naming the file (or URL) and the reason.
+  explicit CpuVideoDecoder(VideoSource source, CpuDecoderOptions options = {});
 
   const StreamInfo& info() const override { return info_; }
   FrameBatch get_frames_at(std::span<const double> timestamps_s, double tolerance_s) override;
@@ -60,7 +63,6 @@ class CpuVideoDecoder final : public VideoDecoder {
   const AVFrame& decode_frame(int64_t frame_idx);
 
  private:
-  void open_input();
   void open_codec(const CpuDecoderOptions& options);
   void scan_packets();
   void seek_to_keyframe_of(int64_t frame_idx, int64_t keyframe_steps_back);
@@ -71,13 +73,11 @@ class CpuVideoDecoder final : public VideoDecoder {
   std::string path_;
   StreamInfo info_;
   DecoderStats stats_;
-  UniqueFormatContext format_;
+  std::unique_ptr<Demuxer> demuxer_;
   UniqueCodecContext codec_;
   RgbConverter rgb_;
   UniquePacket packet_;
   UniqueFrame frame_;       // the last frame received from the codec
-  int stream_index_ = -1;
-  AVRational time_base_{0, 1};
 
   std::optional<FrameTable> frames_;  // set by scan_packets() in the constructor
 

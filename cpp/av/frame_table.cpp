@@ -4,7 +4,6 @@
 #include <cmath>
 #include <sstream>
 
-#include "av/av_handles.h"
 #include "common/errors.h"
 
 namespace lrs::av {
@@ -20,8 +19,8 @@ std::string format_seconds(double s) {
 }  // namespace
 
 FrameTable::FrameTable(std::string path, const std::vector<Packet>& packets, double time_base_s,
-                       double fallback_fps)
-    : path_(std::move(path)) {
+                       double fallback_fps, std::string outside_note)
+    : path_(std::move(path)), outside_note_(std::move(outside_note)) {
   auto fail = [&](const std::string& what) { throw InvalidInput(path_ + ": " + what); };
   if (packets.empty()) fail("contains no video frames (empty, truncated or corrupt stream)");
   pts_.reserve(packets.size());
@@ -79,28 +78,11 @@ int64_t FrameTable::nearest(double t, double tolerance_s) const {
         << format_seconds(gap) << "; the stream has " << seconds_.size() << " frames from "
         << format_seconds(seconds_.front()) << " to " << format_seconds(seconds_.back()) << ")";
     if (t < seconds_.front() - tolerance_s || t > seconds_.back() + tolerance_s) {
-      msg << "; the timestamp is outside the stream";
+      msg << "; " << outside_note_;
     }
     throw FrameTimestampError(msg.str());
   }
   return idx;
-}
-
-FrameTable scan_frame_table(const std::string& path, AVFormatContext* format, int stream_index, AVPacket* packet,
-                            int64_t* packets_read) {
-  std::vector<FrameTable::Packet> packets;
-  while (av_read_frame(format, packet) >= 0) {  // EOF, or a damaged tail: keep what was readable
-    if (packet->stream_index == stream_index && packet->size > 0) {
-      const int64_t pts = packet->pts != AV_NOPTS_VALUE ? packet->pts : packet->dts;
-      if (pts != AV_NOPTS_VALUE) packets.push_back({pts, (packet->flags & AV_PKT_FLAG_KEY) != 0});
-    }
-    av_packet_unref(packet);
-    ++*packets_read;
-  }
-  const AVStream* stream = format->streams[stream_index];
-  const AVRational rate = stream->avg_frame_rate.num > 0 ? stream->avg_frame_rate : stream->r_frame_rate;
-  const double fallback_fps = rate.num > 0 && rate.den > 0 ? av_q2d(rate) : 0.0;
-  return FrameTable(path, packets, av_q2d(stream->time_base), fallback_fps);
 }
 
 }  // namespace lrs::av

@@ -1,6 +1,6 @@
 // FrameTable: one video stream's frames in presentation order, its keyframes, and LeRobot's
 // nearest-frame rule (Note [Frame choice] in decode/video_decoder.h). Built once per decoder from a
-// demux-only scan (`scan_frame_table`), shared by the CPU and NVDEC decoders.
+// demux-only scan (Demuxer::scan_frame_table), shared by the CPU and NVDEC decoders.
 //
 // Owns its tables (O(frames)). Immutable after construction: thread-safe.
 #pragma once
@@ -8,11 +8,6 @@
 #include <cstdint>
 #include <string>
 #include <vector>
-
-extern "C" {
-struct AVFormatContext;
-struct AVPacket;
-}
 
 namespace lrs::av {
 
@@ -25,8 +20,10 @@ class FrameTable {
 
   // `packets` of the video stream in demux order. Throws InvalidInput naming `path` when there is no
   // frame, the first frame is not a keyframe, or two frames share a pts. `fallback_fps` is used when
-  // the stream has a single frame (no spacing to measure).
-  FrameTable(std::string path, const std::vector<Packet>& packets, double time_base_s, double fallback_fps);
+  // the stream has a single frame (no spacing to measure). `outside_note` ends the message of a
+  // timestamp outside the frames (an episode segment says so: Note [Episode segments]).
+  FrameTable(std::string path, const std::vector<Packet>& packets, double time_base_s, double fallback_fps,
+             std::string outside_note = "the timestamp is outside the stream");
 
   int64_t size() const { return static_cast<int64_t>(pts_.size()); }
   const std::vector<int64_t>& pts() const { return pts_; }
@@ -41,7 +38,8 @@ class FrameTable {
   int64_t keyframe_pts_of(int64_t frame) const;  // pts of the keyframe at or before frame `frame`
 
   // The frame nearest to `t` seconds; FrameTimestampError (naming the file, the timestamp, the
-  // nearest frame and whether t lies outside the stream) when it is tolerance_s or more away.
+  // nearest frame and, when t lies outside the frames, `outside_note`) when it is tolerance_s or
+  // more away.
   int64_t nearest(double t, double tolerance_s) const;
 
  private:
@@ -50,11 +48,7 @@ class FrameTable {
   std::vector<double> seconds_;
   std::vector<int64_t> keyframe_pts_;
   double fps_ = 0.0;
+  std::string outside_note_;
 };
-
-// Reads every packet of `stream_index` (no decoding) and builds its FrameTable. A damaged tail
-// ends the scan (what was readable is kept). Adds the packets read to `*packets_read`.
-FrameTable scan_frame_table(const std::string& path, AVFormatContext* format, int stream_index, AVPacket* packet,
-                            int64_t* packets_read);
 
 }  // namespace lrs::av

@@ -5,6 +5,7 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/unique_ptr.h>
 #include <nanobind/stl/vector.h>
@@ -119,16 +120,28 @@ void bind_stage(nb::module_& m) {
           "timestamps"_a, "tolerance_s"_a = 1e-4,
           "(frames, address of the decoder's buffer): for the zero-copy test (the tensor must point there).");
 
+  const auto open = [](const lrs::VideoSource& source, const std::string& device, int threads,
+                       const std::string& cuda_backend, uintptr_t stream) {
+    const lrs::DecoderOptions options = decoder_options(device, threads, cuda_backend, stream);
+    nb::gil_scoped_release release;
+    return lrs::open_decoder(source, options);
+  };
   m.def(
       "open_decoder",
-      [](const std::string& path, const std::string& device, int threads, const std::string& cuda_backend,
-         uintptr_t stream) {
-        const lrs::DecoderOptions options = decoder_options(device, threads, cuda_backend, stream);
-        nb::gil_scoped_release release;
-        return lrs::open_decoder(path, options);
+      [open](const std::string& path, const std::string& device, int threads, const std::string& cuda_backend,
+             uintptr_t stream) { return open(path, device, threads, cuda_backend, stream); },
+      "source"_a, "device"_a = "cpu", "threads"_a = 1, "cuda_backend"_a = "auto", "stream"_a = 0,
+      "Opens the file `source` on `device` ('cpu', 'cuda', 'cuda:N') with `cuda_backend` ('auto', 'nvdec', "
+      "'cpu->cuda').");
+  m.def(
+      "open_decoder",
+      [open](const std::shared_ptr<lrs::av::ByteSource>& bytes, const std::string& device, int threads,
+             const std::string& cuda_backend, uintptr_t stream) {
+        return open(lrs::VideoSource(std::shared_ptr<const lrs::av::ByteSource>(bytes)), device, threads,
+                    cuda_backend, stream);
       },
-      "path"_a, "device"_a = "cpu", "threads"_a = 1, "cuda_backend"_a = "auto", "stream"_a = 0,
-      "Opens `path` on `device` ('cpu', 'cuda', 'cuda:N') with `cuda_backend` ('auto', 'nvdec', 'cpu->cuda').");
+      "source"_a, "device"_a = "cpu", "threads"_a = 1, "cuda_backend"_a = "auto", "stream"_a = 0,
+      "Opens the episode segment of the ByteSource `source` (see open_decoder above).");
 
   nb::class_<lrs::DecodeStage>(m, "DecodeStage", "Decodes batches' frame requests on C++ threads (internal).")
       .def(

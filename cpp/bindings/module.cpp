@@ -12,6 +12,7 @@ extern "C" {
 namespace nb = nanobind;
 
 void bind_stage(nb::module_& m);
+void bind_byte_source(nb::module_& m);
 void bind_decode(nb::module_& m);
 void bind_sampling(nb::module_& m);
 void bind_cuda(nb::module_& m);
@@ -47,6 +48,7 @@ NB_MODULE(_core, m) {
   av_log_set_level(AV_LOG_ERROR);
 
   bind_stage(m);  // first: binds the VideoDecoder base the concrete decoders derive from
+  bind_byte_source(m);
   bind_decode(m);
   bind_sampling(m);
 #ifdef LRS_WITH_CUDA

@@ -46,7 +46,8 @@ struct HybridVideoDecoder::Impl {
   int64_t frames_requested = 0;  // the CPU decoder counts the rest (decoded, seeks, packets)
   std::shared_ptr<uint8_t> device_yuv;  // one picture; stream order keeps copy -> kernel -> next copy
 
-  Impl(std::string p, HybridOptions o) : path(std::move(p)), options(std::move(o)), cpu(path, {options.threads}) {}
+  Impl(const VideoSource& source, HybridOptions o)
+      : path(source.name()), options(std::move(o)), cpu(source, {options.threads}) {}
 
   void stage_and_convert(const AVFrame* frame, CUdeviceptr out);
   ~Impl();
@@ -91,8 +92,8 @@ HybridVideoDecoder::Impl::~Impl() {
   api.cuCtxPopCurrent(&popped);
 }
 
-HybridVideoDecoder::HybridVideoDecoder(std::string path, HybridOptions options)
-    : impl_(std::make_unique<Impl>(std::move(path), std::move(options))) {
+HybridVideoDecoder::HybridVideoDecoder(VideoSource source, HybridOptions options)
+    : impl_(std::make_unique<Impl>(source, std::move(options))) {
   Impl& d = *impl_;
   const StreamInfo& info = d.cpu.info();
   const int depth = av::planar_420_bit_depth(av_get_pix_fmt(info.pixel_format.c_str()));

@@ -1,4 +1,5 @@
-// HybridVideoDecoder ("cpu->cuda"): decodes one file on CPU threads with libavcodec (dav1d for AV1)
+// HybridVideoDecoder ("cpu->cuda"): decodes one video (a file, or a ByteSource's episode segment) on
+// CPU threads with libavcodec (dav1d for AV1)
 // and converts on the GPU: each picture's planar YUV is packed into pinned host memory, copied to
 // the GPU asynchronously and turned into RGB by our colour kernel, straight into the caller's (or a
 // pooled) device buffer. For GPUs whose NVDEC cannot decode a stream (AV1 on Hopper, A100, Turing).
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "decode/video_decoder.h"
+#include "decode/video_source.h"
 
 namespace lrs::cuda {
 
@@ -45,7 +47,7 @@ class HybridVideoDecoder final : public VideoDecoder {
  public:
   // Throws FileNotFound / InvalidInput (bad file) and CudaUnavailable (no driver or device, or a
   // pixel format the planar kernel does not take), each naming the file.
-  explicit HybridVideoDecoder(std::string path, HybridOptions options = {});
+  explicit HybridVideoDecoder(VideoSource source, HybridOptions options = {});
   ~HybridVideoDecoder() override;
   HybridVideoDecoder(const HybridVideoDecoder&) = delete;
   HybridVideoDecoder& operator=(const HybridVideoDecoder&) = delete;

@@ -1,7 +1,6 @@
 #include "cuda/nvdec_decoder.h"
 
 extern "C" {
-#include <libavcodec/bsf.h>
 #include <libavutil/pixdesc.h>
 }
 
@@ -9,11 +8,11 @@ extern "C" {
 #include <cmath>
 #include <cstring>
 #include <exception>
-#include <filesystem>
 #include <optional>
 #include <utility>
 
 #include "av/av_handles.h"
+#include "av/demuxer.h"
 #include "av/frame_table.h"
 #include "decode/batch_fill.h"
 #include "common/errors.h"
@@ -23,11 +22,6 @@ extern "C" {
 
 namespace lrs::cuda {
 namespace {
-
-struct BsfDeleter {
-  void operator()(AVBSFContext* bsf) const { av_bsf_free(&bsf); }
-};
-using UniqueBsf = std::unique_ptr<AVBSFContext, BsfDeleter>;
 
 struct CodecMapping {
   AVCodecID av;
@@ -56,11 +50,8 @@ struct NvdecVideoDecoder::Impl {
   DecoderStats stats;
   NvdecOptions options;
 
-  av::UniqueFormatContext format;
+  std::unique_ptr<av::Demuxer> demuxer;  // the shared demuxer (av/demuxer.h), with the Annex B filter
   av::UniquePacket packet{av_packet_alloc()};
-  UniqueBsf bsf;
-  int stream_index = -1;
-  AVRational time_base{0, 1};
   cudaVideoCodec codec = cudaVideoCodec_NumCodecs;
   int bit_depth = 8;
   std::vector<uint8_t> av1_config_obus;  // av1C configOBUs (sequence header), sent after each seek
@@ -89,7 +80,7 @@ struct NvdecVideoDecoder::Impl {
 
   [[noreturn]] void fail(const std::string& what) const { throw InvalidInput(path + ": " + what); }
 
-  void open_demuxer();
+  void open_demuxer(const VideoSource& source);
   void scan();
   void check_capability();
   void create_parser();
@@ -105,58 +96,32 @@ struct NvdecVideoDecoder::Impl {
   ~Impl();
 };
 
-void NvdecVideoDecoder::Impl::open_demuxer() {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) throw FileNotFound(path + ": no such file");
-  AVFormatContext* raw = nullptr;
-  int rc = avformat_open_input(&raw, path.c_str(), nullptr, nullptr);
-  if (rc < 0) fail("not a readable video container (" + av::error_string(rc) + ")");
-  format.reset(raw);
-  rc = avformat_find_stream_info(format.get(), nullptr);
-  if (rc < 0) fail("cannot read stream information (" + av::error_string(rc) + ")");
-  stream_index = av_find_best_stream(format.get(), AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
-  if (stream_index < 0) fail("contains no video stream");
-  for (unsigned i = 0; i < format->nb_streams; ++i) {
-    if (static_cast<int>(i) != stream_index) format->streams[i]->discard = AVDISCARD_ALL;
-  }
-  const AVStream* st = format->streams[stream_index];
-  const AVCodecParameters* par = st->codecpar;
-  time_base = st->time_base;
+void NvdecVideoDecoder::Impl::open_demuxer(const VideoSource& source) {
+  demuxer = std::make_unique<av::Demuxer>(source);
+  demuxer->fill_stream_info(info);
+  const AVCodecParameters* par = demuxer->codec_parameters();
   const auto* mapping = std::find_if(std::begin(kCodecs), std::end(kCodecs),
                                      [&](const CodecMapping& m) { return m.av == par->codec_id; });
-  info.path = path;
-  info.codec = avcodec_get_name(par->codec_id);
   if (mapping == std::end(kCodecs)) {
     throw NvdecUnsupported(path, "NVDEC on " + device_label(options.device_index) +
                                      ": this decoder supports h264, hevc and av1, not " + info.codec);
   }
   codec = mapping->nv;
   const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(static_cast<AVPixelFormat>(par->format));
-  info.pixel_format = desc ? desc->name : "unknown";
   bit_depth = desc ? desc->comp[0].depth : 8;
   if (desc && (desc->log2_chroma_w != 1 || desc->log2_chroma_h != 1)) {
     throw NvdecUnsupported(path, "NVDEC on " + device_label(options.device_index) + ": this decoder takes 4:2:0 "
                                      "only, the " + info.codec + " stream is " + info.pixel_format);
   }
-  info.color_space = av_color_space_name(par->color_space) ? av_color_space_name(par->color_space) : "unknown";
-  info.color_range = par->color_range == AVCOL_RANGE_JPEG ? "pc" : (par->color_range == AVCOL_RANGE_MPEG ? "tv" : "unknown");
-  info.width = par->width;
-  info.height = par->height;
   if (mapping->bsf[0] != '\0') {
-    const AVBitStreamFilter* filter = av_bsf_get_by_name(mapping->bsf);
-    AVBSFContext* raw_bsf = nullptr;
-    if (filter == nullptr || av_bsf_alloc(filter, &raw_bsf) < 0) fail(std::string("no bitstream filter ") + mapping->bsf);
-    bsf.reset(raw_bsf);
-    avcodec_parameters_copy(bsf->par_in, par);
-    bsf->time_base_in = time_base;
-    if (av_bsf_init(bsf.get()) < 0) fail(std::string("cannot initialise ") + mapping->bsf);
+    demuxer->set_bitstream_filter(mapping->bsf);
   } else if (par->extradata_size > 4) {
     av1_config_obus.assign(par->extradata + 4, par->extradata + par->extradata_size);  // skip the av1C header
   }
 }
 
 void NvdecVideoDecoder::Impl::scan() {
-  frames.emplace(av::scan_frame_table(path, format.get(), stream_index, packet.get(), &stats.packets_read));
+  frames.emplace(demuxer->scan_frame_table(&stats.packets_read));
   info.num_frames = frames->size();
   info.num_keyframes = static_cast<int64_t>(frames->keyframe_pts().size());
   info.fps = frames->fps();
@@ -237,9 +202,9 @@ int NvdecVideoDecoder::Impl::on_sequence(CUVIDEOFORMAT* f) {
     }
     // Matrix and range: the bitstream's when it states them, else the container's (as libavcodec).
     int matrix = f->video_signal_description.matrix_coefficients;
-    if (matrix == 2 || matrix == 0) matrix = format->streams[stream_index]->codecpar->color_space;
+    if (matrix == 2 || matrix == 0) matrix = demuxer->codec_parameters()->color_space;
     const bool full = f->video_signal_description.video_full_range_flag != 0 ||
-                      format->streams[stream_index]->codecpar->color_range == AVCOL_RANGE_JPEG;
+                      demuxer->codec_parameters()->color_range == AVCOL_RANGE_JPEG;
     colour = make_colour_params(matrix_for_av_colorspace(matrix), full, f->bit_depth_luma_minus8 + 8);
     return surfaces;
   } catch (...) {
@@ -309,9 +274,7 @@ void NvdecVideoDecoder::Impl::parse(const uint8_t* data, size_t size, int64_t pt
 void NvdecVideoDecoder::Impl::seek_to_keyframe_of(int64_t pts) {
   const std::vector<int64_t>& key_pts = frames->keyframe_pts();
   const int64_t key = *std::prev(std::upper_bound(key_pts.begin(), key_pts.end(), pts));
-  const int rc = av_seek_frame(format.get(), stream_index, key, AVSEEK_FLAG_BACKWARD);
-  if (rc < 0) fail("seek failed (" + av::error_string(rc) + ")");
-  if (bsf) av_bsf_flush(bsf.get());
+  demuxer->seek_to_keyframe(key);  // also flushes the bitstream filter
   ++stats.seeks;
   at_eof = false;
   last_displayed_pts = INT64_MIN;
@@ -325,30 +288,15 @@ void NvdecVideoDecoder::Impl::seek_to_keyframe_of(int64_t pts) {
 
 bool NvdecVideoDecoder::Impl::feed_next_packet() {
   if (at_eof) return false;
-  for (;;) {
-    const int rc = av_read_frame(format.get(), packet.get());
-    if (rc < 0) {
-      parse(nullptr, 0, 0, CUVID_PKT_ENDOFSTREAM);  // flushes every frame still held for display
-      at_eof = true;
-      return true;
-    }
-    ++stats.packets_read;
-    if (packet->stream_index != stream_index) {
-      av_packet_unref(packet.get());
-      continue;
-    }
-    if (!bsf) {
-      parse(packet->data, static_cast<size_t>(packet->size), packet->pts, std::exchange(pending_discontinuity, 0u));
-      av_packet_unref(packet.get());
-      return true;
-    }
-    if (av_bsf_send_packet(bsf.get(), packet.get()) < 0) fail("bitstream filter rejected a packet");
-    while (av_bsf_receive_packet(bsf.get(), packet.get()) == 0) {
-      parse(packet->data, static_cast<size_t>(packet->size), packet->pts, std::exchange(pending_discontinuity, 0u));
-      av_packet_unref(packet.get());
-    }
+  if (!demuxer->read_packet(packet.get())) {
+    parse(nullptr, 0, 0, CUVID_PKT_ENDOFSTREAM);  // flushes every frame still held for display
+    at_eof = true;
     return true;
   }
+  ++stats.packets_read;
+  parse(packet->data, static_cast<size_t>(packet->size), packet->pts, std::exchange(pending_discontinuity, 0u));
+  av_packet_unref(packet.get());
+  return true;
 }
 
 void NvdecVideoDecoder::Impl::decode_to(int64_t frame_idx, CUdeviceptr out) {
@@ -381,13 +329,12 @@ NvdecVideoDecoder::Impl::~Impl() {
   api.cuCtxPopCurrent(&popped);
 }
 
-
-NvdecVideoDecoder::NvdecVideoDecoder(std::string path, NvdecOptions options) : impl_(std::make_unique<Impl>()) {
+NvdecVideoDecoder::NvdecVideoDecoder(VideoSource source, NvdecOptions options) : impl_(std::make_unique<Impl>()) {
   Impl& d = *impl_;
-  d.path = std::move(path);
+  d.path = source.name();
   d.options = options;
   if (!d.packet) throw std::bad_alloc();
-  d.open_demuxer();
+  d.open_demuxer(source);
   d.scan();
   nvcuvid_api();  // distinct errors for no driver / no libnvcuvid before touching the device
   d.context = std::make_shared<PrimaryContext>(options.device_index);

@@ -1,10 +1,11 @@
-// NvdecVideoDecoder: decodes one H.264 / HEVC / AV1 file on the GPU with NVDEC (nvcuvid, loaded at
+// NvdecVideoDecoder: decodes one H.264 / HEVC / AV1 video (a file, or an episode segment fetched as
+// byte ranges: Note [Episode segments] in av/demuxer.h) on the GPU with NVDEC (nvcuvid, loaded at
 // run time) and converts frames with our colour kernel straight into a pooled device buffer (a
 // [T, 3, H, W] uint8 FrameBatch with device kCUDA) or into the caller's device memory
 // (Note [Frame choice] and Note [Batch fill], as the CPU decoder).
 //
-// Owns its demuxer, bitstream filter, nvcuvid parser and decoder, a stream, and shares the
-// device's primary context and buffer pool. Not thread-safe: one caller at a time (DecoderCache
+// Owns its demuxer (av/demuxer.h, with the Annex B bitstream filter), nvcuvid parser and decoder, a
+// stream, and shares the device's primary context and buffer pool. Not thread-safe: one caller at a time (DecoderCache
 // leases). CUDA types stay in the .cpp (pimpl), so including this needs no CUDA headers.
 #pragma once
 
@@ -16,6 +17,7 @@
 
 #include "common/errors.h"
 #include "decode/video_decoder.h"
+#include "decode/video_source.h"
 
 namespace lrs::cuda {
 
@@ -61,7 +63,7 @@ class NvdecVideoDecoder final : public VideoDecoder {
  public:
   // Throws FileNotFound / InvalidInput (bad file), CudaUnavailable (no driver, no NVDEC) or
   // NvdecUnsupported (NVDEC cannot decode this stream on this GPU; Note [NVDEC capability check]).
-  explicit NvdecVideoDecoder(std::string path, NvdecOptions options = {});
+  explicit NvdecVideoDecoder(VideoSource source, NvdecOptions options = {});
   ~NvdecVideoDecoder() override;
   NvdecVideoDecoder(const NvdecVideoDecoder&) = delete;
   NvdecVideoDecoder& operator=(const NvdecVideoDecoder&) = delete;

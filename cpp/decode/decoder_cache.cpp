@@ -37,7 +37,7 @@ void DecoderCache::release(const std::shared_ptr<Entry>& entry) {
 
 DecoderCache::LruList DecoderCache::unlink(const std::shared_ptr<Entry>& entry) {
   LruList node;
-  auto [first, last] = index_.equal_range(entry->path);
+  auto [first, last] = index_.equal_range(entry->key);
   for (auto it = first; it != last; ++it) {
     if (*it->second == entry) {
       node.splice(node.end(), lru_, it->second);
@@ -50,14 +50,15 @@ DecoderCache::LruList DecoderCache::unlink(const std::shared_ptr<Entry>& entry) 
   return node;
 }
 
-DecoderCache::Lease DecoderCache::lease(const std::string& path) {
+DecoderCache::Lease DecoderCache::lease(const VideoSource& source) {
+  const std::string& key = source.key();
   std::shared_ptr<Entry> entry;
   LruList evicted;  // destroyed after the cache mutex is released (closing a decoder does I/O)
   bool fresh = false;
   {
     std::unique_lock lock(mutex_);
     for (;;) {
-      auto [first, last] = index_.equal_range(path);
+      auto [first, last] = index_.equal_range(key);
       int64_t open = 0;
       for (auto it = first; it != last && !entry; ++it, ++open) {
         if (!(*it->second)->leased) {
@@ -72,14 +73,14 @@ DecoderCache::Lease DecoderCache::lease(const std::string& path) {
       if (open < max_per_file_) {
         ++stats_.misses;
         entry = std::make_shared<Entry>();
-        entry->path = path;
+        entry->key = key;
         lru_.push_front(entry);
-        index_.emplace(path, lru_.begin());
+        index_.emplace(key, lru_.begin());
         evict_over_bounds(entry, evicted);
         fresh = true;
         break;
       }
-      released_.wait(lock);  // every decoder of this file is leased: wait for one
+      released_.wait(lock);  // every decoder of this key is leased: wait for one
     }
     entry->leased = true;
   }
@@ -87,7 +88,7 @@ DecoderCache::Lease DecoderCache::lease(const std::string& path) {
   if (!fresh) return Lease(this, std::move(entry));
 
   try {
-    entry->decoder = factory_(path);
+    entry->decoder = factory_(source);
   } catch (...) {
     {
       std::lock_guard guard(mutex_);
@@ -125,9 +126,9 @@ void DecoderCache::evict_over_bounds(const std::shared_ptr<Entry>& keep, LruList
   }
 }
 
-FrameBatch DecoderCache::get_frames_at(const std::string& path, std::span<const double> timestamps_s,
+FrameBatch DecoderCache::get_frames_at(const VideoSource& source, std::span<const double> timestamps_s,
                                        double tolerance_s) {
-  Lease held = lease(path);
+  Lease held = lease(source);
   return held->get_frames_at(timestamps_s, tolerance_s);
 }
 

@@ -1,4 +1,6 @@
-// DecoderCache: an LRU of open video decoders keyed by file path.
+// DecoderCache: an LRU of open video decoders keyed by VideoSource::key() (a file path, or a remote
+// file's URL + the fetched episode range: two ByteSources with the same key must hold the same
+// bytes).
 //
 // Opening a decoder (demux scan, codec init) costs milliseconds; v3 packs many episodes per file,
 // so consecutive samples mostly hit a file that is already open. The cache keeps at most
@@ -8,8 +10,8 @@
 // worker: both bounds exist so that cannot happen here.
 //
 // Thread-safe. A decoder is used by one thread at a time: `lease()` hands out exclusive access.
-// Up to `max_decoders_per_file` decoders of one file may be open at once (default 1): a caller for a
-// file whose decoders are all leased opens another while under that limit, and waits for one to be
+// Up to `max_decoders_per_file` decoders of one key may be open at once (default 1): a caller for a
+// key whose decoders are all leased opens another while under that limit, and waits for one to be
 // released beyond it — so several threads can decode one file (v3 packs many episodes per file) in
 // parallel, as DataLoader workers with their own caches do. An entry evicted while leased stays
 // alive until its lease ends; `open_decoders` counts the cached entries (never more than
@@ -30,6 +32,7 @@
 #include <vector>
 
 #include "decode/video_decoder.h"
+#include "decode/video_source.h"
 
 namespace lrs {
 
@@ -45,8 +48,8 @@ struct DecoderCacheStats {
   std::vector<std::string> backend_notes;            // distinct backend_note()s, first seen first
 };
 
-// Opens a decoder for a path (throws the decoder's own errors).
-using DecoderFactory = std::function<std::unique_ptr<VideoDecoder>(const std::string& path)>;
+// Opens a decoder for a source (throws the decoder's own errors).
+using DecoderFactory = std::function<std::unique_ptr<VideoDecoder>(const VideoSource& source)>;
 
 // Default capacity for a consumer: the pool's working set (pool + 1 episodes being admitted) times
 // the number of cameras, capped at 128 open decoders.
@@ -54,7 +57,7 @@ int64_t default_decoder_cache_capacity(int64_t episode_pool_size, int64_t num_ca
 
 class DecoderCache {
   struct Entry {
-    std::string path;
+    std::string key;
     std::unique_ptr<VideoDecoder> decoder; // opened by the lease that created the entry
     int64_t bytes = 0;                     // memory_bytes() once opened (under the cache mutex)
     bool cached = true;                    // still in the LRU (under the cache mutex)
@@ -82,12 +85,13 @@ class DecoderCache {
 
   DecoderCache(int64_t capacity, DecoderFactory factory, int64_t max_bytes = 0, int64_t max_decoders_per_file = 1);
 
-  // The decoder for `path`, opened on a miss. Throws what the factory throws; a failed open
-  // leaves nothing cached.
-  Lease lease(const std::string& path);
+  // A decoder for `source` (looked up by its key): an idle cached one, else a newly opened one
+  // (below max_decoders_per_file), else the next one released. Throws what the factory throws; a
+  // failed open leaves nothing cached.
+  Lease lease(const VideoSource& source);
 
-  // lease(path)->get_frames_at(...), the common case.
-  FrameBatch get_frames_at(const std::string& path, std::span<const double> timestamps_s,
+  // lease(source)->get_frames_at(...), the common case.
+  FrameBatch get_frames_at(const VideoSource& source, std::span<const double> timestamps_s,
                            double tolerance_s);
 
   DecoderCacheStats stats() const;

@@ -45,11 +45,11 @@ void require_device(const DecodeDevice& device) {
 
 namespace {
 
-std::unique_ptr<VideoDecoder> open_cuda(const std::string& path, const DecoderOptions& o) {
+std::unique_ptr<VideoDecoder> open_cuda(const VideoSource& source, const DecoderOptions& o) {
   const cuda::HybridOptions hybrid{o.device.index, o.threads, o.consumer_stream, {}};
-  if (o.cuda_backend == CudaBackend::kHybrid) return std::make_unique<cuda::HybridVideoDecoder>(path, hybrid);
+  if (o.cuda_backend == CudaBackend::kHybrid) return std::make_unique<cuda::HybridVideoDecoder>(source, hybrid);
   try {
-    return std::make_unique<cuda::NvdecVideoDecoder>(path, cuda::NvdecOptions{o.device.index, o.consumer_stream});
+    return std::make_unique<cuda::NvdecVideoDecoder>(source, cuda::NvdecOptions{o.device.index, o.consumer_stream});
   } catch (const cuda::NvdecUnsupported& nvdec) {
     if (o.cuda_backend != CudaBackend::kAuto) throw;
     // Note [CUDA backend choice]: the one routing rule, reported through backend_note().
@@ -57,7 +57,7 @@ std::unique_ptr<VideoDecoder> open_cuda(const std::string& path, const DecoderOp
     routed.note = "cuda_backend='auto': " + nvdec.reason() +
                   "; decoding on CPU threads with GPU colour conversion (cpu->cuda)";
     try {
-      return std::make_unique<cuda::HybridVideoDecoder>(path, routed);
+      return std::make_unique<cuda::HybridVideoDecoder>(source, routed);
     } catch (const CudaUnavailable& also) {
       throw CudaUnavailable(std::string(nvdec.what()) + "; the cpu->cuda path cannot take it either: " + also.what());
     }
@@ -149,12 +149,12 @@ void BatchMemory::hand_off(uintptr_t) {}
 
 #endif
 
-std::unique_ptr<VideoDecoder> open_decoder(const std::string& path, const DecoderOptions& options) {
+std::unique_ptr<VideoDecoder> open_decoder(const VideoSource& source, const DecoderOptions& options) {
   if (options.device.kind == DeviceKind::kCPU) {
-    return std::make_unique<av::CpuVideoDecoder>(path, av::CpuDecoderOptions{options.threads});
+    return std::make_unique<av::CpuVideoDecoder>(source, av::CpuDecoderOptions{options.threads});
   }
 #ifdef LRS_WITH_CUDA
-  return open_cuda(path, options);
+  return open_cuda(source, options);
 #else
   require_device(options.device);
   return nullptr;  // not reached
@@ -162,7 +162,7 @@ std::unique_ptr<VideoDecoder> open_decoder(const std::string& path, const Decode
 }
 
 DecoderFactory decoder_factory(DecoderOptions options) {
-  return [options](const std::string& path) { return open_decoder(path, options); };
+  return [options](const VideoSource& source) { return open_decoder(source, options); };
 }
 
 }  // namespace lrs

@@ -13,6 +13,7 @@
 
 #include "decode/decoder_cache.h"
 #include "decode/video_decoder.h"
+#include "decode/video_source.h"
 
 namespace lrs {
 
@@ -59,9 +60,9 @@ struct DecoderOptions {
   uintptr_t consumer_stream = 0;            // CUDA: stream get_frames_at hands frames to
 };
 
-// Opens `path` on `options.device`. Throws the decoders' errors (FileNotFound, InvalidInput,
-// CudaUnavailable).
-std::unique_ptr<VideoDecoder> open_decoder(const std::string& path, const DecoderOptions& options);
+// Opens `source` (a path, or a ByteSource's episode segment) on `options.device`. Throws the
+// decoders' errors (FileNotFound, InvalidInput, CudaUnavailable).
+std::unique_ptr<VideoDecoder> open_decoder(const VideoSource& source, const DecoderOptions& options);
 
 // A DecoderCache factory that opens with `options`.
 DecoderFactory decoder_factory(DecoderOptions options);

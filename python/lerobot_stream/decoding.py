@@ -9,6 +9,15 @@ Frame choice follows LeRobot: each timestamp (seconds, on the video file's own c
 nearest frame, and a gap of ``tolerance_s`` or more raises :class:`FrameTimestampError` naming the
 file, the timestamp and the nearest frame.
 
+A video is a local file (a path) or a :class:`ByteSource`: the fetched byte ranges of a remote mp4,
+its header pieces (``ftyp`` + ``moov`` + the ``mdat`` box header, and a ``moov`` at the tail of a
+file that is not faststart) plus one media range holding one episode's samples, from local files or
+``bytes``. :func:`scan_sample_index` lists a remote file's samples (byte position, size, pts, dts,
+keyframe) from its header alone, so the media range of an episode is: from the keyframe at or before
+its first frame to the end of its last sample. A decoder over a ByteSource decodes that episode
+segment only, on the file's own clock (the same timestamps and bitwise the same frames as the whole
+file); a timestamp outside the segment raises :class:`FrameTimestampError` saying so.
+
 Devices and backends (Note [CUDA backend choice] in ``cpp/decode/decoder_factory.h``):
 
 - ``device="cpu"``: libav (dav1d for AV1), colour by swscale.
@@ -27,8 +36,9 @@ Without a usable GPU, asking for ``"cuda"`` raises :class:`CudaUnavailableError`
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -40,6 +50,40 @@ FrameTimestampError = _core.FrameTimestampError
 CudaUnavailableError = _core.CudaUnavailableError
 """Raised when a CUDA device is asked for but cannot be used here (a ``RuntimeError``); the message
 carries the reason ``cuda_info()`` reports, or names file, codec, GPU and cause for a stream."""
+
+ByteSource = _core.ByteSource
+"""Fetched byte ranges of a remote video file (see the module docstring).
+
+``ByteSource(name, size, pieces, media_begin=-1, media_end=-1, start_pts=None)``: ``name`` is the
+file's URL (every error names it), ``size`` its total bytes, ``pieces`` a list of
+``(file_offset, length, backing, backing_offset)`` with ``backing`` a local file path (``str``) or the
+bytes themselves (``bytes``, kept alive, not copied). Pieces inside ``[media_begin, media_end)`` are
+the episode's media range (adjacent, covering it exactly); ``start_pts`` is the pts (stream time base)
+of the keyframe sample at ``media_begin``. ``key`` (``"<name>#<media_begin>-<media_end>"``) identifies
+the content for caches. Inconsistent pieces raise ``ValueError`` naming the URL; a missing backing
+file ``FileNotFoundError``. When decoding, a read outside the fetched ranges, an index that disagrees
+with the bytes, or a truncated segment raises ``ValueError`` naming the URL.
+"""
+
+VideoSource = str | os.PathLike[str] | ByteSource
+"""What a decoder opens: a local file path, or a :class:`ByteSource`."""
+
+
+def scan_sample_index(source: ByteSource) -> dict[str, Any]:
+    """The video samples of a remote mp4 from its header pieces alone, in decode (file) order.
+
+    Returns a dict of numpy arrays ``pos``, ``size``, ``pts``, ``dts`` (int64) and ``key`` (bool), and
+    ``time_base_num``, ``time_base_den``, ``codec``, ``width``, ``height``. These are libav's own
+    timestamps (edit lists, B-frame reordering applied), so ranges computed from them agree with what
+    the decoder reads. Unfetched bytes after the header read as zeros; a truncated header raises
+    ``ValueError`` naming the URL. The GIL is released while scanning.
+    """
+    return _core.scan_sample_index(source)
+
+
+def _core_source(source: VideoSource) -> str | ByteSource:
+    return source if isinstance(source, ByteSource) else os.fspath(source)
+
 
 CudaBackend = Literal["auto", "nvdec", "cpu->cuda"]
 CUDA_BACKENDS: tuple[str, ...] = ("auto", "nvdec", "cpu->cuda")
@@ -93,10 +137,11 @@ def log_backend_notes(notes: Iterable[str]) -> None:
 
 
 class VideoDecoder:
-    """Decodes one video file (AV1 via dav1d, H.264, HEVC; 8-bit 4:2:0/4:2:2/4:4:4 and more via swscale).
+    """Decodes one video (AV1 via dav1d, H.264, HEVC; 8-bit 4:2:0/4:2:2/4:4:4 and more via swscale).
 
     Args:
-        path: the video file (mp4 as LeRobot writes it).
+        source: the video file (mp4 as LeRobot writes it), or a :class:`ByteSource` (one episode
+            segment of a remote file, decoded on the file's clock).
         device: where frames are decoded and returned: ``"cpu"`` (libav), ``"cuda"`` or ``"cuda:N"``.
         threads: CPU decoder threads for this file (the CPU and ``"cpu->cuda"`` backends). Keep 1
             inside DataLoader workers (the workers are the parallelism); raise it for a single-process
@@ -117,7 +162,7 @@ class VideoDecoder:
 
     def __init__(
         self,
-        path: str,
+        source: VideoSource,
         *,
         device: str | torch.device = "cpu",
         threads: int = 1,
@@ -128,7 +173,7 @@ class VideoDecoder:
         check_cuda_backend(cuda_backend)
         self._device = resolve_device(device)
         self._decoder = _core.open_decoder(
-            str(path),
+            _core_source(source),
             device=self._device,
             threads=threads,
             cuda_backend=cuda_backend,
@@ -148,7 +193,7 @@ class VideoDecoder:
 
     @property
     def frame_times(self) -> list[float]:
-        """Presentation time (s) of every frame, ascending."""
+        """Presentation time (s) of every frame, ascending (of a ByteSource: its segment's frames)."""
         return self._decoder.frame_times
 
     @property
@@ -176,7 +221,9 @@ class VideoDecoder:
 
 
 class DecoderCache:
-    """An LRU of open decoders keyed by file path (thread-safe), all on one device.
+    """An LRU of open decoders keyed by file path or :attr:`ByteSource.key` (thread-safe), all on one device.
+
+    Two ByteSources with the same ``key`` share one cached decoder: a key must name the same bytes.
 
     Args:
         capacity: most decoders kept open. The dataset sizes it to the episode pool's working set,
@@ -220,10 +267,10 @@ class DecoderCache:
         return self._device
 
     def get_frames_at(
-        self, path: str, timestamps: Sequence[float], tolerance_s: float = 1e-4
+        self, source: VideoSource, timestamps: Sequence[float], tolerance_s: float = 1e-4
     ) -> torch.Tensor:
-        """Like :meth:`VideoDecoder.get_frames_at`, through the cached decoder of ``path``."""
-        frames = self._cache.get_frames_at(str(path), [float(t) for t in timestamps], tolerance_s)
+        """Like :meth:`VideoDecoder.get_frames_at`, through the cached decoder of ``source``."""
+        frames = self._cache.get_frames_at(_core_source(source), [float(t) for t in timestamps], tolerance_s)
         if self._device != "cpu":
             log_backend_notes(self._cache.stats()["backend_notes"])
         return frames

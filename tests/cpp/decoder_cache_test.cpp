@@ -16,9 +16,9 @@ using lrs::DecoderCache;
 using lrs::test::ClipSpec;
 
 lrs::DecoderFactory cpu_factory(std::atomic<int>* opens = nullptr) {
-  return [opens](const std::string& path) {
+  return [opens](const lrs::VideoSource& source) {
     if (opens) ++*opens;
-    return std::make_unique<lrs::av::CpuVideoDecoder>(path);
+    return std::make_unique<lrs::av::CpuVideoDecoder>(source);
   };
 }
 

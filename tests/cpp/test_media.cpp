@@ -2,11 +2,14 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <unistd.h>
+#include <vector>
 
 #include "av/av_handles.h"
 
@@ -48,20 +51,30 @@ void fill_frame(AVFrame* frame, int index, bool coloured) {
   }
 }
 
-void encode_clip(const ClipSpec& spec, const std::string& path) {
-  using namespace lrs::av;
+using lrs::av::UniqueCodecContext;
+using lrs::av::UniqueFrame;
+using lrs::av::UniquePacket;
+
+struct OutputDeleter {
+  void operator()(AVFormatContext* ctx) const {
+    if (ctx->pb) avio_closep(&ctx->pb);
+    avformat_free_context(ctx);
+  }
+};
+
+// One encoder run: frames first_index .. first_index + count - 1 (their index in their pixels),
+// packets timestamped 0.. in the encoder's time base (1/fps).
+struct Encoded {
+  UniqueCodecContext enc;
+  std::vector<UniquePacket> packets;
+};
+
+Encoded encode_frames(const ClipSpec& spec, int first_index, int count) {
   const AVCodec* codec = avcodec_find_encoder_by_name(spec.encoder.c_str());
   if (codec == nullptr) throw std::runtime_error("test_media: no encoder " + spec.encoder);
-  AVFormatContext* raw_out = nullptr;
-  check(avformat_alloc_output_context2(&raw_out, nullptr, "mp4", path.c_str()), "alloc output");
-  struct OutputDeleter {
-    void operator()(AVFormatContext* ctx) const {
-      if (ctx->pb) avio_closep(&ctx->pb);
-      avformat_free_context(ctx);
-    }
-  };
-  std::unique_ptr<AVFormatContext, OutputDeleter> out(raw_out);
-  UniqueCodecContext enc(avcodec_alloc_context3(codec));
+  Encoded out;
+  out.enc.reset(avcodec_alloc_context3(codec));
+  AVCodecContext* enc = out.enc.get();
   enc->width = spec.width;
   enc->height = spec.height;
   enc->pix_fmt = AV_PIX_FMT_YUV420P;
@@ -70,7 +83,7 @@ void encode_clip(const ClipSpec& spec, const std::string& path) {
   enc->gop_size = spec.gop;
   enc->max_b_frames = spec.max_b_frames;
   enc->thread_count = 1;
-  if (out->oformat->flags & AVFMT_GLOBALHEADER) enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+  enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;  // mp4
   AVDictionary* opts = nullptr;
   if (spec.encoder == "libx264") {
     av_dict_set(&opts, "preset", "ultrafast", 0);
@@ -87,56 +100,112 @@ void encode_clip(const ClipSpec& spec, const std::string& path) {
     av_dict_set(&opts, "crf", "30", 0);
     av_dict_set(&opts, "svtav1-params", "lp=1", 0);
   }
-  const int rc_open = avcodec_open2(enc.get(), codec, &opts);
+  const int rc_open = avcodec_open2(enc, codec, &opts);
   av_dict_free(&opts);
   check(rc_open, "open encoder " + spec.encoder);
-  AVStream* stream = avformat_new_stream(out.get(), nullptr);
-  check(avcodec_parameters_from_context(stream->codecpar, enc.get()), "codec parameters");
-  stream->time_base = enc->time_base;
-  check(avio_open(&out->pb, path.c_str(), AVIO_FLAG_WRITE), "open " + path);
-  check(avformat_write_header(out.get(), nullptr), "write header");
 
   UniqueFrame frame(av_frame_alloc());
   frame->format = enc->pix_fmt;
   frame->width = spec.width;
   frame->height = spec.height;
   check(av_frame_get_buffer(frame.get(), 0), "frame buffer");
-  UniquePacket packet(av_packet_alloc());
   auto drain = [&]() {
     for (;;) {
-      const int rc = avcodec_receive_packet(enc.get(), packet.get());
+      UniquePacket packet(av_packet_alloc());
+      const int rc = avcodec_receive_packet(enc, packet.get());
       if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) return;
       check(rc, "encode");
-      av_packet_rescale_ts(packet.get(), enc->time_base, stream->time_base);
+      out.packets.push_back(std::move(packet));
+    }
+  };
+  for (int i = 0; i < count; ++i) {
+    check(av_frame_make_writable(frame.get()), "frame writable");
+    fill_frame(frame.get(), first_index + i, spec.coloured);
+    frame->pts = i;
+    check(avcodec_send_frame(enc, frame.get()), "send frame");
+    drain();
+  }
+  check(avcodec_send_frame(enc, nullptr), "flush encoder");
+  drain();
+  return out;
+}
+
+// Muxes encoder runs back to back into one mp4 stream (stream copy, timestamps shifted by the
+// frames before each run), as LeRobot concatenates episodes.
+void mux_runs(const std::vector<Encoded>& runs, const std::string& path, bool faststart) {
+  AVFormatContext* raw_out = nullptr;
+  check(avformat_alloc_output_context2(&raw_out, nullptr, "mp4", path.c_str()), "alloc output");
+  std::unique_ptr<AVFormatContext, OutputDeleter> out(raw_out);
+  const AVCodecContext* first = runs.front().enc.get();
+  AVStream* stream = avformat_new_stream(out.get(), nullptr);
+  check(avcodec_parameters_from_context(stream->codecpar, first), "codec parameters");
+  stream->time_base = first->time_base;
+  check(avio_open(&out->pb, path.c_str(), AVIO_FLAG_WRITE), "open " + path);
+  AVDictionary* opts = nullptr;
+  if (faststart) av_dict_set(&opts, "movflags", "+faststart", 0);
+  const int rc_header = avformat_write_header(out.get(), &opts);
+  av_dict_free(&opts);
+  check(rc_header, "write header");
+  int64_t offset = 0;
+  for (const Encoded& run : runs) {
+    int64_t frames = 0;
+    for (const UniquePacket& source : run.packets) {
+      UniquePacket packet(av_packet_clone(source.get()));
+      frames = std::max<int64_t>(frames, packet->pts + 1);
+      packet->pts += offset;
+      packet->dts += offset;
+      av_packet_rescale_ts(packet.get(), run.enc->time_base, stream->time_base);
       packet->stream_index = stream->index;
       check(av_interleaved_write_frame(out.get(), packet.get()), "write packet");
     }
-  };
-  for (int i = 0; i < spec.num_frames; ++i) {
-    check(av_frame_make_writable(frame.get()), "frame writable");
-    fill_frame(frame.get(), i, spec.coloured);
-    frame->pts = i;
-    check(avcodec_send_frame(enc.get(), frame.get()), "send frame");
-    drain();
+    offset += frames;
   }
-  check(avcodec_send_frame(enc.get(), nullptr), "flush encoder");
-  drain();
   check(av_write_trailer(out.get()), "write trailer");
+}
+
+void encode_clip(const ClipSpec& spec, const std::string& path) {
+  std::vector<Encoded> runs;
+  runs.push_back(encode_frames(spec, 0, spec.num_frames));
+  mux_runs(runs, path, false);
+}
+
+std::string written_once(const std::string& name, const std::function<void(const std::string&)>& write) {
+  const std::string path = data_dir() + "/" + name;
+  if (!std::filesystem::exists(path)) {
+    const std::string tmp = path + ".tmp" + std::to_string(::getpid()) + ".mp4";
+    write(tmp);
+    std::filesystem::rename(tmp, path);
+  }
+  return path;
+}
+
+std::string spec_name(const ClipSpec& spec) {
+  std::ostringstream name;
+  name << spec.encoder << "_" << spec.width << "x" << spec.height << "_" << spec.fps << "fps_" << spec.num_frames
+       << "f_g" << spec.gop << "_b" << spec.max_b_frames << (spec.coloured ? "_coloured" : "");
+  return name.str();
 }
 
 }  // namespace
 
 std::string clip_path(const ClipSpec& spec) {
+  return written_once(spec_name(spec) + ".mp4", [&](const std::string& tmp) { encode_clip(spec, tmp); });
+}
+
+std::string episodes_clip_path(const EpisodesSpec& spec) {
   std::ostringstream name;
-  name << spec.encoder << "_" << spec.width << "x" << spec.height << "_" << spec.fps << "fps_" << spec.num_frames
-       << "f_g" << spec.gop << "_b" << spec.max_b_frames << (spec.coloured ? "_coloured" : "") << ".mp4";
-  const std::string path = data_dir() + "/" + name.str();
-  if (!std::filesystem::exists(path)) {
-    const std::string tmp = path + ".tmp" + std::to_string(::getpid()) + ".mp4";
-    encode_clip(spec, tmp);
-    std::filesystem::rename(tmp, path);
-  }
-  return path;
+  name << "episodes_" << spec_name(spec.clip) << "_e";
+  for (int n : spec.episode_frames) name << n << "-";
+  name << (spec.faststart ? "faststart" : "moov_at_end") << ".mp4";
+  return written_once(name.str(), [&](const std::string& tmp) {
+    std::vector<Encoded> runs;
+    int first = 0;
+    for (int n : spec.episode_frames) {
+      runs.push_back(encode_frames(spec.clip, first, n));
+      first += n;
+    }
+    mux_runs(runs, tmp, spec.faststart);
+  });
 }
 
 int64_t read_frame_index(const uint8_t* rgb_chw, int height, int width) {

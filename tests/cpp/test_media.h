@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace lrs::test {
 
@@ -24,8 +25,18 @@ struct ClipSpec {
   bool coloured = false;
 };
 
-// Path of the clip for `spec` (encoded on first use, then reused).
+// Path of the clip for `spec` (encoded on first use, then reused). Its moov is at the end.
 std::string clip_path(const ClipSpec& spec);
+
+// A file of several episodes as LeRobot writes them: each episode encoded on its own (so it starts
+// on a keyframe), then all stream-copied back to back into one mp4 stream; frame indices (in the
+// pixels) and timestamps run on across episodes. `clip.num_frames` is ignored.
+struct EpisodesSpec {
+  ClipSpec clip;
+  std::vector<int> episode_frames = {20, 15, 25};
+  bool faststart = true;  // moov before mdat (LeRobot's layout); false: moov at the end
+};
+std::string episodes_clip_path(const EpisodesSpec& spec);
 
 // The frame index encoded in a decoded RGB frame (CHW planes of height*width bytes), or -1 when the
 // pixels carry no valid index.

@@ -1,0 +1,229 @@
+#include "av/demuxer.h"
+
+#include <filesystem>
+#include <fstream>
+
+extern "C" {
+#include <libavcodec/bsf.h>
+#include <libavutil/pixdesc.h>
+}
+
+#include "common/errors.h"
+
+namespace lrs::av {
+namespace {
+
+const char* range_name(AVColorRange range) {
+  switch (range) {
+    case AVCOL_RANGE_MPEG:
+      return "tv";
+    case AVCOL_RANGE_JPEG:
+      return "pc";
+    default:
+      return "unknown";
+  }
+}
+
+}  // namespace
+
+void Demuxer::BsfDeleter::operator()(AVBSFContext* bsf) const { av_bsf_free(&bsf); }
+
+Demuxer::Demuxer(const VideoSource& source, DemuxerOptions options)
+    : name_(source.name()), source_(source.bytes()) {
+  if (!source_) {
+    open_path();
+  } else {
+    open_bytes();
+  }
+  if (options.index_only) {
+    choose_stream();
+    format_->flags |= AVFMT_FLAG_NOPARSE;
+    if (reader_) reader_->set_policy(ReadPolicy::kZeroFill);  // the header was read strictly
+    return;
+  }
+  if (source_) {
+    choose_stream();
+    if (source_->has_media()) enter_segment();
+  }
+  const int rc = avformat_find_stream_info(format_.get(), nullptr);
+  rethrow_reader_error();
+  if (rc < 0) fail("cannot read stream information (" + error_string(rc) + ")");
+  if (!source_) choose_stream();
+}
+
+Demuxer::~Demuxer() = default;
+
+void Demuxer::fail(const std::string& what) const { throw InvalidInput(name_ + ": " + what); }
+
+void Demuxer::rethrow_reader_error() {
+  if (reader_) reader_->rethrow_if_failed();
+}
+
+void Demuxer::open_path() {
+  std::error_code ec;
+  const auto status = std::filesystem::status(name_, ec);
+  if (ec || !std::filesystem::exists(status)) throw FileNotFound(name_ + ": no such file");
+  if (std::filesystem::is_directory(status)) fail("is a directory, not a video file");
+  if (!std::ifstream(name_).good()) throw FileNotFound(name_ + ": cannot be opened for reading");
+  if (std::filesystem::file_size(name_, ec) == 0) fail("file is empty (0 bytes), not a video");
+  AVFormatContext* raw = nullptr;
+  const int rc = avformat_open_input(&raw, name_.c_str(), nullptr, nullptr);
+  if (rc < 0) fail("not a readable video container (" + error_string(rc) + ")");
+  format_.reset(raw);
+}
+
+void Demuxer::open_bytes() {
+  reader_ = std::make_unique<ByteReader>(source_, ReadPolicy::kStrict);
+  AVFormatContext* raw = avformat_alloc_context();
+  if (raw == nullptr) throw std::bad_alloc();
+  raw->pb = reader_->context();
+  raw->flags |= AVFMT_FLAG_CUSTOM_IO;
+  // Fetched ranges are mp4 as LeRobot writes them: no probing (its reads could leave the header).
+  const AVInputFormat* mp4 = av_find_input_format("mp4");
+  const int rc = avformat_open_input(&raw, name_.c_str(), mp4, nullptr);  // frees `raw` on failure
+  rethrow_reader_error();
+  if (rc < 0) fail("not a readable video container (mp4 expected: " + error_string(rc) + "; " + source_->describe_ranges() + ")");
+  format_.reset(raw);
+}
+
+void Demuxer::choose_stream() {
+  stream_index_ = av_find_best_stream(format_.get(), AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
+  if (stream_index_ < 0) fail("contains no video stream");
+  for (unsigned i = 0; i < format_->nb_streams; ++i) {
+    if (static_cast<int>(i) != stream_index_) format_->streams[i]->discard = AVDISCARD_ALL;
+  }
+  const AVRational tb = time_base();
+  if (tb.num <= 0 || tb.den <= 0) fail("video stream has an invalid time base");
+}
+
+void Demuxer::enter_segment() {
+  // Note [Episode segments]: the first packet after the seek must be the keyframe at media_begin.
+  const int64_t start_pts = *source_->start_pts();
+  const std::string where = "start_pts=" + std::to_string(start_pts) + ", media range [" +
+                            std::to_string(source_->media_begin()) + ", " + std::to_string(source_->media_end()) + ")";
+  seek_to_keyframe(start_pts);
+  UniquePacket packet(av_packet_alloc());
+  if (!packet) throw std::bad_alloc();
+  int rc = 0;
+  try {
+    rc = read_frame(packet.get());
+  } catch (const InvalidInput& e) {
+    fail("index mismatch: the sample at " + where + " lies outside the fetched bytes (" + e.what() + ")");
+  }
+  if (rc < 0) fail("index mismatch: no sample at " + where + " (" + error_string(rc) + ")");
+  const bool key = (packet->flags & AV_PKT_FLAG_KEY) != 0;
+  if (packet->pos != source_->media_begin() || packet->pts != start_pts || !key) {
+    fail("index mismatch: seeking to " + where + " gives the sample at byte " + std::to_string(packet->pos) +
+         " with pts " + std::to_string(packet->pts) + (key ? " (a keyframe)" : " (not a keyframe)") +
+         "; the media range must start at that keyframe's first byte");
+  }
+  av_packet_unref(packet.get());
+  seek_to_keyframe(start_pts);
+}
+
+void Demuxer::fill_stream_info(StreamInfo& info) const {
+  const AVCodecParameters* par = codec_parameters();
+  info.path = name_;
+  info.codec = avcodec_get_name(par->codec_id);
+  const char* pix = av_get_pix_fmt_name(static_cast<AVPixelFormat>(par->format));
+  info.pixel_format = pix ? pix : "unknown";
+  const char* space = av_color_space_name(par->color_space);
+  info.color_space = space ? space : "unknown";
+  info.color_range = range_name(par->color_range);
+  info.width = par->width;
+  info.height = par->height;
+}
+
+FrameTable Demuxer::scan_frame_table(int64_t* packets_read) {
+  UniquePacket packet(av_packet_alloc());
+  if (!packet) throw std::bad_alloc();
+  std::vector<FrameTable::Packet> packets;
+  bool first = true;
+  int64_t first_pts = 0;
+  while (read_frame(packet.get()) >= 0) {  // EOF, or a damaged tail: keep what was readable
+    ++*packets_read;
+    if (is_segment() && (packet->flags & AV_PKT_FLAG_CORRUPT) != 0) {
+      const int64_t pos = packet->pos;
+      av_packet_unref(packet.get());
+      fail("truncated segment: the sample at byte " + std::to_string(pos) + " runs past the end of the fetched media range [" +
+           std::to_string(source_->media_begin()) + ", " + std::to_string(source_->media_end()) + ")");
+    }
+    if (packet->size > 0) {
+      const int64_t pts = packet->pts != AV_NOPTS_VALUE ? packet->pts : packet->dts;
+      if (pts != AV_NOPTS_VALUE) {
+        if (first) first_pts = pts;
+        first = false;
+        // Note [Episode segments]: leading pictures before the segment's first keyframe are not decodable.
+        if (!is_segment() || pts >= first_pts) packets.push_back({pts, (packet->flags & AV_PKT_FLAG_KEY) != 0});
+      }
+    }
+    av_packet_unref(packet.get());
+  }
+  const AVStream* st = stream();
+  const AVRational rate = st->avg_frame_rate.num > 0 ? st->avg_frame_rate : st->r_frame_rate;
+  const double fallback_fps = rate.num > 0 && rate.den > 0 ? av_q2d(rate) : 0.0;
+  std::string outside = "the timestamp is outside the stream";
+  if (is_segment()) {
+    outside = "the frame is outside the fetched episode range (bytes [" + std::to_string(source_->media_begin()) +
+              ", " + std::to_string(source_->media_end()) + ") of the file)";
+  }
+  return FrameTable(name_, packets, av_q2d(st->time_base), fallback_fps, std::move(outside));
+}
+
+void Demuxer::seek_to_keyframe(int64_t keyframe_pts) {
+  const int rc = av_seek_frame(format_.get(), stream_index_, keyframe_pts, AVSEEK_FLAG_BACKWARD);
+  rethrow_reader_error();
+  if (rc < 0) {
+    fail("seek to pts " + std::to_string(keyframe_pts) + " (" + std::to_string(keyframe_pts * av_q2d(time_base())) +
+         "s) failed (" + error_string(rc) + ")");
+  }
+  if (bsf_) av_bsf_flush(bsf_.get());
+  bsf_draining_ = false;
+}
+
+int Demuxer::read_frame(AVPacket* packet) {
+  for (;;) {
+    const int rc = av_read_frame(format_.get(), packet);
+    if (reader_ && reader_->failed()) {
+      if (rc >= 0) av_packet_unref(packet);
+      rethrow_reader_error();
+    }
+    if (rc < 0 || packet->stream_index == stream_index_) return rc;
+    av_packet_unref(packet);
+  }
+}
+
+bool Demuxer::read_packet(AVPacket* packet) {
+  if (!bsf_) return read_frame(packet) >= 0;
+  for (;;) {
+    int rc = av_bsf_receive_packet(bsf_.get(), packet);
+    if (rc == 0) return true;
+    if (rc == AVERROR_EOF) return false;
+    if (rc != AVERROR(EAGAIN)) fail(std::string("bitstream filter ") + bsf_->filter->name + " failed (" + error_string(rc) + ")");
+    if (bsf_draining_) return false;
+    if (read_frame(packet) < 0) {
+      bsf_draining_ = true;
+      av_bsf_send_packet(bsf_.get(), nullptr);
+      continue;
+    }
+    rc = av_bsf_send_packet(bsf_.get(), packet);
+    if (rc < 0) {
+      av_packet_unref(packet);
+      fail(std::string("bitstream filter ") + bsf_->filter->name + " rejected a packet (" + error_string(rc) + ")");
+    }
+  }
+}
+
+void Demuxer::set_bitstream_filter(const char* filter_name) {
+  const AVBitStreamFilter* filter = av_bsf_get_by_name(filter_name);
+  AVBSFContext* raw = nullptr;
+  if (filter == nullptr || av_bsf_alloc(filter, &raw) < 0) fail(std::string("no bitstream filter ") + filter_name);
+  bsf_.reset(raw);
+  if (avcodec_parameters_copy(bsf_->par_in, codec_parameters()) < 0) throw std::bad_alloc();
+  bsf_->time_base_in = time_base();
+  const int rc = av_bsf_init(bsf_.get());
+  if (rc < 0) fail(std::string("cannot initialise ") + filter_name + " (" + error_string(rc) + ")");
+  bsf_draining_ = false;
+}
+
+}  // namespace lrs::av
