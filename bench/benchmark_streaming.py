@@ -219,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] {name}: mode={args.mode} bs={args.batch_size} workers={args.num_workers}", flush=True)
         peer = PEERS[name](cfg)
         ours = ours or peer
-        results[name] = run_peer(peer, args)
+        # The lerobot peers measure themselves in lerobot's own interpreter (stream_peers.LerobotPeer).
+        results[name] = peer.run(args) if hasattr(peer, "run") else run_peer(peer, args)
 
     stem = f"{source}_{args.mode}_bs{args.batch_size}_w{args.num_workers}_{args.device}"
     main_result = {

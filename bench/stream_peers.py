@@ -13,7 +13,9 @@ Peers:
     ``naive``    a map-style reader that opens every camera's mp4 with PyAV for every sample and
                  decodes from the preceding keyframe ("naive per-sample decode", as lerobot's
                  map-style dataset with the pyav backend does)
-    ``lerobot``  lerobot 0.6's StreamingLeRobotDataset, when lerobot is importable
+    ``lerobot``  lerobot 0.6's StreamingLeRobotDataset, run in the lerobot oracle's own interpreter
+                 (.venv-oracle, scripts/install_lerobot_oracle.sh) by ``bench/lerobot_peer.py``,
+                 which measures it with the same loop and reports the metrics as JSON
 
 Note [Worker-side probes]
 ~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -28,7 +30,11 @@ are private attributes; when they are missing the split is reported as null, nev
 from __future__ import annotations
 
 import importlib
+import json
 import math
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -41,7 +47,10 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from lerobot_stream._lerobot_compat import prepare_lerobot_import
+# The lerobot oracle's interpreter and environment, shared with the tests (tests/oracle.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from oracle import oracle_python as lerobot_python
+from oracle import subprocess_env as _oracle_env
 
 Mode = Literal["single", "sarm", "window"]
 STAT_FIELDS = ("hits", "misses", "evictions", "decode_s", "fetch_s")
@@ -353,23 +362,25 @@ class NaivePeer:
         return self.cfg.loader(self.dataset, shuffle=True, generator=generator)
 
 
+LEROBOT_RUNNER = Path(__file__).resolve().with_name("lerobot_peer.py")
+
+
 def lerobot_unavailable_reason() -> str | None:
-    """None when lerobot's StreamingLeRobotDataset imports; otherwise why not, in one sentence."""
-    try:
-        prepare_lerobot_import()
-        importlib.import_module("lerobot.datasets.streaming_dataset")
-    except Exception as exc:
-        return (
-            f"lerobot is not importable here ({type(exc).__name__}: {exc}); install lerobot 0.6.1 "
-            "with scripts/install_lerobot_oracle.sh (works on Python 3.11 + torch 2.13 CPU)."
-        )
+    """None when lerobot's StreamingLeRobotDataset runs in the oracle interpreter; else why not."""
+    python = lerobot_python()
+    if not python.exists():
+        return f"no lerobot environment at {python.parent.parent}: run scripts/install_lerobot_oracle.sh"
+    probe = "import lerobot.datasets.streaming_dataset"
+    done = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, env=_oracle_env())
+    if done.returncode != 0:
+        return f"lerobot does not import in {python}: {done.stderr.strip().splitlines()[-1:]}"
     return None
 
 
 def _use_pyav_when_torchcodec_is_missing() -> str:
-    """lerobot 0.6.1's streaming dataset always decodes with torchcodec; PyPI's torchcodec needs a CUDA
-    build of torch, so on a CPU-only torch lerobot's own PyAV backend (``decode_video_frames(...,
-    backend="pyav")``) stands in, and the result says so. Returns the backend lerobot will use."""
+    """lerobot 0.6.1's streaming dataset always decodes with torchcodec; where torchcodec cannot load,
+    lerobot's own PyAV backend (``decode_video_frames(..., backend="pyav")``) stands in, and the result
+    says so. Returns the backend lerobot will use. Runs in the lerobot interpreter."""
     try:
         importlib.import_module("torchcodec.decoders")
         return "torchcodec"
@@ -387,16 +398,10 @@ def _use_pyav_when_torchcodec_is_missing() -> str:
         return "pyav"
 
 
-class LerobotPeer:
-    """lerobot 0.6's StreamingLeRobotDataset on the same data (needs lerobot importable), default buffer."""
+class LerobotDatasetPeer:
+    """lerobot 0.6's StreamingLeRobotDataset itself; built inside the lerobot interpreter only."""
 
-    name = "lerobot"
-    buffer_size: int | None = None  # None: lerobot's default
-
-    def __init__(self, cfg: BenchConfig) -> None:
-        reason = lerobot_unavailable_reason()
-        if reason is not None:
-            raise RuntimeError(reason)
+    def __init__(self, cfg: BenchConfig, buffer_size: int | None) -> None:
         from lerobot.datasets.streaming_dataset import StreamingLeRobotDataset
 
         self.decode_backend = _use_pyav_when_torchcodec_is_missing()
@@ -408,21 +413,52 @@ class LerobotPeer:
             delta_timestamps=delta_timestamps_for(cfg.mode, probe.meta.features, probe.meta.fps),
             seed=cfg.seed,
             shuffle=True,
-            **({} if self.buffer_size is None else {"buffer_size": self.buffer_size}),
+            **({} if buffer_size is None else {"buffer_size": buffer_size}),
         )
-        self._fps = int(probe.meta.fps)
-        self._cameras = list(probe.meta.video_keys)
-
-    @property
-    def fps(self) -> int:
-        return self._fps
-
-    @property
-    def camera_keys(self) -> list[str]:
-        return self._cameras
+        self.fps = int(probe.meta.fps)
+        self.camera_keys = list(probe.meta.video_keys)
 
     def loader(self) -> DataLoader:
         return self.cfg.loader(_ProbedIterable(self.dataset))
+
+
+class LerobotPeer:
+    """lerobot 0.6's StreamingLeRobotDataset (default buffer), measured in the lerobot interpreter.
+
+    lerobot 0.6.1 needs Python >= 3.12 and torch < 2.12, so it runs in its own environment:
+    ``run(args)`` starts ``bench/lerobot_peer.py`` there, which builds ``LerobotDatasetPeer`` and runs
+    ``benchmark_streaming.run_peer`` on it (the same loop, probes and RSS sampling as every peer), and
+    returns the metrics it reports as JSON.
+    """
+
+    name = "lerobot"
+    buffer_size: int | None = None  # None: lerobot's default
+
+    def __init__(self, cfg: BenchConfig) -> None:
+        from lerobot_stream.metadata import load_metadata
+
+        reason = lerobot_unavailable_reason()
+        if reason is not None:
+            raise RuntimeError(reason)
+        self.cfg = cfg
+        meta = load_metadata(cfg.repo_id, cfg.root)
+        self.fps = int(meta.fps)
+        self.camera_keys = list(meta.video_keys)
+
+    def run(self, args: Any) -> dict[str, Any]:
+        """The metrics of one run (``benchmark_streaming.run_peer``'s dict), measured in the lerobot env."""
+        request = {
+            "cfg": {k: v for k, v in vars(self.cfg).items() if k != "extra"},
+            "buffer_size": self.buffer_size,
+            "args": {k: getattr(args, k) for k in ("max_batches", "seconds", "consumer_ms", "device")},
+        }
+        with tempfile.TemporaryDirectory(prefix="lrs-bench-lerobot-") as tmp:
+            path = Path(tmp) / "request.json"
+            path.write_text(json.dumps({**request, "out": str(Path(tmp) / "result.json")}))
+            done = subprocess.run([str(lerobot_python()), str(LEROBOT_RUNNER), str(path)], env=_oracle_env())
+            if done.returncode != 0:
+                raise RuntimeError(f"the lerobot peer failed (exit {done.returncode}); see its output above")
+            return json.loads((Path(tmp) / "result.json").read_text())
 
 
 class LerobotBuffer100Peer(LerobotPeer):

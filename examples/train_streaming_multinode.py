@@ -24,12 +24,16 @@ So only the model and optimizer go through ``accelerator.prepare``; there is no 
 
 Note [Exact resume]
 ~~~~~~~~~~~~~~~~~~~
-A checkpoint stores the model, the optimizer and the stream position ``{"batches_consumed": B,
-"batch_size": b}``, where B counts this rank's batches since the start of training (all ranks step
-together, so B is the same on every rank). ``dataset.load_state_dict`` makes the next iteration
-continue from batch B, across epoch boundaries, so a resumed run sees exactly the batches the
-uninterrupted run would have seen. Resume with the same number of processes, workers, batch size,
-seed and episode pool size (the dataset raises ValueError otherwise).
+A checkpoint stores the model, the optimizer and the stream position ``dataset.state_dict(
+batches_consumed=B, batch_size=b)``, where B counts this rank's batches since the start of training
+(all ranks step together, so B and the state are the same on every rank). ``dataset.load_state_dict``
+makes the next iteration continue from batch B, across epoch boundaries: with the same number of
+processes and workers the resumed run sees exactly the batches the uninterrupted run would have
+seen; with another number (a preempted job back on more or fewer GPUs, ``--num-workers`` changed)
+the rest of the interrupted epoch is split equally among the new ranks and workers, each remaining
+frame once, and later epochs are those of the new layout (elastic resume). ``dataset.resume_epoch``
+says which epoch the first pass continues. Keep seed and episode pool size (the dataset raises
+ValueError otherwise), and the batch size unless the layout changes.
 """
 
 from __future__ import annotations
@@ -126,6 +130,7 @@ def batches_per_epoch(dataset: StreamingLeRobotDataset, batch_size: int, num_wor
 def save_checkpoint(
     accelerator: Accelerator,
     path: Path,
+    dataset: StreamingLeRobotDataset,
     model: nn.Module | None,
     optimizer: torch.optim.Optimizer | None,
     step: int,
@@ -134,7 +139,8 @@ def save_checkpoint(
     """Rank 0 writes model, optimizer and stream position; every rank waits until it is on disk."""
     if accelerator.is_main_process:
         path.parent.mkdir(parents=True, exist_ok=True)
-        state: dict[str, Any] = {"stream": {"batches_consumed": step, "batch_size": batch_size}, "step": step}
+        stream = dataset.state_dict(batches_consumed=step, batch_size=batch_size)  # the same on every rank
+        state: dict[str, Any] = {"stream": stream, "step": step}
         if model is not None and optimizer is not None:
             state["model"] = accelerator.unwrap_model(model).state_dict()
             state["optimizer"] = optimizer.state_dict()
@@ -159,7 +165,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
         model, optimizer = accelerator.prepare(model, optimizer)
 
-    step = 0
+    step = start_epoch = 0
     if args.resume is not None:
         state = torch.load(args.resume, map_location="cpu", weights_only=True)
         if model is not None:
@@ -167,6 +173,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             optimizer.load_state_dict(state["optimizer"])
         dataset.load_state_dict(state["stream"])
         step = int(state["step"])
+        start_epoch = dataset.resume_epoch
 
     per_epoch = batches_per_epoch(dataset, args.batch_size, args.num_workers)
     record = None
@@ -181,7 +188,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     device = accelerator.device
     started, samples, frames, loss_value = time.perf_counter(), 0, 0, math.nan
     done = False
-    for epoch in range(step // per_epoch, args.epochs):
+    for epoch in range(start_epoch, args.epochs):
         for batch in loader:
             images = [batch[k].to(device, non_blocking=True) for k in cameras]
             if model is not None:
@@ -210,6 +217,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 save_checkpoint(
                     accelerator,
                     args.checkpoint_dir / f"step_{step:06d}.pt",
+                    dataset,
                     model,
                     optimizer,
                     step,
@@ -223,7 +231,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     elapsed = time.perf_counter() - started
     if record is not None:
         record.close()
-    save_checkpoint(accelerator, args.checkpoint_dir / "last.pt", model, optimizer, step, args.batch_size)
+    save_checkpoint(
+        accelerator, args.checkpoint_dir / "last.pt", dataset, model, optimizer, step, args.batch_size
+    )
     totals = torch.tensor([samples, frames], dtype=torch.float64, device=device)
     totals = accelerator.reduce(totals, reduction="sum")
     accelerator.print(

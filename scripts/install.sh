@@ -5,7 +5,8 @@
 # Environment knobs:
 #   LRS_VENV=path        virtual environment to use (default: .venv in the repo; "none" = current python)
 #   LRS_TORCH_SPEC=spec  torch requirement installed when torch is missing (default torch==2.13.0)
-#   LRS_CUDA=AUTO|ON|OFF build the CUDA sources (AUTO: when nvcc is found)
+#   LRS_CUDA=AUTO|ON|OFF build the CUDA sources (AUTO: when nvcc, cuda.h and nv-codec-headers are all
+#                        found, else CPU-only with the reason printed; ON: fail with the reason)
 #   LRS_APT=0            never call apt-get (not root, or packages managed elsewhere)
 #   LRS_EXTRAS=...       pip extras to install with the package (default: test,synth)
 #   LRS_WHEEL_DIR=dir    only build a wheel into dir: installs the build packages and tools but no test
@@ -16,7 +17,8 @@ cd "$repo"
 
 wheel_dir="${LRS_WHEEL_DIR:-}"
 apt_packages=(pkg-config g++ libavformat-dev libavcodec-dev libavutil-dev libswscale-dev
-  libffmpeg-nvenc-dev)  # nv-codec-headers: nvcuvid declarations for the CUDA build (headers only)
+  libffmpeg-nvenc-dev)  # nv-codec-headers: nvcuvid declarations for the CUDA build (headers only;
+                        # without them LRS_CUDA=AUTO builds CPU-only and says so)
 [[ -n "$wheel_dir" ]] || apt_packages+=(libgtest-dev ffmpeg nginx-light)  # tests only
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -57,3 +59,6 @@ fi
 echo "[install] building lerobot-stream (LRS_CUDA=${LRS_CUDA:-AUTO})"
 pip_install --no-build-isolation ".[${LRS_EXTRAS:-test,synth}]"
 "$py" -c "import lerobot_stream as l; print('[install] lerobot_stream', l.__version__, 'ok')"
+# Whether the CUDA sources were built, and if not why (Note [CUDA build requirements] in CMakeLists.txt).
+"$py" -c "from lerobot_stream import _core as c; i = c.cuda_info()
+print('[install] CUDA sources built' if c.built_with_cuda else '[install] ' + i['reason'])"

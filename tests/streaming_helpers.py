@@ -58,6 +58,19 @@ def assert_batches_equal(actual: list[dict[str, Any]], expected: list[dict[str, 
                 assert a[key] == e[key], f"batch {i}: {key} differs"
 
 
+def assert_same_sample(expected: dict[str, Any], actual: dict[str, Any], where: str) -> None:
+    """One sample: same keys in the same order; tensors of the same dtype, shape and bits; equal strings."""
+    assert list(actual) == list(expected), f"{where}: keys differ"
+    for key, want in expected.items():
+        got = actual[key]
+        if isinstance(want, torch.Tensor):
+            assert isinstance(got, torch.Tensor), f"{where} {key}: not a tensor"
+            assert (got.dtype, tuple(got.shape)) == (want.dtype, tuple(want.shape)), f"{where} {key}"
+            assert torch.equal(got, want), f"{where} {key}: values differ"
+        else:
+            assert got == want, f"{where} {key}"
+
+
 def data_table(root: Path) -> pa.Table:
     """Every data row of a dataset, sorted by ``index`` (read independently with pyarrow)."""
     files = sorted((root / "data").glob("*/*.parquet"))

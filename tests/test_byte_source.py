@@ -153,9 +153,18 @@ def test_cache_keys_sources_by_content_and_requests_outside_the_episode_fail(fil
     cache.get_frames_at(again[1][0], [middle_t])  # same key: the cached decoder
     cache.get_frames_at(str(files["h264"]), [first_t])
     assert (cache.stats()["hits"], cache.stats()["misses"]) == (1, 2)
+    # The byte bound counts a segment's in-memory media bytes, which the cached decoder keeps alive.
+    in_memory, on_disk = DecoderCache(1), DecoderCache(1)
+    in_memory.get_frames_at(episodes[1][0], [middle_t])
+    on_disk.get_frames_at(again[1][0], [middle_t])
+    media = episodes[1][0].media_end - episodes[1][0].media_begin
+    assert in_memory.stats()["bytes"] == on_disk.stats()["bytes"] + media
     with pytest.raises(FrameTimestampError, match="outside the fetched episode range") as error:
         cache.get_frames_at(episodes[1][0], [first_t])
     assert URL in str(error.value)
+    # Depth-map codes go through the same cached segment decoder.
+    gray = cache.get_gray12_frames_at(episodes[1][0], [middle_t])
+    assert torch.equal(gray, DecoderCache(1).get_gray12_frames_at(files["h264"], [middle_t]))
 
 
 def test_bytes_backing_lives_as_long_as_the_source(files: dict[str, Path]) -> None:

@@ -8,7 +8,11 @@ checkpoint (mid-epoch, mid round-robin of the workers) and runs to the same end.
   every frame except fewer than ``ranks x workers`` (the remainder that keeps shares equal);
 * every rank runs the same number of batches per epoch (DDP would hang otherwise);
 * the resumed run sees exactly the uninterrupted run's batches from step 8 on, across the epoch
-  boundary, and ends with bit-identical model parameters.
+  boundary, and ends with bit-identical model parameters;
+* elastic: a third launch resumes the same step-7 checkpoint on THREE ranks. The two ranks' first 7
+  batches plus the three ranks' rest of that epoch emit every frame once (but fewer than 3 x 2), the
+  three ranks run the same number of batches (DDP does not hang), and their next epoch equals a fresh
+  3-rank run's.
 
 The launcher is ``--multi_gpu`` with the script's ``--cpu``: accelerate's own ``--cpu`` flag starts a
 single process. If accelerate is missing or fewer than two ranks report, the tests skip and say why.
@@ -30,6 +34,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "train_streaming_multinode.py"
 RANKS, WORKERS, BATCH, EPOCHS, RESUME_STEP = 2, 2, 4, 2, 7
+ELASTIC_RANKS = 3
 LAUNCH_TIMEOUT_S = 600
 
 pytestmark = pytest.mark.slow
@@ -41,13 +46,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _launch(root: Path, out: Path, *extra: str) -> dict[int, list[dict[str, Any]]]:
-    """Runs the example on RANKS processes; returns each rank's recorded batches (skips if < 2 ran)."""
+def _launch(root: Path, out: Path, *extra: str, ranks: int = RANKS) -> dict[int, list[dict[str, Any]]]:
+    """Runs the example on ``ranks`` processes; returns each rank's recorded batches (skips if fewer ran)."""
     if importlib.util.find_spec("accelerate") is None:
         pytest.skip("accelerate is not installed (pip install 'lerobot-stream[test]'): no multi-process run")
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch",
-        "--multi_gpu", "--num_processes", str(RANKS), "--num_machines", "1",
+        "--multi_gpu", "--num_processes", str(ranks), "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
         str(EXAMPLE), "--cpu", "--root", str(root), "--batch-size", str(BATCH),
         "--num-workers", str(WORKERS), "--epochs", str(EPOCHS), "--episode-pool-size", "3",
@@ -63,8 +68,8 @@ def _launch(root: Path, out: Path, *extra: str) -> dict[int, list[dict[str, Any]
         f"accelerate launch failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     )
     files = sorted((out / "record").glob("rank*.jsonl"))
-    if len(files) < RANKS:
-        pytest.skip(f"only {len(files)} of {RANKS} processes started under accelerate launch:\n{proc.stdout}")
+    if len(files) < ranks:
+        pytest.skip(f"only {len(files)} of {ranks} processes started under accelerate launch:\n{proc.stdout}")
     return {
         int(f.stem.removeprefix("rank")): [json.loads(line) for line in f.read_text().splitlines()]
         for f in files
@@ -98,6 +103,14 @@ def resumed_run(dataset_root: Path, full_run: tuple[Path, dict], tmp_path_factor
     return out, _launch(dataset_root, out, "--resume", str(checkpoint))
 
 
+@pytest.fixture(scope="module")
+def elastic_run(dataset_root: Path, full_run: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactory):
+    full_out, _ = full_run
+    checkpoint = full_out / "ckpt" / f"step_{RESUME_STEP:06d}.pt"
+    out = tmp_path_factory.mktemp("elastic")
+    return out, _launch(dataset_root, out, "--resume", str(checkpoint), ranks=ELASTIC_RANKS)
+
+
 def test_ranks_split_every_epoch_disjointly_with_equal_batch_counts(
     dataset_root: Path, full_run: tuple[Path, dict]
 ) -> None:
@@ -129,3 +142,32 @@ def test_resumed_run_continues_exactly(full_run: tuple[Path, dict], resumed_run:
     full_params = {r: s["param_sum"] for r, s in _summaries(full_out).items()}
     resumed_params = {r: s["param_sum"] for r, s in _summaries(resumed_out).items()}
     assert resumed_params == full_params, "model parameters after the resumed run differ"
+
+
+def test_elastic_resume_on_three_ranks_finishes_the_epoch_once(
+    dataset_root: Path, full_run: tuple[Path, dict], elastic_run: tuple[Path, dict]
+) -> None:
+    from lerobot_stream import StreamingLeRobotDataset
+    from streaming_helpers import run_loader
+
+    _, full = full_run
+    _, elastic = elastic_run
+    assert sorted(elastic) == list(range(ELASTIC_RANKS))
+    interrupted = full[0][RESUME_STEP - 1]["epoch"]
+    before = [i for rank in full.values() for b in rank[:RESUME_STEP] for i in b["index"]]
+    assert {b["epoch"] for rank in full.values() for b in rank[:RESUME_STEP]} == {interrupted}
+    rest = {r: [b for b in batches if b["epoch"] == interrupted] for r, batches in elastic.items()}
+    assert len({len(b) for b in rest.values()}) == 1, "ranks ran different batch counts (DDP would hang)"
+    emitted = before + [i for batches in rest.values() for b in batches for i in b["index"]]
+    assert len(emitted) == len(set(emitted)), "a frame was emitted twice in the interrupted epoch"
+    total = json.loads((dataset_root / "meta" / "info.json").read_text())["total_frames"]
+    assert total - len(emitted) < ELASTIC_RANKS * WORKERS
+    for rank, batches in elastic.items():  # the next epoch: a fresh 3-rank run's (the example's arguments)
+        fresh = StreamingLeRobotDataset(
+            dataset_root.name, root=dataset_root, episode_pool_size=3, seed=0, return_uint8=True,
+            num_workers=WORKERS, rank=rank, world_size=ELASTIC_RANKS,
+        )  # fmt: skip
+        fresh.set_epoch(interrupted + 1)
+        expected = [b["index"].tolist() for b in run_loader(fresh, batch_size=BATCH, num_workers=WORKERS)]
+        got = [b["index"] for b in batches if b["epoch"] == interrupted + 1]
+        assert got == expected, f"rank {rank}: the epoch after the elastic resume is not the 3-rank run's"

@@ -113,6 +113,27 @@ def test_resume_point_matches_dataloader_round_robin(num_workers: int, drop_last
                 assert got == (epoch, first), (consumed, worker, samples, batch_size)
 
 
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_elastic_pass_hands_the_leftover_to_the_new_consumers_once(shuffle: bool) -> None:
+    # 2 ranks x 2 workers stopped after 5 batches of 3 per rank; 3 ranks x 1 worker take over.
+    old = [
+        drain(_core.ConsumerSchedule(LENGTHS, 3, shuffle, 1, rank, 2, worker, 2, 3))[
+            : _core.consumed_samples(5, 3, 2, worker, sum(LENGTHS) // 4, False)
+        ]
+        for rank in range(2)
+        for worker in range(2)
+    ]
+    delivered = {f for consumer in old for f in consumer}
+    elastic = _core.ElasticPass(LENGTHS, 3, shuffle, 1, [(2, 2, 3, False, 5)], 3)
+    assert elastic.leftover == _core.leftover_frames(sum(LENGTHS), [(2, 2, 3, False, 5)])
+    assert elastic.leftover == sum(LENGTHS) - len(delivered)
+    new = [drain(elastic.schedule(rank, 3, 0, 0)) for rank in range(3)]
+    assert {len(samples) for samples in new} == {elastic.samples_per_consumer(3)}
+    after = [f for samples in new for f in samples]
+    assert len(set(after)) == len(after) and not set(after) & delivered
+    assert sum(LENGTHS) - len(delivered) - len(after) == elastic.leftover % 3
+
+
 def test_window_indices_match_map_style_clamp_and_pad() -> None:
     rng = random.Random(0)
     for _ in range(200):
@@ -146,6 +167,10 @@ def test_window_indices_match_map_style_clamp_and_pad() -> None:
         (lambda: _core.resume_point(0, 0, 2, 0, 10, False), ValueError, "batch_size"),
         (lambda: _core.resume_point(1, 4, 2, 0, 3, True), ValueError, "no batch"),
         (lambda: _core.window_indices(5, 5, np.zeros(2, dtype=np.int64)), ValueError, "frame"),
+        (lambda: _core.ElasticPass([5], 0, True, 0, [(0, 1, 4, False, 0)], 2), ValueError, "phase 0"),
+        (lambda: _core.ElasticPass([5], 0, True, 0, [], 0), ValueError, "pool_size"),
+        (lambda: _core.leftover_frames(10, [(1, 0, 1, False, 11)]), ValueError, "batches must be in [0, 10]"),
+        (lambda: _core.ElasticPass([5, 3], 0, True, 0, [], 2).schedule(1, 1, 0, 0), ValueError, "rank"),
     ],
 )
 def test_bad_arguments_raise_with_a_message(call, error: type[Exception], needle: str) -> None:

@@ -96,8 +96,8 @@ def test_lerobot_reads_the_transcoded_dataset(transcoded: tuple[Path, Path]) -> 
     oracle.require_lerobot()
     _, dst = transcoded
     ours = samples(dst)
-    for index in (0, len(ours) // 2, len(ours) - 1):
-        theirs = oracle.lerobot_item(dst, index, return_uint8=True)
+    indices = [0, len(ours) // 2, len(ours) - 1]
+    for index, theirs in zip(indices, oracle.lerobot_items(dst, indices, return_uint8=True), strict=True):
         mine = next(s for s in ours if int(s["index"]) == index)
         for key in ("observation.images.cam0", "observation.images.cam1"):
             np.testing.assert_array_equal(theirs[key].numpy(), mine[key].numpy())

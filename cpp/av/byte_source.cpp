@@ -115,12 +115,19 @@ ByteSource::ByteSource(std::string name, int64_t size, std::vector<BytePiece> pi
       if (p.file_offset != covered) break;
       if (end > media_end_) fail("media piece " + range_text(p.file_offset, end) + " runs past media_end " + std::to_string(media_end_));
       covered = end;
+      if (p.backing.is_memory()) media_memory_bytes_ += p.length;
     }
     if (covered != media_end_) {
       fail("the pieces do not cover the media range " + range_text(media_begin_, media_end_) + ": bytes from " +
            std::to_string(covered) + " are missing");
     }
     if (!start_pts_) fail("a media range needs start_pts (the pts of its first sample, a keyframe)");
+    for (const BytePiece& p : pieces_) {
+      if (p.file_offset >= media_end_) {
+        tail_header_begin_ = p.file_offset;
+        break;
+      }
+    }
   } else if (start_pts_) {
     fail("start_pts is given but there is no media range (media_begin/media_end)");
   }
@@ -263,7 +270,9 @@ int ByteReader::read(uint8_t* buffer, int size) {
     position_ += n;
     return static_cast<int>(n);
   }
-  if (src.has_media() && pos >= src.media_end()) return AVERROR_EOF;
+  if (src.has_media() && pos >= src.media_end() && (src.tail_header_begin_ < 0 || pos < src.tail_header_begin_)) {
+    return AVERROR_EOF;
+  }
   throw outside_error(pos, std::min<int64_t>(pos + size, src.size()));
 }
 

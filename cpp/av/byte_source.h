@@ -30,8 +30,9 @@ namespace lrs::av {
 // from the header pieces and only the samples it is asked for from the media range; nothing is
 // rewritten. The reader's policy makes every read explicit:
 //   - bytes inside a piece are served (a read crossing a piece's end is served up to that end);
-//   - a read at or after media_end that no header piece covers is end of file: the episode is the
-//     whole stream as far as the demuxer can tell;
+//   - a read at or after media_end that no piece covers is end of file (the episode is the whole
+//     stream as far as the demuxer can tell), up to the first header piece after the media range
+//     (a moov at the tail): past that, a read is a truncated header;
 //   - any other read is a bug (ours, or an index that disagrees with the bytes) and fails with
 //     InvalidInput naming the URL and the byte range, never papered over with invented bytes;
 //   - except under ReadPolicy::kZeroFill, used by the sample-index scan (sample_index.h) only,
@@ -90,6 +91,8 @@ class ByteSource : public std::enable_shared_from_this<ByteSource> {
   int64_t media_end() const { return media_end_; }
   std::optional<int64_t> start_pts() const { return start_pts_; }
   const std::vector<BytePiece>& pieces() const { return pieces_; }  // sorted by file_offset
+  // Bytes of the media range held in memory (the per-episode part a decoder keeps alive).
+  int64_t media_memory_bytes() const { return media_memory_bytes_; }
 
   // The piece holding byte `pos`, or nullptr.
   const BytePiece* piece_at(int64_t pos) const;
@@ -106,6 +109,10 @@ class ByteSource : public std::enable_shared_from_this<ByteSource> {
   int64_t media_end_ = -1;
   std::optional<int64_t> start_pts_;
   std::string key_;
+  int64_t media_memory_bytes_ = 0;
+  int64_t tail_header_begin_ = -1;  // the first header piece after the media range, or -1
+
+  friend class ByteReader;
 };
 
 // An open file descriptor, closed on destruction.

@@ -40,6 +40,7 @@ CpuVideoDecoder::CpuVideoDecoder(VideoSource source, CpuDecoderOptions options)
     : path_(source.name()), packet_(av_packet_alloc()), frame_(av_frame_alloc()) {
   if (!packet_ || !frame_) throw std::bad_alloc();
   demuxer_ = std::make_unique<Demuxer>(source);
+  if (source.bytes()) source_bytes_ = source.bytes()->media_memory_bytes();
   open_codec(options);
   scan_packets();
 }

@@ -52,13 +52,21 @@ class CpuVideoDecoder final : public VideoDecoder {
                        const FrameDestination& out) override;
   DecoderStats stats() const override { return stats_; }
   std::string backend() const override { return "cpu"; }
+  // Codec memory plus an episode segment's in-memory media bytes, which the decoder keeps alive.
+  int64_t memory_bytes() const override { return VideoDecoder::memory_bytes() + source_bytes_; }
 
   // Presentation times (seconds) of every frame, ascending.
   const std::vector<double>& frame_times() const override { return frames_->seconds(); }
   const FrameTable& frame_table() const { return *frames_; }
 
-  // Decodes frame `frame_idx` (Note [Seeking]) and returns it as the codec produced it (software
-  // pixel format), valid until the next decode: what the hybrid path stages for the GPU
+  // Index (into frame_times()) of the frame nearest `timestamp_s` (Note [Frame choice]); throws
+  // FrameTimestampError. With decode_frame, the building block of outputs other than RGB
+  // (av/gray_frames.h).
+  int64_t frame_index_at(double timestamp_s, double tolerance_s) const {
+    return frames_->nearest(timestamp_s, tolerance_s);
+  }
+  // Decodes frame `frame_idx` (Note [Seeking]) and returns it, as the codec produced it (software
+  // pixel format); valid until the next decode. Also what the hybrid path stages for the GPU
   // (cuda/hybrid_decoder.h). Throws InvalidInput naming the file when it cannot be decoded.
   const AVFrame& decode_frame(int64_t frame_idx);
 
@@ -74,6 +82,7 @@ class CpuVideoDecoder final : public VideoDecoder {
   StreamInfo info_;
   DecoderStats stats_;
   std::unique_ptr<Demuxer> demuxer_;
+  int64_t source_bytes_ = 0;  // ByteSource::media_memory_bytes()
   UniqueCodecContext codec_;
   RgbConverter rgb_;
   UniquePacket packet_;

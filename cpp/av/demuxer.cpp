@@ -81,7 +81,7 @@ void Demuxer::open_bytes() {
   // Fetched ranges are mp4 as LeRobot writes them: no probing (its reads could leave the header).
   const AVInputFormat* mp4 = av_find_input_format("mp4");
   const int rc = avformat_open_input(&raw, name_.c_str(), mp4, nullptr);  // frees `raw` on failure
-  if (rc >= 0) format_.reset(raw);  // owned before a reader error can throw
+  if (rc >= 0) format_.reset(raw);
   rethrow_reader_error();
   if (rc < 0) fail("not a readable video container (mp4 expected: " + error_string(rc) + "; " + source_->describe_ranges() + ")");
 }

@@ -1,5 +1,5 @@
 // Python bindings of the sampling layer: consumer ids, EpochPlan, ConsumerSchedule, resume
-// arithmetic and delta windows. Sample indices cross as 1-D numpy arrays whose owner is a small
+// arithmetic, elastic resume (ElasticPass) and delta windows. Sample indices cross as 1-D numpy arrays whose owner is a small
 // bound holder of the C++ buffer (no copy, no raw new/delete). The GIL is released while a
 // schedule draws or skips. Bindings convert types and nothing else.
 #include <nanobind/nanobind.h>
@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <tuple>
@@ -19,6 +20,7 @@
 
 #include "common/errors.h"
 #include "sampling/consumer_schedule.h"
+#include "sampling/elastic.h"
 #include "sampling/epoch_plan.h"
 #include "sampling/resume.h"
 #include "sampling/window.h"
@@ -57,6 +59,16 @@ std::vector<SegmentTuple> as_tuples(const std::vector<ls::Segment>& segments) {
   std::vector<SegmentTuple> out;
   out.reserve(segments.size());
   for (const ls::Segment& s : segments) out.emplace_back(s.episode_pos, s.begin, s.end);
+  return out;
+}
+
+// (episode_pos, begin, end, frames): frames empty for the whole range [begin, end).
+using PieceTuple = std::tuple<int64_t, int64_t, int64_t, std::vector<int64_t>>;
+
+std::vector<PieceTuple> piece_tuples(const std::vector<ls::Piece>& pieces) {
+  std::vector<PieceTuple> out;
+  out.reserve(pieces.size());
+  for (const ls::Piece& p : pieces) out.emplace_back(p.episode_pos, p.begin, p.end, p.frames);
   return out;
 }
 
@@ -145,11 +157,90 @@ void bind_schedule(nb::module_& m) {
           "pool", [](const ls::ConsumerSchedule& s) { return as_tuples(s.pool()); },
           "The admitted, not yet exhausted segments (episode_pos, begin, end), in admission order.")
       .def(
+          "unconsumed", [](const ls::ConsumerSchedule& s) { return piece_tuples(s.unconsumed()); },
+          "The frames not drawn yet as (episode_pos, begin, end, frames) pieces in plan order (frames\n"
+          "empty: the whole range).")
+      .def(
           "take_admitted", [](ls::ConsumerSchedule& s) { return as_tuples(s.take_admitted()); },
           "Segments admitted since the last call (load their rows before building the samples).")
       .def(
           "take_evicted", [](ls::ConsumerSchedule& s) { return as_tuples(s.take_evicted()); },
           "Segments evicted since the last call (their last sample was already returned).");
+}
+
+// (world_size, num_workers, batch_size, drop_last, batches): one phase of an interrupted epoch.
+using PhaseTuple = std::tuple<int64_t, int64_t, int64_t, bool, int64_t>;
+
+std::vector<ls::Phase> to_phases(const std::vector<PhaseTuple>& tuples) {
+  std::vector<ls::Phase> out;
+  out.reserve(tuples.size());
+  for (const auto& [world_size, num_workers, batch_size, drop_last, batches] : tuples) {
+    out.push_back(ls::Phase{world_size, num_workers, batch_size, drop_last, batches});
+  }
+  return out;
+}
+
+void bind_elastic(nb::module_& m) {
+  m.def("pass_batches", &ls::pass_batches, "samples"_a, "batch_size"_a, "num_workers"_a, "drop_last"_a,
+        "Batches each rank's DataLoader yields in a pass where every consumer has `samples` samples.");
+  m.def("consumed_samples", &ls::consumed_samples, "batches"_a, "batch_size"_a, "num_workers"_a, "worker"_a,
+        "samples"_a, "drop_last"_a,
+        "Samples worker `worker` of a rank emitted into the first `batches` batches of such a pass\n"
+        "(see Note [Elastic resume]).");
+  m.def(
+      "leftover_frames",
+      [](int64_t total_frames, const std::vector<PhaseTuple>& phases) {
+        return ls::leftover_frames(total_frames, to_phases(phases));
+      },
+      "total_frames"_a, "phases"_a,
+      "Frames of an epoch left after `phases`, each (world_size, num_workers, batch_size, drop_last,\n"
+      "batches): arithmetic only. Raises ValueError naming a bad phase.");
+
+  nb::class_<ls::ElasticPass>(
+      m, "ElasticPass",
+      "The frames of an interrupted epoch that its earlier layouts (phases) did not emit, derived by\n"
+      "replaying their schedules (no I/O), split equally among the consumers of a new layout.\n"
+      "See Note [Elastic resume] in cpp/sampling/elastic.h. Immutable, thread-safe.")
+      .def(
+          "__init__",
+          [](ls::ElasticPass* self, std::vector<int64_t> episode_lengths, uint64_t seed, bool shuffle,
+             int64_t epoch, const std::vector<PhaseTuple>& phases, int64_t pool_size) {
+            const std::vector<ls::Phase> parsed = to_phases(phases);
+            nb::gil_scoped_release release;
+            new (self) ls::ElasticPass(ls::PlanInputs{std::move(episode_lengths), seed, shuffle}, epoch, parsed,
+                                       pool_size);
+          },
+          "episode_lengths"_a, "seed"_a, "shuffle"_a, "epoch"_a, "phases"_a, "pool_size"_a,
+          "Replays `phases` (phases[0] = the epoch's regular pass), each (world_size, num_workers,\n"
+          "batch_size, drop_last, batches consumed per rank); O(samples consumed), GIL released.\n"
+          "Raises ValueError for bad lengths, epoch < 0, pool_size < 1 or a bad phase (naming it).")
+      .def_prop_ro("epoch", &ls::ElasticPass::epoch)
+      .def_prop_ro("phase", &ls::ElasticPass::phase, "This pass's index in the epoch: len(phases).")
+      .def_prop_ro("leftover", &ls::ElasticPass::leftover, "Frames the phases left (L).")
+      .def("samples_per_consumer", &ls::ElasticPass::samples_per_consumer, "num_consumers"_a,
+           "Samples every new consumer emits in this pass: leftover // num_consumers.")
+      .def(
+          "pieces", [](const ls::ElasticPass& p) { return piece_tuples(p.pieces()); },
+          "The leftover in canonical order as (episode_pos, begin, end, frames) with frames empty for\n"
+          "the whole range [begin, end).")
+      .def(
+          "slice",
+          [](const ls::ElasticPass& p, int64_t consumer, int64_t num_consumers) {
+            return piece_tuples(p.slice(consumer, num_consumers));
+          },
+          "consumer"_a, "num_consumers"_a, "Consumer c's pieces: the leftover's slice [c*n', (c+1)*n').")
+      .def(
+          "schedule",
+          [](const ls::ElasticPass& p, int64_t rank, int64_t world_size, int64_t worker, int64_t num_workers) {
+            std::optional<ls::ConsumerSchedule> schedule;
+            {
+              nb::gil_scoped_release release;
+              schedule.emplace(p.schedule(rank, world_size, worker, num_workers));
+            }
+            return std::move(*schedule);
+          },
+          "rank"_a, "world_size"_a, "worker"_a, "num_workers"_a,
+          "The ConsumerSchedule of consumer (rank, worker) of the new layout over its slice.");
 }
 
 void bind_resume_and_windows(nb::module_& m) {
@@ -188,4 +279,5 @@ void bind_sampling(nb::module_& m) {
   bind_plan(m);
   bind_schedule(m);
   bind_resume_and_windows(m);
+  bind_elastic(m);
 }

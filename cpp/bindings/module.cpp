@@ -2,18 +2,21 @@
 // and calls one bind_* function per area. Bindings convert types and nothing else.
 #include <nanobind/nanobind.h>
 
+#include <string>
+
 extern "C" {
 #include <libavutil/log.h>
 }
 
+#include "build_config.h"
 #include "common/errors.h"
-#include "decode/decoder_factory.h"
 
 namespace nb = nanobind;
 
 void bind_stage(nb::module_& m);
 void bind_byte_source(nb::module_& m);
 void bind_decode(nb::module_& m);
+void bind_depth(nb::module_& m);
 void bind_sampling(nb::module_& m);
 void bind_cuda(nb::module_& m);
 
@@ -50,6 +53,7 @@ NB_MODULE(_core, m) {
   bind_stage(m);  // first: binds the VideoDecoder base the concrete decoders derive from
   bind_byte_source(m);
   bind_decode(m);
+  bind_depth(m);
   bind_sampling(m);
 #ifdef LRS_WITH_CUDA
   bind_cuda(m);
@@ -60,7 +64,9 @@ NB_MODULE(_core, m) {
     nb::dict d;
     d["built_with_cuda"] = false;
     d["available"] = false;
-    d["reason"] = lrs::kBuiltWithoutCuda;
+    const std::string reason = std::string("built without CUDA: ") + LRS_CUDA_SKIPPED_REASON +
+                               " (Note [CUDA build requirements] in CMakeLists.txt; LRS_CUDA=ON makes it an error)";
+    d["reason"] = nb::str(reason.c_str(), reason.size());
     d["driver_loaded"] = false;
     d["nvcuvid_loaded"] = false;
     d["device_count"] = 0;

@@ -69,6 +69,7 @@ constexpr uint64_t splitmix64(uint64_t x) {
 enum class RngPurpose : uint64_t {
   kEpochPermutation = 1,  // the global episode order of an epoch (rank = worker = 0)
   kPoolDraw = 2,          // a consumer's draws from its episode pool
+  kElasticPoolDraw = 3,   // a consumer's draws in an elastic pass (Note [Elastic resume])
 };
 
 // The 64-bit stream key of (seed, epoch, rank, worker, purpose): splitmix64 chained over the

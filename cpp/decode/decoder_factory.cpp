@@ -127,6 +127,9 @@ void BatchMemory::hand_off(uintptr_t consumer_stream) {
 
 #else  // no CUDA in this build
 
+constexpr const char* kBuiltWithoutCuda =
+    "lerobot_stream was built without its CUDA sources (cuda_info() says why; rebuild with LRS_CUDA=ON)";
+
 void require_device(const DecodeDevice& device) {
   if (device.kind == DeviceKind::kCPU) return;
   throw CudaUnavailable(std::string("CUDA unavailable: ") + kBuiltWithoutCuda);

@@ -45,10 +45,6 @@ DecodeDevice parse_decode_device(const std::string& text);
 // "auto", "nvdec" or "cpu->cuda"; InvalidInput listing them otherwise.
 CudaBackend parse_cuda_backend(const std::string& text);
 
-// cuda_info()'s reason in a build without the CUDA sources.
-inline constexpr const char* kBuiltWithoutCuda =
-    "built without CUDA (nvcc was not found when lerobot_stream was built; rebuild with LRS_CUDA=ON)";
-
 // Nothing for the CPU; for CUDA, CudaUnavailable with the reason (built without CUDA, no driver,
 // no device N) unless the device is usable.
 void require_device(const DecodeDevice& device);

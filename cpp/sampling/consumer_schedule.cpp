@@ -15,6 +15,28 @@ EpochPlan plan_for(const PlanInputs& inputs, int64_t world_size, int64_t num_wor
   return EpochPlan(inputs, world_size * std::max<int64_t>(num_workers, 1));
 }
 
+void check_pool_size(int64_t pool_size) {
+  if (pool_size < 1) {
+    throw InvalidInput("consumer schedule: pool_size must be >= 1, got " + std::to_string(pool_size));
+  }
+}
+
+void check_piece(const Piece& p, size_t i) {
+  const std::string where = "consumer schedule: planned piece " + std::to_string(i) + " (episode_pos " +
+                            std::to_string(p.episode_pos) + ")";
+  if (p.episode_pos < 0 || p.begin < 0 || p.begin >= p.end) {
+    throw InvalidInput(where + " needs episode_pos >= 0 and 0 <= begin < end, got [" +
+                       std::to_string(p.begin) + ", " + std::to_string(p.end) + ")");
+  }
+  for (size_t k = 0; k < p.frames.size(); ++k) {
+    const int64_t f = p.frames[k];
+    if (f < p.begin || f >= p.end || (k > 0 && f <= p.frames[k - 1])) {
+      throw InvalidInput(where + ": frames must be ascending inside [begin, end); frame " +
+                         std::to_string(k) + " is " + std::to_string(f));
+    }
+  }
+}
+
 }  // namespace
 
 ConsumerSchedule::ConsumerSchedule(const PlanInputs& inputs, int64_t epoch, int64_t rank,
@@ -26,27 +48,38 @@ ConsumerSchedule::ConsumerSchedule(const PlanInputs& inputs, int64_t epoch, int6
                       static_cast<uint64_t>(worker), RngPurpose::kPoolDraw)),
       epoch_(epoch) {
   const int64_t consumer = consumer_id(rank, world_size, worker, num_workers);
-  if (pool_size < 1) {
-    throw InvalidInput("consumer schedule: pool_size must be >= 1, got " +
-                       std::to_string(pool_size));
-  }
+  check_pool_size(pool_size);
   const EpochPlan plan = plan_for(inputs, world_size, num_workers);
-  planned_ = plan.segments(epoch, consumer);
+  for (const Segment& s : plan.segments(epoch, consumer)) planned_.push_back(Piece::whole(s));
   total_ = plan.samples_per_consumer();
+  admit();
+}
+
+ConsumerSchedule::ConsumerSchedule(std::vector<Piece> planned, bool shuffle, uint64_t rng_key,
+                                   int64_t epoch, int64_t pool_size)
+    : planned_(std::move(planned)), pool_size_(pool_size), shuffle_(shuffle), rng_(rng_key), epoch_(epoch) {
+  if (epoch < 0) throw InvalidInput("consumer schedule: epoch must be >= 0, got " + std::to_string(epoch));
+  check_pool_size(pool_size);
+  for (size_t i = 0; i < planned_.size(); ++i) {
+    check_piece(planned_[i], i);
+    total_ += planned_[i].size();
+  }
   admit();
 }
 
 void ConsumerSchedule::admit() {
   while (std::cmp_less(pool_.size(), pool_size_) && next_planned_ < planned_.size()) {
-    const Segment& s = planned_[next_planned_++];
-    Entry entry{s, s.size(), {}};
-    if (shuffle_) {
-      entry.remaining.resize(static_cast<size_t>(s.size()));
-      std::iota(entry.remaining.begin(), entry.remaining.end(), s.begin);
+    Piece& p = planned_[next_planned_++];
+    Entry entry{p.span(), p.size(), {}};
+    if (p.explicit_frames()) {
+      entry.frames = std::move(p.frames);  // a planned piece is admitted once
+    } else if (shuffle_) {
+      entry.frames.resize(static_cast<size_t>(entry.left));
+      std::iota(entry.frames.begin(), entry.frames.end(), p.begin);
     }
     pool_frames_ += entry.left;
+    admitted_.push_back(entry.segment);
     pool_.push_back(std::move(entry));
-    admitted_.push_back(s);
   }
 }
 
@@ -59,14 +92,15 @@ void ConsumerSchedule::draw(int64_t k, int64_t* episode_pos, int64_t* frame) {
       auto r = static_cast<int64_t>(rng_.bounded(static_cast<uint64_t>(pool_frames_)));
       while (r >= pool_[slot].left) r -= pool_[slot++].left;
       Entry& e = pool_[slot];
-      auto& rem = e.remaining;
+      auto& rem = e.frames;
       f = rem[static_cast<size_t>(r)];
       rem[static_cast<size_t>(r)] = rem.back();
       rem.pop_back();
       --e.left;
     } else {
       Entry& e = pool_[0];
-      f = e.segment.end - e.left;
+      f = e.frames.empty() ? e.segment.end - e.left
+                           : e.frames[e.frames.size() - static_cast<size_t>(e.left)];
       --e.left;
     }
     if (episode_pos != nullptr) {
@@ -108,6 +142,29 @@ std::vector<Segment> ConsumerSchedule::pool() const {
   std::vector<Segment> out;
   out.reserve(pool_.size());
   for (const Entry& e : pool_) out.push_back(e.segment);
+  return out;
+}
+
+std::vector<Piece> ConsumerSchedule::unconsumed() const {
+  std::vector<Piece> out;
+  out.reserve(pool_.size() + (planned_.size() - next_planned_));
+  for (const Entry& e : pool_) {
+    Piece p{e.segment.episode_pos, 0, 0, {}};
+    if (shuffle_) {
+      p.frames = e.frames;
+      std::sort(p.frames.begin(), p.frames.end());
+    } else if (e.frames.empty()) {
+      p.frames.resize(static_cast<size_t>(e.left));
+      std::iota(p.frames.begin(), p.frames.end(), e.segment.end - e.left);
+    } else {
+      p.frames.assign(e.frames.end() - e.left, e.frames.end());
+    }
+    p.begin = p.frames.front();
+    p.end = p.frames.back() + 1;
+    if (p.end - p.begin == p.size()) p.frames.clear();  // contiguous: a whole range again
+    out.push_back(std::move(p));
+  }
+  out.insert(out.end(), planned_.begin() + static_cast<std::ptrdiff_t>(next_planned_), planned_.end());
   return out;
 }
 

@@ -3,9 +3,9 @@
 // exact fast-forward (skip) for resume and admission/eviction events that tell the caller which
 // segments' rows to load and when to free them (see Note [Pool events]).
 //
-// Owns its planned segments (O(episodes of this consumer)) and, for the admitted segments, an
-// array of their not-yet-drawn frames (O(pool frames)); never O(N). NOT thread-safe: one thread
-// drives a schedule at a time.
+// Owns its planned pieces (O(episodes of this consumer), plus the explicit frames of an elastic
+// pass's partly drawn episodes) and, for the admitted ones, an array of their not-yet-drawn frames
+// (O(pool frames)); never O(N). NOT thread-safe: one thread drives a schedule at a time.
 #pragma once
 
 #include <cstdint>
@@ -50,6 +50,8 @@ namespace lrs::sampling {
 //      next() that has already happened.
 // A segment can be admitted and evicted within one call (one shorter than the batch). skip()
 // records events exactly as drawing would; after a skip, take both lists and load pool().
+// In an elastic pass a planned piece may hold explicit frames (Note [Elastic resume]); the events
+// then report its span, and the pool draws from exactly those frames.
 
 class ConsumerSchedule {
  public:
@@ -58,6 +60,13 @@ class ConsumerSchedule {
   // bad plan inputs, epoch < 0, rank/worker out of range or pool_size < 1.
   ConsumerSchedule(const PlanInputs& inputs, int64_t epoch, int64_t rank, int64_t world_size,
                    int64_t worker, int64_t num_workers, int64_t pool_size);
+
+  // A schedule over explicit planned pieces (an elastic pass, Note [Elastic resume]) drawing from
+  // the stream `rng_key`; `epoch` is informational. Each episode must appear at most once. Throws
+  // InvalidInput for pool_size < 1, epoch < 0 or a piece that is empty, outside its span or whose
+  // frames are not ascending.
+  ConsumerSchedule(std::vector<Piece> planned, bool shuffle, uint64_t rng_key, int64_t epoch,
+                   int64_t pool_size);
 
   int64_t total() const { return total_; }  // n: samples this consumer emits in the epoch
   int64_t emitted() const { return emitted_; }
@@ -75,21 +84,27 @@ class ConsumerSchedule {
   // The segments currently admitted and not exhausted, in admission order (their full ranges).
   std::vector<Segment> pool() const;
 
+  // The frames not drawn yet, in plan order: the pool's entries (admission order = plan order),
+  // then the pieces not admitted yet; frames ascending within a piece. O(pool frames + pieces).
+  std::vector<Piece> unconsumed() const;
+
   std::vector<Segment> take_admitted();  // Note [Pool events]
   std::vector<Segment> take_evicted();
 
  private:
   struct Entry {
-    Segment segment;
-    int64_t left = 0;                 // frames not yet drawn
-    std::vector<int64_t> remaining;   // shuffle only: the frames not yet drawn (any order)
+    Segment segment;                 // the piece's span
+    int64_t left = 0;                // frames not yet drawn
+    // shuffle: the frames not yet drawn (any order); sequential: the piece's explicit frames
+    // (empty for a whole range), read front to back.
+    std::vector<int64_t> frames;
   };
 
   // Draws k <= remaining() samples; writes them when the pointers are not null.
   void draw(int64_t k, int64_t* episode_pos, int64_t* frame);
   void admit();
 
-  std::vector<Segment> planned_;
+  std::vector<Piece> planned_;
   size_t next_planned_ = 0;
   std::vector<Entry> pool_;
   int64_t pool_frames_ = 0;  // Σ left over the pool

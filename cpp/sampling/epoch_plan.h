@@ -45,6 +45,23 @@ struct Segment {
   friend bool operator==(const Segment&, const Segment&) = default;
 };
 
+// The frames of one episode that a consumer reads: the whole range [begin, end) when `frames` is
+// empty, otherwise exactly `frames` (ascending, inside [begin, end) = their span). Explicit frames
+// appear only in an elastic pass, for an episode an interrupted consumer had partly drawn
+// (Note [Elastic resume] in elastic.h).
+struct Piece {
+  int64_t episode_pos = 0;
+  int64_t begin = 0;
+  int64_t end = 0;
+  std::vector<int64_t> frames;
+
+  static Piece whole(const Segment& s) { return Piece{s.episode_pos, s.begin, s.end, {}}; }
+  bool explicit_frames() const { return !frames.empty(); }
+  int64_t size() const { return frames.empty() ? end - begin : static_cast<int64_t>(frames.size()); }
+  Segment span() const { return Segment{episode_pos, begin, end}; }
+  friend bool operator==(const Piece&, const Piece&) = default;
+};
+
 // What defines the plan, independent of the number of consumers.
 struct PlanInputs {
   std::vector<int64_t> episode_lengths;  // frames of each selected episode, dataset order

@@ -29,7 +29,9 @@ namespace lrs::sampling {
 // next batch from worker B mod W. So in that first iteration worker i plays the role of worker
 // (i + B) mod W (its consumer, RNG stream and resume point); a role whose resume epoch is past e0
 // has finished e0 and yields nothing then (torch skips exhausted workers, keeping the order).
-// Later iterations use the identity mapping again.
+// Later iterations use the identity mapping again. This holds for one layout (world size ×
+// workers); when the layout changes, Note [Elastic resume] (elastic.h) re-splits the epoch's rest,
+// and this arithmetic applies again inside the new pass with its own per-consumer count.
 
 struct ResumePoint {
   int64_t epoch = 0;

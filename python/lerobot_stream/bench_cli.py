@@ -7,7 +7,6 @@ run. The full benchmark with peers, plots and every reported field is ``bench/be
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -16,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+
+from lerobot_stream.cli_help import argument_parser
 
 DEMO_EPISODES = 12
 DEMO_CAMERAS = 2
@@ -101,15 +102,23 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lerobot-stream-bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, help="a local LeRobot v3 dataset (default: the demo dataset)")
-    parser.add_argument("--num-workers", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument(
-        "--max-batches", type=int, default=None, help="stop after this many (default: one epoch)"
+    parser = argument_parser(
+        "lerobot-stream-bench",
+        "Stream a LeRobot v3 dataset through StreamingLeRobotDataset and a torch DataLoader, and print\n"
+        "throughput (samples/s, decoded frames/s, first-batch latency). Without --root it streams the\n"
+        "demo dataset, written once to $LRS_DEMO_DIR (default ~/.cache/lerobot_stream/demo).",
+        "The full benchmark (peers, plots, every reported field) is bench/benchmark_streaming.py.",
     )
-    parser.add_argument("--episode-pool-size", type=int, default=4)
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--root", type=Path, help="a local LeRobot v3 dataset (default: the demo dataset)")
+    parser.add_argument("--num-workers", type=int, default=2, help="DataLoader worker processes")
+    parser.add_argument("--batch-size", type=int, default=16, help="samples per batch")
+    parser.add_argument(
+        "--max-batches", type=int, default=None, help="stop after this many batches (default: one epoch)"
+    )
+    parser.add_argument(
+        "--episode-pool-size", type=int, default=4, help="whole episodes each worker keeps in RAM"
+    )
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args(argv)
 
     root = args.root if args.root is not None else ensure_demo_dataset(demo_dataset_root())

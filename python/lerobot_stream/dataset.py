@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,21 @@ import numpy as np
 import torch
 
 from lerobot_stream import _core
-from lerobot_stream.decoding import DecoderCache, check_cuda_backend, default_decoder_cache_capacity
+from lerobot_stream.decoding import DecoderCache, check_cuda_backend, check_device, default_decoder_cache_capacity
+from lerobot_stream.depth import check_depth_unit, warn_missing_units
+from lerobot_stream.elastic import (
+    FirstPass,
+    Layout,
+    advance,
+    fill_layout,
+    first_pass,
+    normalize,
+    phase_tuples,
+)
 from lerobot_stream.metadata import DatasetMetadata, load_metadata
 from lerobot_stream.prefetch import VideoPrefetcher
 from lerobot_stream.sample import SampleBuilder
-from lerobot_stream.state import EpochCounters, ResumeState, dataset_fingerprint, resume_pass
+from lerobot_stream.state import EpochCounters, ResumeState, dataset_fingerprint
 from lerobot_stream.tabular import EpisodeRows, TabularReader
 from lerobot_stream.video_files import EpisodeVideoFiles, default_cache_dir, default_max_bytes
 from lerobot_stream.windows import check_delta_timestamps, delta_indices
@@ -49,6 +59,9 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         repo_id, root, revision: the dataset: a local directory, or a URL streamed without downloading
             it whole (``http(s)://``, ``hf://datasets/<org>/<name>`` at ``revision``, ``s3://``); ``root``
             defaults to ``$HF_LEROBOT_HOME/<repo_id>``, else the Hub (see ``lerobot_stream.remote``).
+        data_files_root: where ``data/`` and ``videos/`` are read from when they are not next to
+            ``meta/`` (a local directory or a URL, e.g. ``hf://buckets/<org>/<name>``); metadata still
+            comes from ``root`` / ``repo_id``.
         episodes: episode indices to use (default: all). Unknown indices raise ValueError.
 
     What a sample holds:
@@ -56,8 +69,11 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             within ``tolerance_s``. Windows outside the episode repeat its edge frame and set
             ``<feature>_is_pad``, as lerobot's map-style dataset does (no length limit).
         tolerance_s: how far a decoded frame may be from the requested time.
-        image_transforms: applied to every camera tensor, as lerobot does.
-        return_uint8: uint8 CHW camera frames instead of float32 in [0, 1].
+        image_transforms: applied to every camera tensor except depth maps, as lerobot does.
+        return_uint8: uint8 CHW video frames instead of float32 in [0, 1] (as in lerobot, ``image``
+            features stay float32 and depth maps are float32 in ``depth_output_unit``).
+        depth_output_unit: ``"mm"`` or ``"m"``: the unit of depth-map cameras (videos are dequantized
+            from their 12-bit codes, images converted from their recorded unit; ``lerobot_stream.depth``).
 
     Order:
         seed, shuffle: episode permutation and within-pool order from (seed, epoch, rank, worker);
@@ -86,9 +102,11 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             1 GiB; ``None`` bounds by count only).
         decode_threads: libav threads per decoder.
 
-    Accepted for compatibility and ignored: ``force_cache_sync``, ``streaming``,
-    ``depth_output_unit`` (depth maps are not supported yet), ``token`` (set ``$HF_TOKEN``);
-    ``buffer_size`` (warns:
+    Camera features may be videos (RGB or depth maps) or ``image`` features (PNG/JPEG/TIFF bytes in the
+    data parquet, ``lerobot_stream.images``); all are decoded only when a sample is emitted.
+
+    Accepted for compatibility and ignored: ``force_cache_sync``, ``streaming``, ``token`` (set
+    ``$HF_TOKEN``); ``buffer_size`` (warns:
     ``episode_pool_size`` replaced it), ``rng`` (warns: use ``seed``), ``max_num_shards`` (warns: work
     is split by frames across all consumers, not by parquet shards).
 
@@ -96,10 +114,15 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
     ``num_workers`` workers (constructor hint, default 1; 0 counts as 1). With another worker count
     the true count differs by fewer than max(hint, actual workers) samples: each epoch leaves out
     ``num_frames mod (world_size * workers)`` frames so that every consumer emits the same count.
+    The first pass after an elastic resume (another layout) is shorter: the rest of that epoch.
 
-    Resume: the trainer stores ``{"batches_consumed": B, "batch_size": b}`` (plus ``"drop_last":
-    True`` if its DataLoader drops last batches) and passes it to ``load_state_dict`` before
-    iterating; see Note [Resume state schema].
+    Resume: the trainer stores ``ds.state_dict(batches_consumed=B, batch_size=b)`` (B: batches this
+    rank consumed since the start of training; ``drop_last=True`` if its DataLoader drops last
+    batches) and passes it to ``load_state_dict`` before iterating, on every rank. The world size and
+    the DataLoader's ``num_workers`` may change between the two (elastic resume: the rest of the
+    interrupted epoch is split equally among the new consumers); seed, shuffle, episode_pool_size and
+    the episodes may not. The bare ``{"batches_consumed": B, "batch_size": b}`` works too when the
+    world size and num_workers stay the same. See Note [Resume state schema].
     """
 
     def __init__(
@@ -142,12 +165,13 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
     ) -> None:
         super().__init__()
         _warn_ignored(buffer_size=buffer_size, rng=rng, max_num_shards=max_num_shards)
-        if repo_type != "dataset" or data_files_root is not None:
+        if repo_type != "dataset":
             raise NotImplementedError(
-                "data_files_root and repo_type other than 'dataset' are not supported: pass the dataset's "
-                "URL as root= (http(s)://, hf://datasets/<org>/<name>, s3://)"
+                f"repo_type={repo_type!r} is not supported: for a bucket pass data_files_root="
+                f"'hf://buckets/{repo_id}' (metadata from root=/repo_id)"
             )
-        _core.require_device(str(video_decode_device))  # ValueError / CudaUnavailableError with the reason
+        check_depth_unit(depth_output_unit)
+        check_device(video_decode_device)  # ValueError / CudaUnavailableError with cuda_info()'s reason
         check_cuda_backend(cuda_backend)
         if video_decode_stage is False and str(video_decode_device) != "cpu":
             raise ValueError(
@@ -164,14 +188,14 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             raise ValueError(f"num_workers (the DataLoader's, for len()) must be >= 0, got {num_workers}")
 
         self.repo_id = repo_id
-        self.meta: DatasetMetadata = load_metadata(repo_id, root, revision)
+        self.meta: DatasetMetadata = load_metadata(repo_id, root, revision, data_files_root)
         self.root = self.meta.root
-        unsupported = self.meta.image_keys + self.meta.depth_keys
-        if unsupported:
-            raise NotImplementedError(
-                f"{self.root}: camera features stored as images or depth maps are not supported yet: "
-                f"{unsupported}"
-            )
+        self.data_files_root = data_files_root
+        self.depth_output_unit = depth_output_unit
+        warn_missing_units(
+            [k for k in self.meta.depth_keys if not (self.features[k].get("info") or {}).get("depth_unit")],
+            depth_output_unit,
+        )
         self.episodes = None if episodes is None else [int(e) for e in episodes]
         selected = (
             self.meta.episode_index
@@ -206,7 +230,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             raise NotImplementedError(
                 f"{self.root}: the decode stage does not decode depth-map videos yet: {self.meta.depth_keys}"
             )
-        if self._decode_stage and not self.meta.location.is_local and self.meta.video_keys:
+        if self._decode_stage and not self.meta.data_location.is_local and self.meta.video_keys:
             raise NotImplementedError(
                 f"{self.root}: the decode stage (video_decode_device={self.video_decode_device!r}) reads "
                 "local datasets only for now; decode remote ones in the workers (video_decode_device='cpu')"
@@ -227,6 +251,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         self._fingerprint = dataset_fingerprint(self._selected_episodes, self._episode_lengths)
         self._counters = EpochCounters()
         self._resume: ResumeState | None = None
+        self._elastic: tuple[Any, Any] | None = None  # (key, _core.ElasticPass) of the last elastic resume
         self._warned_idle = False
         self._runtime: _ConsumerRuntime | None = None
 
@@ -307,66 +332,88 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         self._counters.set_epoch(int(epoch))
 
     def state_dict(
-        self, batches_consumed: int | None = None, batch_size: int | None = None, drop_last: bool = False
+        self,
+        batches_consumed: int | None = None,
+        batch_size: int | None = None,
+        drop_last: bool | None = None,
     ) -> dict[str, Any]:
-        """The resume state of Note [Resume state schema].
+        """The resume state of Note [Resume state schema], the same dict on every rank.
 
-        The dataset cannot see what the trainer consumed, so pass the trainer's counters
-        (``batches_consumed``, ``batch_size``); without them the last loaded position (or 0) is used.
-        Storing just ``{"batches_consumed": B, "batch_size": b}`` in the checkpoint is enough.
+        Pass the trainer's counters: ``batches_consumed`` (batches this rank consumed since the start of
+        training), ``batch_size`` and ``drop_last`` (default: those of the loaded state, else 1 and
+        False); without ``batches_consumed`` the loaded position (or 0) is returned. The state records
+        the world size and the ``num_workers`` the DataLoader iterated with (else the loaded state's,
+        else the constructor's), so it can resume under another layout. ValueError when the counters
+        go backwards, or batch_size/drop_last change in the middle of an epoch without a layout change.
         """
-        loaded = self._resume
-        state = ResumeState(
-            batches_consumed=batches_consumed
-            if batches_consumed is not None
-            else (loaded.batches_consumed if loaded else 0),
-            batch_size=batch_size if batch_size is not None else (loaded.batch_size if loaded else 1),
-            drop_last=drop_last if batches_consumed is not None or loaded is None else loaded.drop_last,
-            num_workers=loaded.num_workers if loaded else None,
-            world_size=self.world_size,
+        counters = {"batches_consumed": batches_consumed, "batch_size": batch_size, "drop_last": drop_last}
+        given = {k: v for k, v in counters.items() if v is not None}
+        ResumeState.from_dict({"batches_consumed": 0, "batch_size": 1, **given})  # the same strict checks
+        base = self._resume or ResumeState(0, 1, world_size=self.world_size)
+        seen = self._counters.workers_seen()
+        if seen is None:
+            seen = base.num_workers if base.num_workers is not None else self._num_workers_hint
+        state = advance(base, Layout(self.world_size, seen), self.num_frames, **counters)
+        return replace(
+            state,
             seed=self.seed,
             shuffle=self.shuffle,
             episode_pool_size=self.episode_pool_size,
             dataset_fingerprint=self._fingerprint,
-        )
-        return state.as_dict()
+        ).as_dict()
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Resume from ``{"batches_consumed": B, "batch_size": b}`` or a ``state_dict()``.
+        """Resume from a ``state_dict()`` (or the bare ``{"batches_consumed": B, "batch_size": b}``).
 
-        Applied by the next ``__iter__`` of every worker (each derives its own epoch and skip; the
-        fast-forward reads no parquet rows beyond the pool it ends in and decodes nothing). A state
-        saved under another world size, num_workers, seed, shuffle, pool size or dataset raises
-        ValueError.
+        Applied by the next ``__iter__`` of every worker. Under the saved world size and num_workers each
+        worker derives its own epoch and skip in O(1) and the batches equal the uninterrupted run's;
+        under another layout the rest of the interrupted epoch is split equally among the new
+        consumers (Note [Elastic resume]; its replay is O(samples consumed in that epoch), tabular only).
+        Either way the fast-forward reads no parquet rows beyond the pool it ends in and decodes nothing.
+        ValueError (naming the field) for a malformed state, and for a state saved under another seed,
+        shuffle, pool size or dataset.
         """
         parsed = ResumeState.from_dict(state)
         parsed.check_matches(
-            world_size=self.world_size,
             seed=self.seed,
             shuffle=self.shuffle,
             episode_pool_size=self.episode_pool_size,
             dataset_fingerprint=self._fingerprint,
         )
+        if parsed.world_size is not None and parsed.num_workers is not None:
+            normalize(parsed, self.num_frames)  # the counts must fit this dataset: fail now, not in a worker
         self._resume = parsed
         self._counters.reset()
         self._counters.arm_resume()
 
+    @property
+    def resume_epoch(self) -> int | None:
+        """The epoch the first pass after ``load_state_dict()`` continues (the interrupted one, or the
+        next on an epoch boundary); later passes are the epochs after it. None when nothing is loaded."""
+        if self._resume is None:
+            return None
+        layout = Layout(self.world_size, self._num_workers_hint)
+        return normalize(fill_layout(self._resume, layout), self.num_frames).epoch
+
     # --- iteration ----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[dict[str, Any]]:
         worker, num_workers = current_worker()
-        role, epoch, skip = self._start(worker, num_workers)
-        schedule = _core.ConsumerSchedule(
-            self._episode_lengths,
-            self.seed,
-            self.shuffle,
-            epoch,
-            self.rank,
-            self.world_size,
-            role,
-            num_workers,
-            self.episode_pool_size,
-        )
-        if schedule.total == 0 and not self._warned_idle:
+        start = self._start(worker, num_workers)
+        if start.phases:
+            schedule = self._elastic_pass(start).schedule(self.rank, self.world_size, start.role, num_workers)
+        else:
+            schedule = _core.ConsumerSchedule(
+                self._episode_lengths,
+                self.seed,
+                self.shuffle,
+                start.epoch,
+                self.rank,
+                self.world_size,
+                start.role,
+                num_workers,
+                self.episode_pool_size,
+            )
+        if schedule.total == 0 and not start.phases and not self._warned_idle:
             self._warned_idle = True
             warnings.warn(
                 f"{self.root}: {self.num_frames} frames cannot feed {self.world_size * num_workers} "
@@ -375,25 +422,44 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
                 "gets no samples. Use fewer workers or more episodes.",
                 stacklevel=2,
             )
-        if skip:
-            schedule.skip(skip)
+        if start.skip:
+            schedule.skip(start.skip)
         runtime = self._consumer_runtime()
         return runtime.stream(schedule)
 
-    def _start(self, worker: int, num_workers: int) -> tuple[int, int, int]:
-        """(role, epoch, samples to skip) of this ``__iter__`` of ``worker``; applies a pending resume once.
+    def _start(self, worker: int, num_workers: int) -> FirstPass:
+        """What this ``__iter__`` of ``worker`` runs; applies a pending resume once.
 
-        The role is the worker id whose schedule this worker plays; see Note [Resuming mid round-robin].
+        The role is the worker id whose schedule this worker plays; see Note [Resuming mid round-robin]
+        in ``lerobot_stream.elastic``. ``phases`` is non-empty for an elastic pass.
         """
         resume = self._resume
-        slot = worker if in_worker_process() else None
+        in_worker = in_worker_process()
+        slot = worker if in_worker else None
+        self._counters.observe_workers(num_workers, in_worker)
         if resume is None or not self._counters.take_resume(slot):
-            return worker, self._counters.start_epoch(slot), 0
-        resume.check_matches(num_workers=num_workers)
-        plan = _core.EpochPlan(self._episode_lengths, self.seed, self.shuffle, self.world_size * num_workers)
-        point = resume_pass(resume, worker, num_workers, int(plan.samples_per_consumer))
-        self._counters.start_epoch(slot, point.epoch)
-        return point.role, point.epoch, point.skip
+            return FirstPass(
+                role=worker, epoch=self._counters.start_epoch(slot), skip=0, phases=(), epoch_start=0
+            )
+        layout = Layout(self.world_size, num_workers if in_worker else 0)
+        start = first_pass(resume, layout, worker, self.num_frames)
+        self._counters.start_epoch(slot, start.epoch)
+        return start
+
+    def _elastic_pass(self, start: FirstPass) -> Any:
+        """The ``_core.ElasticPass`` replaying ``start.phases`` (computed once per process)."""
+        key = (start.epoch, start.epoch_start, start.phases)
+        if self._elastic is None or self._elastic[0] != key:
+            replay = _core.ElasticPass(
+                self._episode_lengths,
+                self.seed,
+                self.shuffle,
+                start.epoch,
+                phase_tuples(start.phases, start.epoch_start),
+                self.episode_pool_size,
+            )
+            self._elastic = (key, replay)
+        return self._elastic[1]
 
     def _consumer_runtime(self) -> _ConsumerRuntime:
         # A forked DataLoader worker inherits the parent's runtime, whose decoding threads did not
@@ -411,6 +477,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_runtime"] = None  # decoders and threads stay in the process that opened them
+        state["_elastic"] = None  # a C++ object: recomputed where needed
         return state
 
     def __repr__(self) -> str:
@@ -438,7 +505,7 @@ class _ConsumerRuntime:
             )
         )
         prefetcher = None
-        if not ds.meta.location.is_local and ds.meta.video_keys:
+        if not ds.meta.data_location.is_local and ds.meta.video_keys:
             cache_dir = ds._video_cache_dir
             max_bytes = ds._video_cache_max_bytes or default_max_bytes(cache_dir)
             prefetcher = VideoPrefetcher(cache_dir, max_bytes, ds._video_prefetch_workers)
@@ -451,6 +518,7 @@ class _ConsumerRuntime:
             tolerance_s=ds.tolerance_s,
             return_uint8=ds._return_uint8,
             image_transforms=ds.image_transforms,
+            depth_output_unit=ds.depth_output_unit,
         )
 
     def stats(self) -> dict[str, Any]:

@@ -92,6 +92,24 @@ _log = logging.getLogger("lerobot_stream")
 _logged_notes: set[str] = set()
 
 
+def check_device(device: str | torch.device) -> str:
+    """``str(device)`` when it names a usable device (``"cpu"``, ``"cuda"``, ``"cuda:N"``); does not
+    initialise CUDA in torch (safe before DataLoader workers fork).
+
+    Raises:
+        ValueError: not ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        CudaUnavailableError: CUDA asked for but not usable, with the reason ``cuda_info()`` gives.
+    """
+    text = str(device)
+    try:
+        _core.require_device(text)  # ValueError for a malformed name
+    except CudaUnavailableError:
+        if _core.built_with_cuda:
+            raise  # the driver's own reason (no driver, no device N, ...)
+        raise CudaUnavailableError(f"CUDA unavailable: {_core.cuda_info()['reason']}") from None
+    return text
+
+
 def resolve_device(device: str | torch.device) -> str:
     """``"cpu"`` or ``"cuda:N"`` for ``device``; checks that a CUDA device is usable.
 
@@ -105,7 +123,7 @@ def resolve_device(device: str | torch.device) -> str:
     text = str(device)
     if text == "cuda" and torch.cuda.is_available():
         text = f"cuda:{torch.cuda.current_device()}"
-    _core.require_device(text)  # ValueError for a malformed name, CudaUnavailableError with the reason
+    check_device(text)
     if text != "cpu" and not torch.cuda.is_available():
         raise CudaUnavailableError(
             f"CUDA unavailable: {text} is usable, but torch {torch.__version__} has no CUDA to receive GPU "
@@ -274,6 +292,18 @@ class DecoderCache:
         if self._device != "cpu":
             log_backend_notes(self._cache.stats()["backend_notes"])
         return frames
+
+    def get_gray12_frames_at(
+        self, source: VideoSource, timestamps: Sequence[float], tolerance_s: float = 1e-4
+    ) -> torch.Tensor:
+        """A depth-map video's 12-bit codes (int16 ``[T, 1, H, W]``) nearest to ``timestamps``.
+
+        What lerobot reads with PyAV's ``to_ndarray("gray12le")`` (``lerobot_stream.depth``). ``source``
+        is a file path or a :class:`ByteSource` (an episode segment of a remote depth video). CPU only.
+        """
+        return _core.get_gray12_frames_at(
+            self._cache, _core_source(source), [float(t) for t in timestamps], tolerance_s
+        )
 
     def stats(self) -> dict[str, object]:
         """Counters: hits, misses, evictions, open_decoders, capacity, bytes, max_bytes (0 = unbounded),

@@ -100,6 +100,12 @@ class DatasetMetadata:
     _episode_table: pa.Table = field(repr=False)
     _row_of_episode: dict[int, int] = field(repr=False)
     location: DatasetLocation = field(repr=False, default=None)  # type: ignore[assignment]
+    # Where ``data/`` and ``videos/`` live: ``location`` unless ``data_files_root`` moved them.
+    data_location: DatasetLocation = field(repr=False, default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.data_location is None:
+            self.data_location = self.location
 
     # --- lerobot-compatible properties -------------------------------------------------------
     @property
@@ -129,7 +135,7 @@ class DatasetMetadata:
 
     @property
     def depth_keys(self) -> list[str]:
-        """Camera features marked as depth maps (not decoded by this loader)."""
+        """Camera features marked as depth maps (videos or images), lerobot's ``is_depth_map`` rule."""
 
         def is_depth(ft: dict) -> bool:
             info = ft.get("info") or {}
@@ -217,9 +223,27 @@ class DatasetMetadata:
         )
 
 
-def load_metadata(repo_id: str, root: str | Path | None, revision: str | None = None) -> DatasetMetadata:
-    """Reads a LeRobot v3 dataset's metadata, local or remote; clear errors naming the file on bad input."""
+def load_metadata(
+    repo_id: str,
+    root: str | Path | None,
+    revision: str | None = None,
+    data_files_root: str | Path | None = None,
+) -> DatasetMetadata:
+    """Reads a LeRobot v3 dataset's metadata, local or remote; clear errors naming the file on bad input.
+
+    ``data_files_root`` (a local directory or an fsspec URL) is where ``data/`` and ``videos/`` are
+    read from when they do not sit next to ``meta/`` (the reference design's bucket layout);
+    metadata always comes from ``root`` / ``repo_id``.
+    """
     location = resolve_location(repo_id, root, revision)
+    data_location = location
+    if data_files_root is not None:
+        data_location = resolve_location(repo_id, data_files_root, revision)
+        if isinstance(data_location.root, Path) and not data_location.root.is_dir():
+            raise FileNotFoundError(
+                f"data_files_root {data_location.root} does not exist: it should hold the dataset's data/ "
+                "and videos/ folders (a local directory or a URL: http(s)://, hf://, s3://)"
+            )
     root_path = location.root
     if isinstance(root_path, Path) and not root_path.is_dir():
         raise FileNotFoundError(
@@ -278,6 +302,7 @@ def load_metadata(repo_id: str, root: str | Path | None, revision: str | None = 
         _episode_table=table,
         _row_of_episode={int(ep): row for row, ep in enumerate(episode_index)},
         location=location,
+        data_location=data_location,
     )
 
 

@@ -2,7 +2,8 @@
 
 Given a whole episode's tabular rows and a frame of it, the builder assembles the row's columns,
 the ``delta_timestamps`` windows (exact slices of the episode, clamped at its edges, with
-``<key>_is_pad``), decodes the camera frames (decode-on-exit, through one decoder cache), applies
+``<key>_is_pad``), decodes the camera frames (decode-on-exit, through one decoder cache; image
+features: ``lerobot_stream.images``; depth maps: ``lerobot_stream.depth``), applies
 ``image_transforms`` and adds the ``task`` string.
 
 Note [Video frame timestamps]
@@ -32,6 +33,8 @@ import torch
 from lerobot_stream import _core
 from lerobot_stream.decode_stage import VIDEO_REQUESTS_KEY
 from lerobot_stream.decoding import DecoderCache
+from lerobot_stream.depth import DepthFeatures
+from lerobot_stream.images import ImageFeatures
 from lerobot_stream.metadata import DatasetMetadata
 from lerobot_stream.tabular import EpisodeRows
 from lerobot_stream.video_files import EpisodeVideoFiles
@@ -50,6 +53,7 @@ class SampleBuilder:
         tolerance_s: float,
         return_uint8: bool,
         image_transforms: Callable | None,
+        depth_output_unit: str = "mm",
     ) -> None:
         self._meta = meta
         self._decoder = decoder
@@ -61,6 +65,8 @@ class SampleBuilder:
         self._video_keys = meta.video_keys
         self._transform_keys = [k for k in meta.camera_keys if k not in set(meta.depth_keys)]
         self._pool: ThreadPoolExecutor | None = None
+        self._images = ImageFeatures(meta.image_keys)
+        self._depth = DepthFeatures(meta, depth_output_unit)
         self.frames_requested = 0
 
     def close(self) -> None:
@@ -68,6 +74,7 @@ class SampleBuilder:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        self._images.close()
 
     def build(self, rows: EpisodeRows, frame: int) -> dict[str, Any]:
         """The sample of ``rows``' frame ``frame`` (0-based within the episode)."""
@@ -81,12 +88,14 @@ class SampleBuilder:
             column = rows.columns.get(key)
             if isinstance(column, torch.Tensor):
                 item[key] = column[torch.from_numpy(indices)]
+        item.update(self._images.decode(rows, frame, windows))
         if self._video_keys:
             item = {**self._decode_videos(rows, frame, windows), **item}
         if self._image_transforms is not None:
             for key in self._transform_keys:
                 if key in item:
                     item[key] = self._image_transforms(item[key])
+        self._depth.convert_images(item)
         item["task"] = self._meta.task_names[int(item["task_index"])]
         return item
 
@@ -114,11 +123,14 @@ class SampleBuilder:
         return dict(self._pool.map(lambda r: self._decode_one(*r), requests))
 
     def _request(self, key: str, episode_index: int, timestamps: list[float]) -> dict[str, Any]:
-        path = self._meta.location.join(self._meta.get_video_file_path(episode_index, key))
+        path = self._meta.data_location.join(self._meta.get_video_file_path(episode_index, key))
         return {"path": str(path), "timestamps": torch.tensor(timestamps, dtype=torch.float64)}
 
     def _decode_one(self, key: str, episode_index: int, timestamps: list[float]) -> tuple[str, torch.Tensor]:
         with self._videos.local(episode_index, key) as path:  # waits for a remote file's download
+            if key in self._depth.quantization:
+                depth = self._depth.decode_video(self._decoder, key, path, timestamps, self._tolerance_s)
+                return key, depth.squeeze(0)
             frames = self._decoder.get_frames_at(path, timestamps, self._tolerance_s)
         if not self._return_uint8:
             frames = frames / 255  # one kernel; bitwise equal to lerobot's frames.type(float32) / 255

@@ -1,22 +1,36 @@
-"""Resume state (a small versioned dict) and the per-worker epoch counters that survive workers.
+"""Resume state (a small versioned dict, parsed strictly) and the per-worker counters that survive workers.
 
 Note [Resume state schema]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~
-The stream's position is fully determined by how many batches the trainer has consumed since the
-start of training (epoch 0) and the batch size: every consumer emits the same number of samples
-per epoch and the DataLoader takes batch ``k`` from worker ``k mod W`` (``in_order=True``), so each
-worker derives its own epoch and skip with ``_core.resume_point``. The dataset cannot observe what
-the trainer consumed (workers prefetch), so the trainer stores ``{"batches_consumed", "batch_size"}``
-and hands it back. The full schema (version 1)::
+The stream's position is fully determined by how many batches each rank's trainer has consumed since
+the start of training (all ranks step together, so it is one number), the batch size and the layout
+that produced them: every consumer emits the same number of samples per pass and the DataLoader takes
+batch ``k`` from worker ``k mod W`` (``in_order=True``). The dataset cannot observe what the trainer
+consumed (workers prefetch), so the trainer hands its count back. The full schema (version 2)::
 
-    {"version": 1, "batches_consumed": int, "batch_size": int, "drop_last": bool,
-     "num_workers": int | None, "world_size": int | None, "seed": int | None,
-     "shuffle": bool | None, "episode_pool_size": int | None, "dataset_fingerprint": str | None}
+    {"version": 2,
+     "batches_consumed": int, "batch_size": int, "drop_last": bool,     # the trainer's counters
+     "world_size": int | None, "num_workers": int | None,               # the layout that ran them
+     "seed": int | None, "shuffle": bool | None, "episode_pool_size": int | None,
+     "dataset_fingerprint": str | None,                                 # what must not change
+     "epoch": int, "epoch_start": int,                                  # the epoch in progress and the
+                                                                        # batches_consumed it began at
+     "phases": [{"world_size", "num_workers", "batch_size", "drop_last", "until"}, ...]}
 
-Fields that are None (or absent, as in the trainer's bare dict) are not checked. A state saved with
-a different world size, number of workers, seed, shuffle, pool size or dataset (episodes and
-their lengths) is rejected with a ValueError: the sample order depends on all of them, so an exact
-continuation does not exist.
+``phases`` lists the earlier layouts of the epoch in progress, each closed when the run had consumed
+``until`` batches (Note [Elastic resume] in ``cpp/sampling/elastic.h``); the current layout (the
+top-level fields) ran from the last ``until`` (or ``epoch_start``) to ``batches_consumed``. It is empty
+unless the world size or the worker count changed inside the epoch, so the state stays a few dozen
+bytes. ``epoch``/``epoch_start`` default to 0/0: the trainer's bare ``{"batches_consumed": B,
+"batch_size": b}`` counts from the start of training. Version 1 (the same without the last three
+fields) is read as well.
+
+Parsing is strict: integers must be ``int`` (numpy integers too, never ``bool``) within int64 and their
+documented range, booleans must be ``bool``, and the error names the field. Fields that are None (or
+absent, as in the bare dict) are not checked. Seed, shuffle, pool size or dataset (episodes and their
+lengths) must not change: the order depends on them and a ValueError names each difference. World size
+and num_workers may change (``lerobot_stream.elastic``); a bare dict carries neither, so it is read as
+"same layout as now".
 
 Note [Epoch counters across workers]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -27,34 +41,38 @@ shared-memory tensors created in ``__init__`` (inherited by forked workers, pass
 spawned ones), one slot per worker id plus one for the main process (``worker=None``), so that
 iterating in the main process (``num_workers=0``, or peeking at a sample) does not shift the
 workers' epochs; the resume request is a shared per-slot flag so that it is applied by exactly one
-``__iter__`` per worker.
-
-Note [Resuming mid round-robin]
-~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-``_core.resume_point`` says where each worker of the interrupted run stands. A new DataLoader,
-though, asks its worker 0 first, while the next batch of the interrupted run was due from worker
-``B mod W``. So in the first pass after a resume, DataLoader worker ``j`` plays the role (runs the
-schedule) of interrupted worker ``(j + B mod W) mod W``: the round robin then continues exactly
-where it stopped. Every epoch has ``W * batches_per_epoch`` batches, a multiple of ``W``, so from
-the next pass on every worker plays itself again. A role that already finished the pass's epoch
-(``resume_point`` rolled it over to the next epoch) yields nothing in this pass: the interrupted
-run would not have asked it for another batch before the epoch ended.
+``__iter__`` per worker. The same shared memory records the worker count the last ``__iter__`` ran
+under, so that ``state_dict()`` in the main process can store the DataLoader's ``num_workers``.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from lerobot_stream import _core
-
-STATE_VERSION = 1
+STATE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MAX_WORKERS = 1024
+INT64_MAX = 2**63 - 1
+UINT64_MAX = 2**64 - 1
+_PHASE_KEYS = ("world_size", "num_workers", "batch_size", "drop_last", "until")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """An earlier layout of the epoch in progress, closed when the run had consumed ``until`` batches."""
+
+    world_size: int
+    num_workers: int
+    batch_size: int
+    drop_last: bool
+    until: int
 
 
 @dataclass(frozen=True)
@@ -70,34 +88,59 @@ class ResumeState:
     shuffle: bool | None = None
     episode_pool_size: int | None = None
     dataset_fingerprint: str | None = None
+    epoch: int = 0
+    epoch_start: int = 0
+    phases: tuple[Phase, ...] = field(default_factory=tuple)
 
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> ResumeState:
-        """Parses a trainer's ``{batches_consumed, batch_size}`` or a full ``state_dict()``."""
+        """Parses a trainer's ``{batches_consumed, batch_size}`` or a full ``state_dict()`` strictly.
+
+        Raises TypeError when ``state`` is not a mapping and ValueError naming the field otherwise.
+        """
         if not isinstance(state, Mapping):
-            raise TypeError(f"state must be a dict, got {type(state).__name__}")
-        version = state.get("version", STATE_VERSION)
-        if version != STATE_VERSION:
+            raise TypeError(f"Resume state must be a dict, got {type(state).__name__}")
+        version = _int(state.get("version", STATE_VERSION), "version", 0)
+        if version not in READABLE_VERSIONS:
             raise ValueError(
-                f"Unsupported resume state version {version!r} (this build reads {STATE_VERSION})"
+                f"Unsupported resume state version {version} (this build reads {READABLE_VERSIONS})"
+            )
+        known = set(cls.__dataclass_fields__)
+        unknown = set(state) - known - {"version"}
+        if unknown:
+            raise ValueError(
+                f"Unknown resume state keys {sorted(map(str, unknown))}; allowed: {sorted(known)}"
             )
         missing = [k for k in ("batches_consumed", "batch_size") if state.get(k) is None]
         if missing:
             raise ValueError(f"Resume state lacks {missing}; pass {{'batches_consumed': B, 'batch_size': b}}")
-        known = set(cls.__dataclass_fields__)
-        unknown = set(state) - known - {"version"}
-        if unknown:
-            raise ValueError(f"Unknown resume state keys {sorted(unknown)}; allowed: {sorted(known)}")
-        parsed = cls(**{k: v for k, v in state.items() if k != "version"})
-        if int(parsed.batches_consumed) < 0:
-            raise ValueError(f"batches_consumed must be >= 0, got {parsed.batches_consumed}")
-        if int(parsed.batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {parsed.batch_size}")
+        batches = _int(state["batches_consumed"], "batches_consumed", 0)
+        epoch_start = _int(state.get("epoch_start", 0), "epoch_start", 0, batches)
+        parsed = cls(
+            batches_consumed=batches,
+            batch_size=_int(state["batch_size"], "batch_size", 1),
+            drop_last=_bool(state.get("drop_last", False), "drop_last"),
+            num_workers=_optional(state, "num_workers", lambda v, n: _int(v, n, 0, MAX_WORKERS)),
+            world_size=_optional(state, "world_size", lambda v, n: _int(v, n, 1)),
+            seed=_optional(state, "seed", lambda v, n: _int(v, n, 0, UINT64_MAX)),
+            shuffle=_optional(state, "shuffle", _bool),
+            episode_pool_size=_optional(state, "episode_pool_size", lambda v, n: _int(v, n, 1)),
+            dataset_fingerprint=_optional(state, "dataset_fingerprint", _str),
+            epoch=_int(state.get("epoch", 0), "epoch", 0),
+            epoch_start=epoch_start,
+            phases=_phases(state.get("phases", ()), epoch_start, batches),
+        )
+        if parsed.phases and (parsed.world_size is None or parsed.num_workers is None):
+            raise ValueError(
+                "Resume state has 'phases' but no 'world_size'/'num_workers' for the current layout"
+            )
         return parsed
 
     def as_dict(self) -> dict[str, Any]:
-        """The versioned dict of Note [Resume state schema]."""
-        return {"version": STATE_VERSION, **asdict(self)}
+        """The versioned dict of Note [Resume state schema] (plain ints, bools, strings and lists)."""
+        out = {"version": STATE_VERSION, **asdict(self)}
+        out["phases"] = [asdict(p) for p in self.phases]
+        return out
 
     def check_matches(self, **current: Any) -> None:
         """ValueError naming every field whose saved value differs from the current one."""
@@ -109,10 +152,10 @@ class ResumeState:
         ]
         if diffs:
             raise ValueError(
-                "Cannot resume exactly: the resume state was saved under a different configuration ("
+                "Cannot resume: the resume state was saved under a different configuration ("
                 + "; ".join(diffs)
-                + "). Resume with the same world size, num_workers, seed, shuffle, episode_pool_size and "
-                "episodes, or start a new run without load_state_dict()."
+                + "). The sample order depends on seed, shuffle, episode_pool_size and the episodes (world "
+                "size and num_workers may change); keep them, or start a new run without load_state_dict()."
             )
 
 
@@ -124,39 +167,63 @@ def dataset_fingerprint(episode_indices: np.ndarray, lengths: np.ndarray) -> str
     return h.hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class ResumePass:
-    """What one DataLoader worker does in the first pass after a resume."""
+def _int(value: Any, name: str, lo: int, hi: int = INT64_MAX) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(
+            f"Resume state field {name!r} must be an integer, got {value!r} ({type(value).__name__})"
+        )
+    number = int(value)
+    if not lo <= number <= hi:
+        raise ValueError(f"Resume state field {name!r} must be in [{lo}, {hi}], got {number}")
+    return number
 
-    role: int  # the interrupted run's worker whose schedule this worker continues
-    epoch: int
-    skip: int  # samples of ``epoch`` to fast-forward over
+
+def _bool(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(
+            f"Resume state field {name!r} must be a bool, got {value!r} ({type(value).__name__})"
+        )
+    return bool(value)
 
 
-def resume_pass(state: ResumeState, worker: int, num_workers: int, samples_per_epoch: int) -> ResumePass:
-    """Role, epoch and skip of ``worker`` after ``state``; see Note [Resuming mid round-robin]."""
-    batches = int(state.batches_consumed)
-    per_epoch = int(_core.batches_per_epoch(samples_per_epoch, int(state.batch_size), bool(state.drop_last)))
-    if per_epoch == 0:
-        if batches:
-            raise ValueError(
-                f"Resume state says {batches} batches were consumed, but with {samples_per_epoch} "
-                f"samples per worker and batch_size={state.batch_size} (drop_last={state.drop_last}) "
-                "no batch is ever produced"
-            )
-        return ResumePass(role=worker, epoch=0, skip=0)
-    role = (worker + batches % num_workers) % num_workers
-    epoch, skip = _core.resume_point(
-        batches, int(state.batch_size), num_workers, role, samples_per_epoch, bool(state.drop_last)
-    )
-    pass_epoch = batches // (num_workers * per_epoch)
-    if epoch > pass_epoch:  # this role is done with the pass's epoch
-        return ResumePass(role=role, epoch=pass_epoch, skip=samples_per_epoch)
-    return ResumePass(role=role, epoch=int(epoch), skip=int(skip))
+def _str(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(
+            f"Resume state field {name!r} must be a string, got {value!r} ({type(value).__name__})"
+        )
+    return value
+
+
+def _optional(state: Mapping[str, Any], name: str, parse: Any) -> Any:
+    value = state.get(name)
+    return None if value is None else parse(value, name)
+
+
+def _phases(value: Any, epoch_start: int, batches: int) -> tuple[Phase, ...]:
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+        raise ValueError(f"Resume state field 'phases' must be a list, got {type(value).__name__}")
+    out: list[Phase] = []
+    previous = epoch_start
+    for i, item in enumerate(value):
+        name = f"phases[{i}]"
+        if not isinstance(item, Mapping):
+            raise ValueError(f"Resume state field {name!r} must be a dict, got {type(item).__name__}")
+        if set(item) != set(_PHASE_KEYS):
+            raise ValueError(f"Resume state field {name!r} must have exactly the keys {list(_PHASE_KEYS)}")
+        phase = Phase(
+            world_size=_int(item["world_size"], f"{name}.world_size", 1),
+            num_workers=_int(item["num_workers"], f"{name}.num_workers", 0, MAX_WORKERS),
+            batch_size=_int(item["batch_size"], f"{name}.batch_size", 1),
+            drop_last=_bool(item["drop_last"], f"{name}.drop_last"),
+            until=_int(item["until"], f"{name}.until", previous, batches),
+        )
+        previous = phase.until
+        out.append(phase)
+    return tuple(out)
 
 
 class EpochCounters:
-    """Per-worker next-epoch counters and resume flags in shared memory.
+    """Per-worker next-epoch counters, resume flags and the observed worker count, in shared memory.
 
     See Note [Epoch counters across workers].
     """
@@ -165,6 +232,8 @@ class EpochCounters:
         slots = MAX_WORKERS + 1  # the last one is the main process's
         self._next_epoch = torch.zeros(slots, dtype=torch.int64).share_memory_()
         self._resume_pending = torch.zeros(slots, dtype=torch.bool).share_memory_()
+        # [0]: num_workers seen in a worker process (0 = none); [1]: 1 once the main process iterated.
+        self._workers_seen = torch.zeros(2, dtype=torch.int64).share_memory_()
 
     def set_epoch(self, epoch: int) -> None:
         """The next ``__iter__`` of every worker runs ``epoch`` (then epoch + 1, ...)."""
@@ -177,9 +246,10 @@ class EpochCounters:
         self._resume_pending.fill_(True)
 
     def reset(self) -> None:
-        """Back to epoch 0, no resume pending."""
+        """Back to epoch 0, no resume pending, no worker count seen."""
         self._next_epoch.zero_()
         self._resume_pending.fill_(False)
+        self._workers_seen.zero_()
 
     def take_resume(self, worker: int | None) -> bool:
         """True exactly once per worker (None: the main process) after ``arm_resume``."""
@@ -196,6 +266,20 @@ class EpochCounters:
             epoch = int(self._next_epoch[slot])
         self._next_epoch[slot] = epoch + 1
         return epoch
+
+    def observe_workers(self, num_workers: int, in_worker: bool) -> None:
+        """Records the DataLoader's worker count (``in_worker`` False: the main process iterates)."""
+        if in_worker:
+            self._workers_seen[0] = num_workers
+        else:
+            self._workers_seen[1] = 1
+
+    def workers_seen(self) -> int | None:
+        """The worker count iterations ran under since the last ``reset``: a worker process's count,
+        else 0 if only the main process iterated, else None."""
+        if int(self._workers_seen[0]) > 0:
+            return int(self._workers_seen[0])
+        return 0 if int(self._workers_seen[1]) else None
 
 
 def _slot(worker: int | None) -> int:

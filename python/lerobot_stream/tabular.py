@@ -4,7 +4,8 @@ An episode's rows live in ``data/chunk-X/file-Y.parquet`` together with other ep
 uses the row groups' min/max statistics of the ``index`` column to read only the row groups that
 overlap the episode's ``[dataset_from_index, dataset_to_index)`` range, slices them, and converts
 the columns the way lerobot's ``hf_transform_to_torch`` does (floats -> float32, integers -> int64,
-bools -> bool, strings stay strings). It counts rows and bytes read so the benchmark can report
+bools -> bool, strings stay strings; image columns keep their encoded bytes, decoded only when a
+sample is emitted: ``lerobot_stream.images``). It counts rows and bytes read so the benchmark can report
 read amplification (rows read / rows needed).
 
 One reader per consumer (not thread-safe): it keeps a few open ``ParquetFile`` handles and the
@@ -23,10 +24,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
+from lerobot_stream.images import ImageColumn, image_column, is_image_column
 from lerobot_stream.metadata import DatasetMetadata
 
 _OPEN_FILES = 8
 _CACHED_ROW_GROUPS = 8
+# Row groups of image-feature datasets hold encoded frames (a 480x640 PNG is ~300 KB): bound the
+# cache by bytes too, so it never holds much more than the episode pool itself.
+_CACHED_ROW_GROUP_BYTES = 128 << 20
 
 
 @dataclass
@@ -50,13 +55,13 @@ class TabularStats:
 class EpisodeRows:
     """One whole episode's tabular columns, row ``i`` = the episode's frame ``i``.
 
-    Numeric columns are torch tensors ``[length, *shape]`` with lerobot's dtypes; other columns
-    (strings) are Python lists.
+    Numeric columns are torch tensors ``[length, *shape]`` with lerobot's dtypes; image features are
+    ``ImageColumn`` (encoded bytes); other columns (strings) are Python lists.
     """
 
     episode_index: int
     length: int
-    columns: dict[str, torch.Tensor | list]
+    columns: dict[str, torch.Tensor | ImageColumn | list]
 
     def row(self, i: int) -> dict[str, torch.Tensor | object]:
         """Row ``i`` as lerobot's map-style dataset returns it (0-d tensors for scalars)."""
@@ -84,7 +89,7 @@ class TabularReader:
         row = meta.episode_row(episode_index)
         begin, end = int(meta.dataset_from_index[row]), int(meta.dataset_to_index[row])
         rel = meta.get_data_file_path(episode_index)
-        path = meta.location.join(rel)
+        path = meta.data_location.join(rel)
         pf = self._open(path, rel)
         groups = self._overlapping_row_groups(path, pf, begin, end)
         table = pa.concat_tables([self._row_group(path, pf, g) for g in groups])
@@ -113,7 +118,7 @@ class TabularReader:
             self._files.move_to_end(path)
             return pf
         try:
-            pf = self._meta.location.parquet_file(rel)  # range reads when remote
+            pf = self._meta.data_location.parquet_file(rel)  # range reads when remote
         except FileNotFoundError:
             raise FileNotFoundError(f"Missing data file {path}") from None
         if "index" not in pf.schema_arrow.names:
@@ -151,18 +156,29 @@ class TabularReader:
         self.stats.bytes_read += sum(
             meta.column(i).total_compressed_size
             for i in range(meta.num_columns)
-            if meta.column(i).path_in_schema.split(".")[0] in names
+            if _column_of(meta.column(i).path_in_schema, names)
         )
         self._row_groups[key] = table
-        if len(self._row_groups) > _CACHED_ROW_GROUPS:
+        while len(self._row_groups) > 1 and (
+            len(self._row_groups) > _CACHED_ROW_GROUPS
+            or sum(t.nbytes for t in self._row_groups.values()) > _CACHED_ROW_GROUP_BYTES
+        ):
             self._row_groups.popitem(last=False)
         return table
 
 
+def _column_of(leaf_path: str, names: set[str]) -> bool:
+    """Whether a parquet leaf (``observation.images.cam.bytes``) belongs to one of the ``names``."""
+    return any(leaf_path == n or leaf_path.startswith(n + ".") for n in names)
+
+
 def _index_ranges(pf: pq.ParquetFile) -> np.ndarray | None:
     """[num_row_groups, 2] min/max of the ``index`` column per row group, or None without statistics."""
-    col = pf.schema_arrow.get_field_index("index")
     md = pf.metadata
+    # The leaf column of "index" (struct columns such as images have several leaves before it).
+    col = next((i for i in range(md.num_columns) if md.schema.column(i).path == "index"), -1)
+    if col < 0:
+        return None
     ranges = np.empty((md.num_row_groups, 2), dtype=np.int64)
     for g in range(md.num_row_groups):
         stats = md.row_group(g).column(col).statistics
@@ -172,8 +188,10 @@ def _index_ranges(pf: pq.ParquetFile) -> np.ndarray | None:
     return ranges
 
 
-def _to_torch(column: pa.ChunkedArray, path: Path | str, name: str) -> torch.Tensor | list:
-    """A column as lerobot's ``hf_transform_to_torch`` would give it, stacked over rows."""
+def _to_torch(column: pa.ChunkedArray, path: Path | str, name: str) -> torch.Tensor | ImageColumn | list:
+    """A column as lerobot's ``hf_transform_to_torch`` would give it, stacked over rows (images: bytes)."""
+    if is_image_column(column):
+        return image_column(column, path, name)
     array = column.combine_chunks()
     shape = [len(array)]
     values = array

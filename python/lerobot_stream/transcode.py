@@ -44,7 +44,6 @@ tolerance.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -57,6 +56,7 @@ from typing import Literal
 
 import av
 
+from lerobot_stream.cli_help import argument_parser
 from lerobot_stream.synth.video import EncoderSettings, probe_video_info
 
 TargetCodec = Literal["hevc", "h264"]
@@ -193,17 +193,25 @@ def _reencode(src: str, dst: str, settings: EncoderSettings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m lerobot_stream.transcode", description=__doc__.splitlines()[0]
+    parser = argument_parser(
+        "python -m lerobot_stream.transcode",
+        "Re-encode every video of a LeRobot v3 dataset with H.264 or HEVC, frame-exact (same frames,\n"
+        "timestamps and file layout), so GPUs without AV1 NVDEC (H100/H200, A100, Turing) decode it\n"
+        "in hardware. Everything but the videos and their info in meta/info.json is copied as is.",
+        "Depth-map videos are refused (they would lose their 12-bit values). Errors exit with status 2.",
     )
-    parser.add_argument("src", type=Path, help="a LeRobot v3 dataset")
-    parser.add_argument("dst", type=Path, help="where the transcoded copy goes")
-    parser.add_argument("--codec", choices=TARGET_CODECS, default="hevc")
-    parser.add_argument("--gop", type=int, default=2)
-    parser.add_argument("--crf", type=int, default=None)
-    parser.add_argument("--preset", default=None)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("src", type=Path, help="the LeRobot v3 dataset to read")
+    parser.add_argument("dst", type=Path, help="where the transcoded copy is written (must not exist)")
+    parser.add_argument("--codec", choices=TARGET_CODECS, default="hevc", help="codec of the new videos")
+    parser.add_argument("--gop", type=int, default=2, help="keyframe interval in frames (random access cost)")
+    parser.add_argument(
+        "--crf", type=int, default=None, help="quality, lower is better (default: 28 for hevc, 23 for h264)"
+    )
+    parser.add_argument(
+        "--preset", default=None, help="encoder speed preset (default: the encoder's, medium)"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="video files encoded at once, in processes")
+    parser.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
     args = parser.parse_args(argv)
     try:
         out = transcode_dataset(

@@ -51,7 +51,7 @@ class EpisodeVideoFiles:
 
     def __init__(self, meta: DatasetMetadata, prefetcher: VideoPrefetcher | None, *, prefetch: bool) -> None:
         self._meta = meta
-        self._prefetcher = prefetcher if not meta.location.is_local else None
+        self._prefetcher = prefetcher if not meta.data_location.is_local else None
         self._prefetch = prefetch
         self._held: dict[int, list[str]] = {}
         self._lock = threading.Lock()
@@ -78,13 +78,13 @@ class EpisodeVideoFiles:
         """The local path of ``video_key``'s file of the episode, valid inside the block."""
         rel = self._meta.get_video_file_path(episode_index, video_key)
         if self._prefetcher is None:
-            yield str(self._meta.location.join(rel))
+            yield str(self._meta.data_location.join(rel))
             return
         with self._lock:
             held = episode_index in self._held
         if not held:
             self._acquire(episode_index)
-        with self._prefetcher.lease(self._meta.location.download_url(rel)) as path:
+        with self._prefetcher.lease(self._meta.data_location.download_url(rel)) as path:
             yield str(path)
 
     def close(self) -> None:
@@ -97,7 +97,7 @@ class EpisodeVideoFiles:
             if episode_index in self._held:
                 return
             urls = [
-                self._meta.location.download_url(self._meta.get_video_file_path(episode_index, key))
+                self._meta.data_location.download_url(self._meta.get_video_file_path(episode_index, key))
                 for key in self._meta.video_keys
             ]
             for url in urls:  # under the lock: a concurrent local() must not lease before this

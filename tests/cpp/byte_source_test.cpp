@@ -118,6 +118,22 @@ TEST(ByteSource, ReadAfterTheMediaRangeIsEndOfFile) {
   EXPECT_NO_THROW(reader.rethrow_if_failed());
 }
 
+// After the media range, up to a header piece at the tail (a moov after the mdat), is end of file;
+// past that piece's end the header was cut short: an error.
+TEST(ByteSource, ReadPastATailHeaderPieceIsAnError) {
+  ByteReader reader(std::make_shared<ByteSource>(kUrl, 100,
+                                                 std::vector<BytePiece>{memory_piece(0, 20), memory_piece(30, 40),
+                                                                        memory_piece(60, 80)},
+                                                 30, 40, 0),
+                    ReadPolicy::kStrict);
+  std::string got;
+  EXPECT_EQ(read_at(reader, 45, 10, &got), AVERROR_EOF);
+  ASSERT_EQ(read_at(reader, 70, 10, &got), 10);
+  EXPECT_NO_THROW(reader.rethrow_if_failed());
+  EXPECT_LT(read_at(reader, 85, 10, &got), 0);
+  expect_invalid([&] { reader.rethrow_if_failed(); }, "read bytes [85, 95) outside the fetched ranges");
+}
+
 TEST(ByteSource, ReadOutsideTheFetchedRangesIsAnErrorNamingUrlAndBytes) {
   ByteReader reader(sample_source(), ReadPolicy::kStrict);
   std::string got;

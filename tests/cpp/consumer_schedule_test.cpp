@@ -15,29 +15,14 @@
 
 #include "chi_square.h"
 #include "common/errors.h"
+#include "schedule_helpers.h"
 
 namespace lrs::sampling {
 namespace {
 
-using Frame = std::pair<int64_t, int64_t>;  // (episode_pos, frame offset)
-
-std::vector<Frame> drain(ConsumerSchedule& s, int64_t batch = 7) {
-  std::vector<Frame> out;
-  std::vector<int64_t> ep(static_cast<size_t>(batch)), fr(static_cast<size_t>(batch));
-  while (true) {
-    const int64_t k = s.next(ep, fr);
-    if (k == 0) break;
-    for (int64_t i = 0; i < k; ++i) out.emplace_back(ep[static_cast<size_t>(i)], fr[static_cast<size_t>(i)]);
-  }
-  return out;
-}
-
-std::vector<Frame> frames_of(const std::vector<Segment>& segments) {
-  std::vector<Frame> out;
-  for (const Segment& s : segments)
-    for (int64_t f = s.begin; f < s.end; ++f) out.emplace_back(s.episode_pos, f);
-  return out;
-}
+using test::drain;
+using test::Frame;
+using test::frames_of;
 
 const std::vector<int64_t> kLengths = {13, 1, 40, 7, 22, 3, 3, 30, 9, 16, 2};  // N = 146
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "av/cpu_decoder.h"
+#include "av/gray_frames.h"
 #include "av/sample_index.h"
 #include "byte_ranges.h"
 #include "common/errors.h"
@@ -117,6 +118,27 @@ TEST_P(MidGopTest, RangeStartsAtThePreviousKeyframe) {
 
 INSTANTIATE_TEST_SUITE_P(Codecs, MidGopTest, ::testing::Values("libx264", "libx265", "libsvtav1"));
 
+// Depth maps (lossless 12-bit gray HEVC) from an episode segment: the exact codes of the whole file.
+TEST(Segment, DepthEpisodeDecodesExactlyLikeTheWholeFile) {
+  EpisodesSpec spec = lrs::test::episodes_spec("libx265", true);
+  spec.clip.gray12 = true;
+  const std::string path = lrs::test::episodes_clip_path(spec);
+  const lrs::av::SampleIndex index = index_of(path);
+  std::vector<int64_t> pts = index.pts;
+  std::sort(pts.begin(), pts.end());
+  const EpisodeRange last = lrs::test::episode_range(index, pts[35], pts[59]);
+  CpuVideoDecoder segment(lrs::test::make_source(kUrl, path, Backing::kMixed, &last));
+  CpuVideoDecoder whole(path);
+  std::vector<double> times = segment.frame_times();
+  std::reverse(times.begin(), times.end());
+  const lrs::av::GrayBatch got = lrs::av::get_gray12_frames_at(segment, times, 1e-4);
+  const lrs::av::GrayBatch want = lrs::av::get_gray12_frames_at(whole, times, 1e-4);
+  ASSERT_EQ(got.num_frames, 25);
+  const int64_t values = got.num_frames * got.height * got.width;
+  EXPECT_TRUE(std::equal(got.data, got.data + values, want.data));
+  EXPECT_EQ(got.data[0], lrs::test::gray12_code(59, 0, 0));  // the last frame of the file, first requested
+}
+
 struct Fixture {
   std::string path;
   lrs::av::SampleIndex index;
@@ -186,24 +208,33 @@ TEST(Segment, TruncatedSegmentIsInvalidInputNeverAFrame) {
   }
 }
 
+// The moov cut short, before the mdat (faststart) or at the file's tail.
 TEST(Segment, TruncatedHeaderIsInvalidInput) {
-  const Fixture f = fixture();
-  const std::string bytes = lrs::test::read_file(f.path);
-  const std::vector<lrs::test::Range> header = lrs::test::header_ranges(bytes);
-  const auto all = std::make_shared<const std::string>(bytes);
-  for (double keep : {0.05, 0.5, 0.95}) {
-    const auto cut = static_cast<int64_t>(static_cast<double>(header.front().end) * keep);
-    std::vector<lrs::av::BytePiece> pieces = {
-        {0, cut, lrs::av::PieceBacking::memory(all, 0)},
-        {f.middle.bytes.begin, f.middle.bytes.end - f.middle.bytes.begin,
-         lrs::av::PieceBacking::memory(all, f.middle.bytes.begin)}};
-    expect_invalid(
-        [&] {
-          CpuVideoDecoder(std::make_shared<lrs::av::ByteSource>(kUrl, static_cast<int64_t>(bytes.size()), pieces,
-                                                                 f.middle.bytes.begin, f.middle.bytes.end,
-                                                                 f.middle.start_pts));
-        },
-        "");
+  for (bool faststart : {true, false}) {
+    const std::string path = lrs::test::episodes_clip_path(lrs::test::episodes_spec("libx264", faststart));
+    const lrs::av::SampleIndex index = index_of(path);
+    std::vector<int64_t> pts = index.pts;
+    std::sort(pts.begin(), pts.end());
+    const EpisodeRange middle = lrs::test::episode_range(index, pts[20], pts[34]);
+    const std::string bytes = lrs::test::read_file(path);
+    const std::vector<lrs::test::Range> header = lrs::test::header_ranges(bytes);
+    const auto all = std::make_shared<const std::string>(bytes);
+    const lrs::test::Range moov = faststart ? header.front() : header.back();
+    for (double keep : {0.05, 0.5, 0.95}) {
+      std::vector<lrs::av::BytePiece> pieces = {{middle.bytes.begin, middle.bytes.end - middle.bytes.begin,
+                                                 lrs::av::PieceBacking::memory(all, middle.bytes.begin)}};
+      for (const lrs::test::Range& r : header) {
+        const int64_t end = r.begin == moov.begin ? r.begin + static_cast<int64_t>(static_cast<double>(r.end - r.begin) * keep) : r.end;
+        pieces.push_back({r.begin, end - r.begin, lrs::av::PieceBacking::memory(all, r.begin)});
+      }
+      expect_invalid(
+          [&] {
+            CpuVideoDecoder(std::make_shared<lrs::av::ByteSource>(kUrl, static_cast<int64_t>(bytes.size()), pieces,
+                                                                   middle.bytes.begin, middle.bytes.end,
+                                                                   middle.start_pts));
+          },
+          "");
+    }
   }
 }
 

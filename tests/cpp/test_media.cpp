@@ -51,6 +51,13 @@ void fill_frame(AVFrame* frame, int index, bool coloured) {
   }
 }
 
+void fill_gray12(AVFrame* frame, int index) {
+  for (int y = 0; y < frame->height; ++y) {
+    auto* row = reinterpret_cast<uint16_t*>(frame->data[0] + static_cast<ptrdiff_t>(y) * frame->linesize[0]);
+    for (int x = 0; x < frame->width; ++x) row[x] = gray12_code(index, x, y);
+  }
+}
+
 using lrs::av::UniqueCodecContext;
 using lrs::av::UniqueFrame;
 using lrs::av::UniquePacket;
@@ -77,7 +84,7 @@ Encoded encode_frames(const ClipSpec& spec, int first_index, int count) {
   AVCodecContext* enc = out.enc.get();
   enc->width = spec.width;
   enc->height = spec.height;
-  enc->pix_fmt = AV_PIX_FMT_YUV420P;
+  enc->pix_fmt = spec.gray12 ? AV_PIX_FMT_GRAY12LE : AV_PIX_FMT_YUV420P;
   enc->time_base = AVRational{1, spec.fps};
   enc->framerate = AVRational{spec.fps, 1};
   enc->gop_size = spec.gop;
@@ -94,7 +101,8 @@ Encoded encode_frames(const ClipSpec& spec, int first_index, int count) {
   } else if (spec.encoder == "libx265") {
     av_dict_set(&opts, "preset", "ultrafast", 0);
     av_dict_set(&opts, "x265-params", ("log-level=none:keyint=" + std::to_string(spec.gop) + ":bframes=" +
-                                       std::to_string(spec.max_b_frames)).c_str(), 0);
+                                       std::to_string(spec.max_b_frames) + (spec.gray12 ? ":lossless=1" : ""))
+                                          .c_str(), 0);
   } else if (spec.encoder == "libsvtav1") {
     av_dict_set(&opts, "preset", "12", 0);
     av_dict_set(&opts, "crf", "30", 0);
@@ -120,7 +128,11 @@ Encoded encode_frames(const ClipSpec& spec, int first_index, int count) {
   };
   for (int i = 0; i < count; ++i) {
     check(av_frame_make_writable(frame.get()), "frame writable");
-    fill_frame(frame.get(), first_index + i, spec.coloured);
+    if (spec.gray12) {
+      fill_gray12(frame.get(), first_index + i);
+    } else {
+      fill_frame(frame.get(), first_index + i, spec.coloured);
+    }
     frame->pts = i;
     check(avcodec_send_frame(enc, frame.get()), "send frame");
     drain();
@@ -182,7 +194,8 @@ std::string written_once(const std::string& name, const std::function<void(const
 std::string spec_name(const ClipSpec& spec) {
   std::ostringstream name;
   name << spec.encoder << "_" << spec.width << "x" << spec.height << "_" << spec.fps << "fps_" << spec.num_frames
-       << "f_g" << spec.gop << "_b" << spec.max_b_frames << (spec.coloured ? "_coloured" : "");
+       << "f_g" << spec.gop << "_b" << spec.max_b_frames << (spec.gray12 ? "_gray12" : "")
+       << (spec.coloured ? "_coloured" : "");
   return name.str();
 }
 

@@ -23,7 +23,13 @@ struct ClipSpec {
   // Chroma gradients and edges on top of the grey halves, for colour-conversion tests (the RGB
   // is then not grey: read_frame_index does not apply).
   bool coloured = false;
+  bool gray12 = false;   // libx265 only: lossless gray12le, pixel (x, y) of frame i = gray12_code(i, x, y)
 };
+
+// The 12-bit code a gray12 clip stores at (x, y) of frame `index` (lossless, so decoded exactly).
+inline uint16_t gray12_code(int index, int x, int y) {
+  return static_cast<uint16_t>((index * 257 + x * 7 + y * 31) % 4096);
+}
 
 // Path of the clip for `spec` (encoded on first use, then reused). Its moov is at the end.
 std::string clip_path(const ClipSpec& spec);

@@ -40,3 +40,8 @@ class FileSlot:
 def camera_key(camera_index: int) -> str:
     """Feature name of camera ``camera_index`` (``observation.images.cam<i>``)."""
     return f"observation.images.cam{camera_index}"
+
+
+def depth_camera_key(camera_index: int) -> str:
+    """Feature name of depth camera ``camera_index`` (``observation.images.depth<i>``)."""
+    return f"observation.images.depth{camera_index}"

@@ -55,12 +55,15 @@ def numeric_stats(values: np.ndarray) -> Stats:
     return _stats_of_rows(rows, len(values))
 
 
-def image_stats(images_chw: np.ndarray) -> Stats:
-    """Stats of (N, 3, h, w) uint8 sampled frames: per channel, scaled to [0, 1], shape (3, 1, 1)."""
+def image_stats(images_chw: np.ndarray, scale: float = 255.0) -> Stats:
+    """Stats of (N, C, h, w) sampled frames: per channel, divided by ``scale``, shape (C, 1, 1).
+
+    ``scale`` is 255 for RGB (stats in [0, 1]) and 1 for depth maps (native units), as in lerobot.
+    """
     n, c = images_chw.shape[:2]
     pixels = images_chw.transpose(0, 2, 3, 1).reshape(-1, c)
     stats = _stats_of_rows(pixels, n)
-    return {k: v if k == "count" else (v / 255.0).reshape(c, 1, 1) for k, v in stats.items()}
+    return {k: v if k == "count" else (v / scale).reshape(c, 1, 1) for k, v in stats.items()}
 
 
 def aggregate(stats_list: list[Stats]) -> Stats:

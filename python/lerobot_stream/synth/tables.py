@@ -29,8 +29,13 @@ INDEX_FEATURES: dict[str, dict[str, Any]] = {
 }
 
 
+IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+
+
 def _hf_feature(feature: dict[str, Any]) -> tuple[pa.DataType, dict[str, Any]]:
     """Arrow type and HF ``datasets`` feature dict of a non-video feature."""
+    if feature["dtype"] == "image":  # HF datasets.Image(): the encoded file and its name
+        return IMAGE_TYPE, {"_type": "Image"}
     value = {"dtype": feature["dtype"], "_type": "Value"}
     arrow = pa.from_numpy_dtype(np.dtype(feature["dtype"]))
     shape = feature["shape"]
@@ -70,7 +75,7 @@ class DataFileWriter:
         self._rows_in_file = 0
         self.paths: list[Path] = []
 
-    def write_episode(self, columns: dict[str, np.ndarray]) -> FileSlot:
+    def write_episode(self, columns: dict[str, np.ndarray | list]) -> FileSlot:
         """Append one episode's rows (one array per schema column); return the file it went to."""
         table = pa.Table.from_arrays(
             [_column(columns[f.name], f.type) for f in self._schema], schema=self._schema
@@ -106,7 +111,9 @@ class DataFileWriter:
         self.paths.append(self._path)
 
 
-def _column(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
+def _column(values: np.ndarray | list, arrow_type: pa.DataType) -> pa.Array:
+    if pa.types.is_struct(arrow_type):  # image features: [{"bytes": ..., "path": ...}, ...]
+        return pa.array(values, type=arrow_type)
     if pa.types.is_fixed_size_list(arrow_type):
         flat = pa.array(np.ascontiguousarray(values).reshape(-1), type=arrow_type.value_type)
         return pa.FixedSizeListArray.from_arrays(flat, arrow_type.list_size)

@@ -136,8 +136,9 @@ class CameraVideoWriter:
         width: int,
         file_size_in_mb: float,
         chunks_size: int,
+        pix_fmt: str = "yuv420p",
     ) -> None:
-        self._root, self._key, self._settings = root, video_key, settings
+        self._root, self._key, self._settings, self._pix_fmt = root, video_key, settings, pix_fmt
         self._fps, self._height, self._width = fps, height, width
         self._cap_bytes = file_size_in_mb * 1024 * 1024
         self._chunks_size = chunks_size
@@ -155,7 +156,11 @@ class CameraVideoWriter:
         self.close()
 
     def write_episode(self, frames_yuv420p: Iterable[np.ndarray], length: int) -> EpisodeVideo:
-        """Append one episode of ``length`` frames ((H*3/2, W) uint8 yuv420p arrays); say where it went."""
+        """Append one episode of ``length`` frames; say where it went.
+
+        Frames are arrays in the writer's ``pix_fmt``: (H*3/2, W) uint8 for yuv420p, (H, W) uint16
+        codes for gray12le (depth).
+        """
         if length <= 0:
             raise ValueError(f"{self._key}: an episode needs at least one frame")
         episode_mp4 = self._encode_episode(frames_yuv420p, length)
@@ -183,10 +188,10 @@ class CameraVideoWriter:
             stream = container.add_stream(
                 self._settings.encoder_name, rate=self._fps, options=self._settings.options()
             )
-            stream.width, stream.height, stream.pix_fmt = self._width, self._height, "yuv420p"
+            stream.width, stream.height, stream.pix_fmt = self._width, self._height, self._pix_fmt
             count = 0
             for i, plane in enumerate(frames_yuv420p):
-                frame = av.VideoFrame.from_ndarray(plane, format="yuv420p")
+                frame = av.VideoFrame.from_ndarray(plane, format=self._pix_fmt)
                 frame.pts = i
                 container.mux(stream.encode(frame))
                 count += 1
@@ -229,8 +234,13 @@ class CameraVideoWriter:
         self.paths.append(path)
 
 
-def probe_video_info(path: Path, settings: EncoderSettings) -> dict[str, object]:
-    """The ``info`` dict lerobot stores for a video feature, probed from a written file."""
+def probe_video_info(
+    path: Path, settings: EncoderSettings, depth_fields: dict[str, object] | None = None
+) -> dict[str, object]:
+    """The ``info`` dict lerobot stores for a video feature, probed from a written file.
+
+    ``depth_fields``: for a depth camera, what lerobot adds (``is_depth_map``, the quantizer).
+    """
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         info: dict[str, object] = {
@@ -239,9 +249,11 @@ def probe_video_info(path: Path, settings: EncoderSettings) -> dict[str, object]
             "video.codec": stream.codec_context.codec.canonical_name,
             "video.pix_fmt": stream.pix_fmt,
             "video.fps": int(stream.base_rate),
-            "video.channels": 3,
+            "video.channels": 3 if depth_fields is None else 1,
             "has_audio": len(container.streams.audio) > 0,
         }
     info.update(settings.info_fields())
     info["is_depth_map"] = False
+    if depth_fields is not None:
+        info.update(depth_fields)
     return info

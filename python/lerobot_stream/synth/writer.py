@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,8 @@ from typing import Any
 import av
 import numpy as np
 
-from .content import MAX_CAMERAS, MAX_EPISODES, MAX_FRAMES_PER_EPISODE, CameraScene, check_frame_size
+from .cameras import CameraStorage, SyntheticCamera
+from .content import MAX_CAMERAS, MAX_EPISODES, MAX_FRAMES_PER_EPISODE, check_frame_size
 from .layout import (
     CODEBASE_VERSION,
     DATA_PATH,
@@ -21,8 +22,9 @@ from .layout import (
     DEFAULT_VIDEO_FILE_SIZE_IN_MB,
     VIDEO_PATH,
     camera_key,
+    depth_camera_key,
 )
-from .stats import Stats, aggregate, image_downsample_step, image_stats, numeric_stats, sample_indices
+from .stats import Stats, aggregate, image_downsample_step, numeric_stats
 from .tables import (
     INDEX_FEATURES,
     DataFileWriter,
@@ -32,7 +34,7 @@ from .tables import (
     write_stats,
     write_tasks,
 )
-from .video import CameraVideoWriter, CodecName, EncoderSettings, probe_video_info
+from .video import CodecName, EncoderSettings
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,12 @@ def write_dataset(root: str | Path, **options: Any) -> Path:
     Files (lerobot's knobs and defaults):
         data_files_size_in_mb, video_files_size_in_mb (caps that roll files over; fractions of a
         MB are allowed so tests can force several files), chunks_size (files per chunk folder).
-    Encoding:
+    Cameras:
+        camera_storage ``"video"`` (mp4 files) or ``"image"`` (PNG/TIFF bytes in the data parquet,
+        lerobot's ``use_videos=False``); depth_cameras: how many depth cameras
+        (``observation.images.depth<i>``, uint16 mm; videos are 12-bit lossless HEVC as lerobot
+        encodes them, see ``synth/depth.py``).
+    Encoding (RGB videos):
         codec ``"av1"`` (libsvtav1), ``"h264"`` (libx264) or ``"hevc"`` (libx265), yuv420p,
         ``gop`` (keyframe interval), ``crf``, ``preset`` (None: 10 for SVT-AV1, the encoder's
         default otherwise), ``encoder_threads`` (None: the encoder decides).
@@ -76,6 +83,8 @@ def write_dataset_with_report(
     *,
     num_episodes: int,
     num_cameras: int = 2,
+    depth_cameras: int = 0,
+    camera_storage: CameraStorage = "video",
     height: int = 480,
     width: int = 640,
     codec: CodecName = "av1",
@@ -102,6 +111,8 @@ def write_dataset_with_report(
     settings = EncoderSettings(codec=codec, gop=gop, crf=crf, preset=preset, encoder_threads=encoder_threads)
     lengths = _episode_lengths(num_episodes, episode_lengths, min_length, max_length, seed)
     _check_args(num_cameras, height, width, fps, num_tasks, state_dim, chunks_size)
+    if not 0 <= depth_cameras <= MAX_CAMERAS or num_cameras + depth_cameras > MAX_CAMERAS:
+        raise ValueError(f"depth_cameras must be in [0, {MAX_CAMERAS - num_cameras}], got {depth_cameras}")
     for name, cap in (
         ("data_files_size_in_mb", data_files_size_in_mb),
         ("video_files_size_in_mb", video_files_size_in_mb),
@@ -110,27 +121,29 @@ def write_dataset_with_report(
             raise ValueError(f"{name} must be positive, got {cap}")
     _prepare_root(root, overwrite)
 
-    keys = [camera_key(i) for i in range(num_cameras)]
-    features = _features(keys, height, width, state_dim)
+    cameras = [
+        SyntheticCamera(
+            root,
+            camera_key(i) if i < num_cameras else depth_camera_key(i - num_cameras),
+            camera_index=i,
+            depth=i >= num_cameras,
+            storage=camera_storage,
+            seed=seed,
+            height=height,
+            width=width,
+            fps=fps,
+            settings=settings,
+            video_files_size_in_mb=video_files_size_in_mb,
+            chunks_size=chunks_size,
+            stats_step=image_downsample_step(height, width),
+        )
+        for i in range(num_cameras + depth_cameras)
+    ]
+    features = _features(cameras, state_dim)
     tasks = [f"synthetic task {i}" for i in range(num_tasks)]
-    scenes = [CameraScene(seed=seed, camera_index=i, height=height, width=width) for i in range(num_cameras)]
     data_writer = DataFileWriter(
         root, data_schema(features), file_size_in_mb=data_files_size_in_mb, chunks_size=chunks_size
     )
-    video_writers = [
-        CameraVideoWriter(
-            root,
-            key,
-            settings=settings,
-            fps=fps,
-            height=height,
-            width=width,
-            file_size_in_mb=video_files_size_in_mb,
-            chunks_size=chunks_size,
-        )
-        for key in keys
-    ]
-    step = image_downsample_step(height, width)
     rows: list[dict[str, Any]] = []
     episode_stats: list[dict[str, Stats]] = []
     previous_level = av.logging.get_level()
@@ -139,7 +152,11 @@ def write_dataset_with_report(
         first_index = 0
         for episode_index, length in enumerate(lengths):
             task_index = episode_index % num_tasks
-            columns = _episode_columns(episode_index, length, first_index, task_index, fps, state_dim, seed)
+            columns: dict[str, Any] = _episode_columns(
+                episode_index, length, first_index, task_index, fps, state_dim, seed
+            )
+            written = {camera.key: camera.write_episode(episode_index, length) for camera in cameras}
+            columns.update({k: w.column for k, w in written.items() if w.column is not None})
             data_slot = data_writer.write_episode(columns)
             row: dict[str, Any] = {
                 "episode_index": episode_index,
@@ -151,17 +168,11 @@ def write_dataset_with_report(
                 "dataset_to_index": first_index + length,
             }
             stats: dict[str, Stats] = {}
-            for key, scene, video_writer in zip(keys, scenes, video_writers, strict=True):
-                samples: list[np.ndarray] = []
-                frames = _render_episode(scene, episode_index, length, sample_indices(length), step, samples)
-                placed = video_writer.write_episode(frames, length)
-                row[f"videos/{key}/chunk_index"] = placed.slot.chunk_index
-                row[f"videos/{key}/file_index"] = placed.slot.file_index
-                row[f"videos/{key}/from_timestamp"] = placed.from_timestamp
-                row[f"videos/{key}/to_timestamp"] = placed.to_timestamp
-                stats[key] = image_stats(np.stack(samples))
+            for key, camera in written.items():
+                row.update(camera.row)
+                stats[key] = camera.stats
             for key in features:
-                if key in columns:
+                if key in columns and key not in written:
                     stats[key] = numeric_stats(columns[key])
             stats = {key: stats[key] for key in features}  # lerobot's column order: features order
             for key, feature_stats in stats.items():
@@ -174,13 +185,12 @@ def write_dataset_with_report(
             first_index += length
     finally:
         data_writer.close()
-        for video_writer in video_writers:
-            video_writer.close()
+        video_infos = {camera.key: camera.close() for camera in cameras}
         av.logging.set_level(previous_level)
 
-    for key in keys:
-        first_file = root / VIDEO_PATH.format(video_key=key, chunk_index=0, file_index=0)
-        features[key]["info"] = probe_video_info(first_file, settings)
+    for key, info in video_infos.items():
+        if info is not None:
+            features[key]["info"] = info
     write_episodes_metadata(root, rows)
     write_tasks(root, tasks)
     write_stats(root, {key: aggregate([s[key] for s in episode_stats]) for key in features})
@@ -207,7 +217,7 @@ def write_dataset_with_report(
         root=root,
         total_episodes=num_episodes,
         total_frames=total_frames,
-        video_files=sum(len(w.paths) for w in video_writers),
+        video_files=sum(len(camera.video_files) for camera in cameras),
         data_files=len(data_writer.paths),
         seconds=time.perf_counter() - started,
     )
@@ -264,19 +274,15 @@ def _prepare_root(root: Path, overwrite: bool) -> None:
     root.mkdir(parents=True, exist_ok=True)
 
 
-def _features(keys: list[str], height: int, width: int, state_dim: int) -> dict[str, dict[str, Any]]:
+def _features(cameras: list[SyntheticCamera], state_dim: int) -> dict[str, dict[str, Any]]:
     motors = [f"motor_{i}.pos" for i in range(state_dim)]
     features: dict[str, dict[str, Any]] = {
         "action": {"dtype": "float32", "shape": [state_dim], "names": motors},
         "observation.state": {"dtype": "float32", "shape": [state_dim], "names": motors},
     }
-    for key in keys:
-        features[key] = {
-            "dtype": "video",
-            "shape": [height, width, 3],
-            "names": ["height", "width", "channels"],
-            "info": None,  # filled from the written file, as lerobot's update_video_info does
-        }
+    for camera in cameras:
+        # A video's info is filled from the written file, as lerobot's update_video_info does.
+        features[camera.key] = camera.feature()
     features.update({k: dict(v) for k, v in INDEX_FEATURES.items()})
     return features
 
@@ -306,20 +312,3 @@ def _episode_columns(
         "index": np.arange(first_index, first_index + length, dtype=np.int64),
         "task_index": np.full(length, task_index, dtype=np.int64),
     }
-
-
-def _render_episode(
-    scene: CameraScene,
-    episode_index: int,
-    length: int,
-    sampled: list[int],
-    step: int,
-    samples: list[np.ndarray],
-) -> Iterator[np.ndarray]:
-    """Yield the episode's yuv420p frames; append the sampled ones, as strided RGB, to ``samples``."""
-    wanted = set(sampled)
-    for frame_index in range(length):
-        frame = scene.render(episode_index, frame_index)
-        if frame_index in wanted:
-            samples.append(scene.rgb_of(frame, step))
-        yield frame
