@@ -25,7 +25,12 @@ import numpy as np
 import torch
 
 from lerobot_stream import _core
-from lerobot_stream.decoding import DecoderCache, check_cuda_backend, check_device, default_decoder_cache_capacity
+from lerobot_stream.decoding import (
+    DecoderCache,
+    check_cuda_backend,
+    check_device,
+    default_decoder_cache_capacity,
+)
 from lerobot_stream.depth import check_depth_unit, warn_missing_units
 from lerobot_stream.elastic import (
     FirstPass,
