@@ -278,9 +278,12 @@ def test_cuda_decode_stage_batches_match_the_cpu_stage(make_dataset, codec: str)
 def test_pinned_cpu_stage_batches_are_pinned_and_equal(make_dataset) -> None:
     root = make_dataset(height=48, width=64)
     needs_gpu()
-    ds = StreamingLeRobotDataset("synth", root=root, episode_pool_size=2, video_decode_stage=True)
-    pinned = list(ds.dataloader(batch_size=4, num_workers=0, pin_memory=True))
-    plain = list(ds.dataloader(batch_size=4, num_workers=0))
+
+    def make() -> StreamingLeRobotDataset:  # a fresh dataset each: both runs are epoch 0
+        return StreamingLeRobotDataset("synth", root=root, episode_pool_size=2, video_decode_stage=True)
+
+    pinned = list(make().dataloader(batch_size=4, num_workers=0, pin_memory=True))
+    plain = list(make().dataloader(batch_size=4, num_workers=0))
     assert len(pinned) == len(plain)
     for p, q in zip(pinned, plain, strict=True):
         assert p["observation.images.cam0"].is_pinned()

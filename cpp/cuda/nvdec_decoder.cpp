@@ -136,18 +136,21 @@ void NvdecVideoDecoder::Impl::check_capability() {
   caps.eChromaFormat = cudaVideoChromaFormat_420;
   caps.nBitDepthMinus8 = static_cast<unsigned>(bit_depth - 8);
   check_cuda(cuvid.cuvidGetDecoderCaps(&caps), path + ": cuvidGetDecoderCaps");
-  const std::string what = "NVDEC on " + device_label(options.device_index) + " cannot decode this " + info.codec +
-                           " " + std::to_string(info.width) + "x" + std::to_string(info.height) + " " +
-                           std::to_string(bit_depth) + "-bit 4:2:0 stream: ";
+  // The reason names GPU, codec, depth and cause but not the file or its size, so a backend choice
+  // made because of it is reported once per cause (Note [CUDA backend choice]).
+  const std::string what = "NVDEC on " + device_label(options.device_index) + " cannot decode " + info.codec + " " +
+                           std::to_string(bit_depth) + "-bit 4:2:0: ";
   const std::string advice =
-      "; decode it with cuda_backend='cpu->cuda' (CPU decode, GPU colour conversion) or 'auto', on the CPU "
+      " (the stream is " + std::to_string(info.width) + "x" + std::to_string(info.height) +
+      "); decode it with cuda_backend='cpu->cuda' (CPU decode, GPU colour conversion) or 'auto', on the CPU "
       "(device='cpu'), or transcode the dataset to h264/hevc (python -m lerobot_stream.transcode)";
   if (!caps.bIsSupported) throw NvdecUnsupported(path, what + "this GPU has no NVDEC support for it", advice);
   const unsigned w = static_cast<unsigned>(info.width), h = static_cast<unsigned>(info.height);
   if (w > caps.nMaxWidth || h > caps.nMaxHeight || w < caps.nMinWidth || h < caps.nMinHeight ||
       ((w + 15) / 16) * ((h + 15) / 16) > caps.nMaxMBCount) {
     throw NvdecUnsupported(path,
-                           what + "size outside NVDEC's range " + std::to_string(caps.nMinWidth) + "x" +
+                           what + std::to_string(w) + "x" + std::to_string(h) + " is outside NVDEC's range " +
+                               std::to_string(caps.nMinWidth) + "x" +
                                std::to_string(caps.nMinHeight) + " .. " + std::to_string(caps.nMaxWidth) + "x" +
                                std::to_string(caps.nMaxHeight),
                            advice);

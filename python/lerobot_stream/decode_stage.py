@@ -178,8 +178,11 @@ class DecodeStage:
             images = flat.view(size, per_sample, *flat.shape[1:])
             if per_sample == 1:
                 images = images.squeeze(1)  # the workers' frames.squeeze(0), batched
-            if not self.dataset.return_uint8:
-                images = images / 255  # bitwise the workers' frames / 255 (elementwise)
+            if not self.dataset.return_uint8:  # bitwise the workers' frames / 255 (elementwise)
+                out = torch.empty(
+                    images.shape, dtype=torch.float32, device=images.device, pin_memory=self._pin_memory
+                )
+                images = torch.div(images, 255, out=out)
             cameras[key] = _transform_each(self.dataset.image_transforms, images, key, self.dataset)
         return {**cameras, **batch}  # camera keys first, as a worker's sample has them
 
