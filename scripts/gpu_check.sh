@@ -17,7 +17,9 @@
 # or failed, why, seconds), facts.txt, build.log, tests.log, sanitizer.log, bench.log, gpu_bench.json.
 # On a machine without a GPU it is a dry run: it runs what it can (tests skip with their reasons,
 # the bench's CPU rows), lists each skip and why, and exits 0 unless something that ran failed.
-# Budget: under 8 minutes (each step has a timeout).
+# Budget: 8 minutes in all (LRS_GPU_CHECK_BUDGET seconds, default 470): each step's timeout is its
+# own limit or what is left of the budget, and summary.json is rewritten after every step, so a run
+# stopped from outside still brings back what it did.
 # usage: bash scripts/gpu_check.sh [OUT_DIR]
 #   knobs: LRS_PYTHON (default python3, or .venv/bin/python when there is no GPU), LRS_GPU_CHECK_BUILD
 #   (auto: build when a GPU is present, else use the installed package | always | never),
@@ -34,15 +36,31 @@ steps="$work/steps.tsv"
 : > "$steps"
 export PYTHONUNBUFFERED=1
 
+budget="${LRS_GPU_CHECK_BUDGET:-470}"
+write_summary() {  # summary.json from the steps so far
+  "${python:-python3}" - "$steps" "$out/summary.json" "${gpu:-0}" "$SECONDS" <<'PY' 2> /dev/null || true
+import json, sys
+rows = [dict(zip(("step", "status", "seconds", "detail"), line.rstrip("\n").split("\t", 3)))
+        for line in open(sys.argv[1]) if line.strip()]
+json.dump({"gpu": sys.argv[3] == "1", "elapsed_s": int(sys.argv[4]), "steps": rows}, open(sys.argv[2], "w"), indent=1)
+PY
+}
 record() {  # step status seconds detail
   printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$steps"
   printf '%-10s %-8s %5ss  %s\n' "$1" "$2" "$3" "$4"
+  [[ $1 == test ]] || write_summary
 }
-# Runs a step under a timeout, logging to $out/$log; records ran / failed (rc, last line).
+# Runs a step under a timeout (its limit, or what is left of the budget), logging to $out/$log;
+# records ran / failed (rc, last lines) or skipped when the budget is spent.
 run_step() {  # name limit_s log command...
   local name=$1 limit=$2 log=$3; shift 3
-  local t0=$SECONDS rc
-  timeout --kill-after=10 "$limit" "$@" > "$out/$log" 2>&1
+  local t0=$SECONDS rc left=$((budget - SECONDS - 5))
+  if ((left < 15)); then
+    record "$name" skipped 0 "out of the ${budget}s budget"
+    return 1
+  fi
+  ((limit > left)) && limit=$left
+  timeout --kill-after=5 "$limit" "$@" > "$out/$log" 2>&1
   rc=$?
   if ((rc == 0)); then
     record "$name" ran $((SECONDS - t0)) "log: $log"
@@ -110,10 +128,10 @@ if ! command -v pkg-config > /dev/null && ls .gpu-node/debs/*.deb > /dev/null 2>
   export LD_LIBRARY_PATH="$work/pkgconf/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH"
   record pkgconf ran 0 "pkg-config from the carried pkgconf debs"
 fi
-site=/tmp/lrs-site
-mkdir -p "$site"
-export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+site=/tmp/lrs-site  # carried wheels and our build go here, first on PYTHONPATH (not in a dry run)
+use_site() { mkdir -p "$site"; [[ ":${PYTHONPATH:-}:" == *":$site:"* ]] || export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"; }
 if ((gpu)) && ls .whl/*.whl > /dev/null 2>&1; then
+  use_site
   if "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" .whl/*.whl > "$work/wheels.log" 2>&1; then
     record wheels ran $((SECONDS - t0)) "$(cd .whl && ls *.whl | tr '\n' ' ')"
   else
@@ -134,10 +152,11 @@ fi
 echo "== 3 build"
 build="${LRS_GPU_CHECK_BUILD:-auto}"
 if [[ $build == always || ($build == auto && $gpu == 1) ]]; then
+  use_site
   args=(-C cmake.define.LRS_CUDA=ON -C "cmake.define.LRS_CUDA_ARCHITECTURES=${LRS_CUDA_ARCHITECTURES:-90}"
         -C build-dir=build/gpu-check-{wheel_tag})
   [[ -d "$prefix/include/ffnvcodec" ]] && args+=(-C "cmake.define.LRS_FFNVCODEC_INCLUDE_DIR=$prefix/include")
-  CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" run_step build 300 build.log \
+  CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" run_step build 170 build.log \
     "$python" -m pip install -v --no-build-isolation --no-deps --no-cache-dir --target "$site" --upgrade "${args[@]}" .
 else
   record build skipped 0 "no GPU (LRS_GPU_CHECK_BUILD=$build): using the installed package"
@@ -153,9 +172,9 @@ tail -n 30 "$out/facts.txt" | grep -E "built_with_cuda|\"reason\"|\"name\"|\"eng
 echo "== 4 tests"
 pytest_args=(-p no:cacheprovider -rs -v tests/test_cuda.py tests/test_decode_device.py --junitxml="$work/junit.xml")
 if ((gpu)); then
-  LRS_REQUIRE_GPU=1 run_step tests 300 tests.log "$python" -m pytest "${pytest_args[@]}"
+  LRS_REQUIRE_GPU=1 run_step tests 150 tests.log "$python" -m pytest "${pytest_args[@]}"
 else
-  run_step tests 300 tests.log "$python" -m pytest "${pytest_args[@]}"
+  run_step tests 150 tests.log "$python" -m pytest "${pytest_args[@]}"
 fi
 "$python" - "$work/junit.xml" >> "$steps" <<'PY' || true
 import sys, xml.etree.ElementTree as ET
@@ -169,6 +188,7 @@ for case in root.iter("testcase"):
         print(f"test\tskipped\t0\t{case.get('name')}: {skip.get('message', '')[:240]}")
 PY
 grep -E "passed|failed" "$out/tests.log" | tail -n 1
+write_summary
 
 echo "== 5 sanitizer"
 if ((!gpu)); then
@@ -176,25 +196,25 @@ if ((!gpu)); then
 elif ! command -v compute-sanitizer > /dev/null; then
   record sanitizer skipped 0 "compute-sanitizer not on PATH"
 else
-  LRS_REQUIRE_GPU=1 run_step sanitizer 150 sanitizer.log compute-sanitizer --tool memcheck --error-exitcode 9 \
+  LRS_REQUIRE_GPU=1 run_step sanitizer 80 sanitizer.log compute-sanitizer --tool memcheck --error-exitcode 9 \
     --target-processes all "$python" -m pytest -p no:cacheprovider -q tests/test_cuda.py \
     -k "frames_equal_cpu_frames and (h264-90x158 or av1-odd)"
 fi
 
 echo "== 6 bench"
 if [[ -e .gpu-node/media/bench/av1.mp4 ]]; then
-  run_step bench 200 bench.log "$python" bench/benchmark_gpu.py --media .gpu-node/media/bench \
-    --out "$out/gpu_bench.json" --seconds "${LRS_BENCH_SECONDS:-2}" ${ffmpeg:+--ffmpeg "$ffmpeg"}
+  run_step bench 80 bench.log "$python" bench/benchmark_gpu.py --media .gpu-node/media/bench \
+    --out "$out/gpu_bench.json" --seconds "${LRS_BENCH_SECONDS:-1.5}" ${ffmpeg:+--ffmpeg "$ffmpeg"}
   grep -E "skipped|frames/s" "$out/bench.log" | sed 's/^/  /'
 else
   record bench skipped 0 "no .gpu-node/media/bench (run scripts/gpu_prep.sh)"
 fi
 
 echo "== summary"
-"$python" - "$steps" "$out/summary.json" "$gpu" <<'PY'
-import json, sys
+write_summary
+"$python" - "$steps" <<'PY'
+import sys
 rows = [dict(zip(("step", "status", "seconds", "detail"), line.rstrip("\n").split("\t", 3))) for line in open(sys.argv[1]) if line.strip()]
-json.dump({"gpu": sys.argv[3] == "1", "steps": rows}, open(sys.argv[2], "w"), indent=1)
 for status in ("failed", "skipped"):
     picked = [r for r in rows if r["status"] == status]
     print(f"{len(picked)} {status}" + (":" if picked else ""))
