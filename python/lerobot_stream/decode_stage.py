@@ -43,9 +43,9 @@ VIDEO_REQUESTS_KEY = "video_frame_requests"
 """The sample key under which workers emit frame requests instead of frames (Note [Decode stage requests])."""
 
 
-def default_stage_threads(device: str) -> int:
-    """Decode threads of a stage: the cores this process may use, at most 16 (NVDEC engines are fed
-    by few threads; the CPU and hybrid backends scale with cores)."""
+def default_stage_threads() -> int:
+    """Decode threads of a stage: the cores this process may use, at most 16 (the CPU and hybrid
+    backends scale with cores; NVDEC sessions, one per thread and file, feed the GPU's engines)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(cores, 16))
 
@@ -101,7 +101,7 @@ class DecodeStage:
                 f"pin_memory applies to the CPU decode stage; {self.device} batches are on the GPU"
             )
         self._cuda_backend = check_cuda_backend(dataset.cuda_backend)
-        self._threads = int(threads) if threads is not None else default_stage_threads(self.device)
+        self._threads = int(threads) if threads is not None else default_stage_threads()
         self._batches_ahead = int(batches_ahead)
         self._pin_memory = bool(pin_memory)
         self._decoder_threads = int(
