@@ -14,6 +14,12 @@ Definitions:
     prefetch wait: the consumer asked for a batch and none was ready (waited > 1 ms).
     peak_rss_gb: max over time of the summed RSS of the process tree (shared pages count once per
         process, so it over-counts forked workers' shared memory; it is what schedulers see).
+    frames_per_cpu_s: frames delivered in the steady window per CPU second the process tree (main +
+        workers) used in it: the loader's cost per frame, which other load on the machine barely
+        changes (wall-clock rates do).
+    decoded_per_requested: frames the peer's decoders decoded per frame asked for (null where the
+        peer does not count them).
+    dtype: the camera tensors' dtype as the consumer received them.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import csv
 import json
 import math
 import os
+import resource
 import threading
 import time
 from collections.abc import Mapping
@@ -66,6 +73,47 @@ def _tree_rss_proc() -> int:
             continue
         stack.extend(children.get(pid, []))
     return total
+
+
+def _tree_cpu_psutil() -> float:
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for proc in [me, *me.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def _tree_cpu_proc() -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, stack = 0, [os.getpid()]
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                children.setdefault(int(fields[1]), []).append(int(entry))
+    while stack:
+        pid = stack.pop()
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        stack.extend(children.get(pid, []))
+    return total / ticks
+
+
+def tree_cpu_seconds() -> float:
+    """User + system CPU seconds used so far by this process, its live descendants and its children
+    that exited and were waited for (a DataLoader joins its workers at the end of an epoch)."""
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        live = _tree_cpu_psutil()
+    except ImportError:
+        live = _tree_cpu_proc()
+    return live + reaped.ru_utime + reaped.ru_stime
 
 
 class TreeRssSampler:
@@ -127,6 +175,8 @@ class RunRecorder:
         self.frames_steady = 0
         self.samples_steady = 0
         self.image_shape: list[int] | None = None
+        self.dtype: str | None = None
+        self.cpu_at_first_batch: float | None = None
 
     def record(self, batch: Mapping[str, Any], wait_s: float) -> None:
         """One batch the consumer received after waiting ``wait_s`` for it."""
@@ -136,8 +186,10 @@ class RunRecorder:
         samples = int(latency.shape[0])
         if self.first_batch_at is None:
             self.first_batch_at = now
+            self.cpu_at_first_batch = tree_cpu_seconds()
             if self.camera_keys and self.camera_keys[0] in batch:
                 self.image_shape = list(batch[self.camera_keys[0]].shape[-3:])
+                self.dtype = str(batch[self.camera_keys[0]].dtype).removeprefix("torch.")
         else:
             self.frames_steady += frames
             self.samples_steady += samples
@@ -165,8 +217,11 @@ class RunRecorder:
             }
         )
 
-    def summary(self, end: float, peak_rss_bytes: int) -> dict[str, Any]:
-        """The reference-design keys measured by this run (null where unmeasurable)."""
+    def summary(self, end: float, peak_rss_bytes: int, cpu_at_end: float | None = None) -> dict[str, Any]:
+        """The reference-design keys measured by this run (null where unmeasurable).
+
+        ``cpu_at_end``: ``tree_cpu_seconds()`` when the last batch arrived (before the workers stop).
+        """
         lat_ms = np.concatenate(self.latencies) * 1e3 if self.latencies else np.array([math.nan])
         totals = np.nansum(np.stack(list(self.worker_stats.values())), axis=0) if self.worker_stats else None
         any_value = (
@@ -178,12 +233,18 @@ class RunRecorder:
         def stat(i: int) -> float | None:
             return None if totals is None or not any_value[i] else float(totals[i])
 
-        hits, misses, evictions, decode_s, fetch_s = (stat(i) for i in range(5))
+        hits, misses, evictions, decode_s, fetch_s, decoded, requested = (stat(i) for i in range(7))
         worker_s = float(np.nansum(lat_ms) / 1e3)
         total = end - self.start
         steady = end - self.first_batch_at if self.first_batch_at is not None else math.nan
         lookups = (hits or 0) + (misses or 0)
+        cpu_steady = (
+            cpu_at_end - self.cpu_at_first_batch
+            if cpu_at_end is not None and self.cpu_at_first_batch is not None
+            else None
+        )
         return {
+            "dtype": self.dtype,
             "frames_measured": self.frames_steady,
             "frames_total": self.frames_total,
             "first_batch_latency_s": None
@@ -191,6 +252,9 @@ class RunRecorder:
             else self.first_batch_at - self.start,
             "frames_per_s_node": _rate(self.frames_steady, steady),
             "samples_per_s": _rate(self.samples_steady, steady),
+            "cpu_s_steady": cpu_steady,
+            "frames_per_cpu_s": _rate(self.frames_steady, cpu_steady) if cpu_steady else None,
+            "decoded_per_requested": decoded / requested if decoded is not None and requested else None,
             "p50_sample_latency_ms": float(np.nanpercentile(lat_ms, 50)),
             "p95_sample_latency_ms": float(np.nanpercentile(lat_ms, 95)),
             "p99_sample_latency_ms": float(np.nanpercentile(lat_ms, 99)),

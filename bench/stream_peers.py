@@ -5,11 +5,17 @@ the worker that produced the sample (see Note [Worker-side probes]):
 
     ``__bench_worker``   DataLoader worker id (0 in the main process)
     ``__bench_latency``  seconds the worker spent producing this sample
-    ``__bench_stats``    the worker's cumulative [cache hits, misses, evictions, decode s, fetch s]
-                         (NaN where the peer has no such counter)
+    ``__bench_stats``    the worker's cumulative [cache hits, misses, evictions, decode s, fetch s,
+                         frames decoded, frames requested] (NaN where the peer has no such counter)
+
+Every peer delivers camera frames of the same dtype, ``BenchConfig.dtype``: float32 in [0, 1] by
+default (what lerobot's training code consumes), or uint8 for all of them (``--uint8``); each peer
+records the dtype it delivered as ``dtype``.
 
 Peers:
     ``ours``     lerobot_stream.StreamingLeRobotDataset (episode pool, decoder cache, C++ decode)
+    ``ours-batched``  the same dataset building whole batches in the workers (``batch_size=B`` with
+                 ``DataLoader(batch_size=None)``: frames decoded into reused shared memory, no collate)
     ``naive``    a map-style reader that opens every camera's mp4 with PyAV for every sample and
                  decodes from the preceding keyframe ("naive per-sample decode", as lerobot's
                  map-style dataset with the pyav backend does)
@@ -53,7 +59,8 @@ from oracle import oracle_python as lerobot_python
 from oracle import subprocess_env as _oracle_env
 
 Mode = Literal["single", "sarm", "window"]
-STAT_FIELDS = ("hits", "misses", "evictions", "decode_s", "fetch_s")
+FrameDtype = Literal["float32", "uint8"]
+STAT_FIELDS = ("hits", "misses", "evictions", "decode_s", "fetch_s", "frames_decoded", "frames_requested")
 BENCH_KEYS = ("__bench_worker", "__bench_latency", "__bench_stats")
 
 # lerobot 0.6 lerobot/rewards/sarm/configuration_sarm.py defaults: n_obs_steps=8, frame_gap=30 frames,
@@ -112,9 +119,16 @@ class BenchConfig:
     episode_pool_size: int
     device: str
     video_decode_device: str = "cpu"
+    video_decode_stage: bool | None = None
     seed: int = 0
     decoder_cache_size: int | None = None
+    dtype: FrameDtype = "float32"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def return_uint8(self) -> bool:
+        """The ``return_uint8`` every peer is built with (see ``dtype``)."""
+        return self.dtype == "uint8"
 
     @property
     def prefetch_factor(self) -> int | None:
@@ -123,13 +137,13 @@ class BenchConfig:
 
     def loader(self, dataset: Dataset, **kwargs: Any) -> DataLoader:
         """A DataLoader over ``dataset`` with the benchmark's batch size, workers and pinning."""
+        options = {"batch_size": self.batch_size, **kwargs}
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
             num_workers=self.num_workers,
             pin_memory=self.device == "cuda",
             prefetch_factor=self.prefetch_factor,
-            **kwargs,
+            **options,
         )
 
 
@@ -213,20 +227,53 @@ class _ProbedStream(_ProbedIterable):
         def counters() -> list[float]:
             cache = self.dataset.stats().get("decoder_cache", {})
             values = [float(cache.get(k, math.nan)) for k in ("hits", "misses", "evictions")]
-            return [*values, decode.seconds if decode else math.nan, fetch.seconds if fetch else math.nan]
+            decoder = cache.get("decoder", {})
+            return [
+                *values,
+                decode.seconds if decode else math.nan,
+                fetch.seconds if fetch else math.nan,
+                *(float(decoder.get(k, math.nan)) for k in ("frames_decoded", "frames_requested")),
+            ]
 
         return counters
+
+
+class _ProbedBatches(_ProbedStream):
+    """``ours-batched``: the probe fields per batch, the batch's latency shared by its samples."""
+
+    def __iter__(self) -> Iterator[Any]:
+        worker = _worker_id()
+        it = iter(self.dataset)
+        counters = self._counters()
+        while True:
+            start = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            latency = time.perf_counter() - start
+            size = int(batch["index"].shape[0])
+            batch.update(
+                {
+                    "__bench_worker": torch.full((size,), worker, dtype=torch.int64),
+                    "__bench_latency": torch.full((size,), latency / size, dtype=torch.float64),
+                    "__bench_stats": torch.tensor([counters()] * size, dtype=torch.float64),
+                }
+            )
+            yield batch
 
 
 class OursPeer:
     """lerobot_stream.StreamingLeRobotDataset."""
 
     name = "ours"
+    batched = False
 
     def __init__(self, cfg: BenchConfig) -> None:
         from lerobot_stream import StreamingLeRobotDataset
 
         self.cfg = cfg
+        self.dtype = cfg.dtype
         probe = StreamingLeRobotDataset(cfg.repo_id, root=cfg.root)
         self.dataset = StreamingLeRobotDataset(
             cfg.repo_id,
@@ -235,10 +282,12 @@ class OursPeer:
             episode_pool_size=cfg.episode_pool_size,
             seed=cfg.seed,
             shuffle=True,
-            return_uint8=True,
+            return_uint8=cfg.return_uint8,
             decoder_cache_size=cfg.decoder_cache_size,
             num_workers=max(cfg.num_workers, 1),
             video_decode_device=cfg.video_decode_device,
+            video_decode_stage=cfg.video_decode_stage,
+            **({"batch_size": cfg.batch_size} if self.batched else {}),
             **cfg.extra,
         )
 
@@ -250,8 +299,26 @@ class OursPeer:
     def camera_keys(self) -> list[str]:
         return list(self.dataset.video_keys)
 
-    def loader(self) -> DataLoader:
-        return self.cfg.loader(_ProbedStream(self.dataset))
+    def loader(self) -> Any:
+        if self.batched:
+            loader = self.cfg.loader(_ProbedBatches(self.dataset), batch_size=None)
+        else:
+            loader = self.cfg.loader(_ProbedStream(self.dataset))
+        if not self.dataset.emits_frame_requests:
+            return loader
+        # video_decode_device="cuda" / video_decode_stage: the workers emit frame requests and the
+        # decode stage of this process decodes them: the DecodeStage ds.dataloader() makes, around
+        # the probed loader (Note [Worker-side probes]), so the consumer gets frames.
+        from lerobot_stream import DecodeStage
+
+        return DecodeStage(loader, self.dataset)
+
+
+class OursBatchedPeer(OursPeer):
+    """lerobot_stream.StreamingLeRobotDataset(batch_size=B) behind ``DataLoader(batch_size=None)``."""
+
+    name = "ours-batched"
+    batched = True
 
 
 class NaiveFrameReader(Dataset):
@@ -263,9 +330,16 @@ class NaiveFrameReader(Dataset):
     episode and set ``<key>_is_pad`` like lerobot's map-style dataset.
     """
 
-    def __init__(self, repo_id: str, root: str, delta_timestamps: dict[str, list[float]] | None) -> None:
+    def __init__(
+        self,
+        repo_id: str,
+        root: str,
+        delta_timestamps: dict[str, list[float]] | None,
+        return_uint8: bool = False,
+    ) -> None:
         from lerobot_stream.metadata import load_metadata
 
+        self.return_uint8 = return_uint8
         self.meta = load_metadata(repo_id, root)
         self.root = Path(root)
         self.video_keys = list(self.meta.video_keys)
@@ -300,10 +374,12 @@ class NaiveFrameReader(Dataset):
             times = [float(loc.from_timestamp[row]) + float(self.columns["timestamp"][i]) for i in frames]
             path = self.root / self.meta.get_video_file_path(episode, key)
             decoded = torch.from_numpy(_decode_at(path, times, self.meta.fps))
+            if not self.return_uint8:
+                decoded = decoded.type(torch.float32) / 255  # as lerobot's decoders do
             item[key] = decoded if key in windows else decoded[0]
         decode_s = time.perf_counter() - decode_start
         self._decode_s = getattr(self, "_decode_s", 0.0) + decode_s
-        stats = [math.nan, math.nan, math.nan, self._decode_s, math.nan]
+        stats = [math.nan, math.nan, math.nan, self._decode_s, math.nan, math.nan, math.nan]
         return {**item, **_probe_fields(time.perf_counter() - start, _worker_id(), stats)}
 
 
@@ -345,8 +421,12 @@ class NaivePeer:
             raise RuntimeError("the naive peer reads local datasets only (pass --root PATH)")
         meta = load_metadata(cfg.repo_id, cfg.root)
         self.cfg = cfg
+        self.dtype = cfg.dtype
         self.dataset = NaiveFrameReader(
-            cfg.repo_id, cfg.root, delta_timestamps_for(cfg.mode, meta.features, meta.fps)
+            cfg.repo_id,
+            cfg.root,
+            delta_timestamps_for(cfg.mode, meta.features, meta.fps),
+            return_uint8=cfg.return_uint8,
         )
 
     @property
@@ -406,6 +486,7 @@ class LerobotDatasetPeer:
 
         self.decode_backend = _use_pyav_when_torchcodec_is_missing()
         self.cfg = cfg
+        self.dtype = cfg.dtype
         probe = StreamingLeRobotDataset(cfg.repo_id, root=cfg.root)
         self.dataset = StreamingLeRobotDataset(
             cfg.repo_id,
@@ -413,6 +494,7 @@ class LerobotDatasetPeer:
             delta_timestamps=delta_timestamps_for(cfg.mode, probe.meta.features, probe.meta.fps),
             seed=cfg.seed,
             shuffle=True,
+            return_uint8=cfg.return_uint8,
             **({} if buffer_size is None else {"buffer_size": buffer_size}),
         )
         self.fps = int(probe.meta.fps)
@@ -470,6 +552,7 @@ class LerobotBuffer100Peer(LerobotPeer):
 
 PEERS: dict[str, type] = {
     "ours": OursPeer,
+    "ours-batched": OursBatchedPeer,
     "naive": NaivePeer,
     "lerobot": LerobotPeer,
     "lerobot-buffer100": LerobotBuffer100Peer,

@@ -206,6 +206,16 @@ if [[ -e .gpu-node/media/bench/av1.mp4 ]]; then
   run_step bench 80 bench.log "$python" bench/benchmark_gpu.py --media .gpu-node/media/bench \
     --out "$out/gpu_bench.json" --seconds "${LRS_BENCH_SECONDS:-1.5}" ${ffmpeg:+--ffmpeg "$ffmpeg"}
   grep -E "skipped|frames/s" "$out/bench.log" | sed 's/^/  /'
+  "$python" - "$out/gpu_bench.json" >> "$steps" <<'PY' || true
+import json, sys
+try:
+    rows = json.load(open(sys.argv[1]))["rows"]
+except Exception:
+    sys.exit()
+for r in rows:
+    if r.get("skipped"):
+        print(f"bench\tskipped\t0\t{r['peer']} {r['codec']} x{r['concurrency']}: {str(r['skipped'])[:240]}")
+PY
 else
   record bench skipped 0 "no .gpu-node/media/bench (run scripts/gpu_prep.sh)"
 fi

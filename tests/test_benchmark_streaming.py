@@ -1,4 +1,5 @@
-"""bench/benchmark_streaming.py on the tiny dataset: file naming, reference keys, frame accounting."""
+"""bench/benchmark_streaming.py on the tiny dataset: file naming, reference keys, frame accounting,
+the same frame dtype from every peer, the decode limit measured on the same files."""
 
 from __future__ import annotations
 
@@ -84,7 +85,40 @@ def test_benchmark_writes_reference_keys_and_counts_frames(
     cache = result["video_decoder_cache"]
     assert cache["hits"] + cache["misses"] >= batches * batch_size * cameras
     assert result["ratios_vs_ours"]["naive"] > 0
+    assert result["dtype"] == result["peers"]["naive"]["dtype"] == "float32"  # lerobot's default, for all
+    assert result["decoded_per_requested"] >= 1.0 if mode == "single" else result["decoded_per_requested"] > 0
+    assert result["decode_limit_frames_per_s"] > 0 and result["ratio_to_limit"] > 0
+    assert result["sequential_decode"]["frames"] > 0
     with (tmp_path / f"{stem}.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 1 and rows[0]["mode"] == mode
     assert (tmp_path / f"{stem}_peers.csv").is_file()
+
+
+def test_uint8_for_every_peer_and_dataset_built_batches(
+    bench_main: Any, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    args = ["--root", str(tiny_dataset), "--mode", "single", "--num-workers", "2", "--batch-size", "3"]
+    args += ["--max-batches", "4", "--out-dir", str(tmp_path), "--compare-naive", "--compare-batched"]
+    args += ["--uint8", "--no-limit"]
+    assert bench_main(args) == 0
+    result = json.loads((tmp_path / "local_single_bs3_w2_cpu.json").read_text())
+    assert {n: p["dtype"] for n, p in result["peers"].items()} == {"ours-batched": "uint8", "naive": "uint8"}
+    assert result["dtype"] == "uint8"
+    assert result["peers"]["ours-batched"]["frames_measured"] == result["frames_measured"]
+    assert result["frames_per_cpu_s"] > 0 and result["decode_limit_frames_per_s"] is None
+
+
+def test_decode_stage_run_delivers_frames_not_requests(
+    bench_main: Any, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    """--video-decode-stage (what --video-decode-device cuda implies) runs ours through the decode stage:
+    the consumer gets camera frames, counted as usual, and the stage's counters are recorded."""
+    args = ["--root", str(tiny_dataset), "--mode", "window", "--num-workers", "2", "--batch-size", "3"]
+    args += ["--max-batches", "4", "--out-dir", str(tmp_path), "--no-limit", "--video-decode-stage"]
+    assert bench_main(args) == 0
+    result = json.loads((tmp_path / "local_window_bs3_w2_cpu.json").read_text())
+    assert result["video_decode_stage"] is True
+    assert result["frames_measured"] == 3 * 3 * result["num_cameras"] * 2  # 3 measured batches, 2 frames each
+    stage = result["decode_stage"]
+    assert stage["device"] == "cpu" and stage["frames"] == stage["frames_by_backend"]["cpu"] > 0

@@ -228,6 +228,43 @@ def test_cuda_frames_cross_without_a_copy_on_the_current_stream(clips: dict[str,
     assert torch.equal(frames[1], frames[2])  # a repeat is a copy of the same decode
 
 
+@pytest.mark.needs_cuda
+@pytest.mark.parametrize("backend", ["nvdec", "cpu->cuda"])
+def test_cuda_float_frames_are_the_gpus_uint8_frames_over_255(clips: dict[str, Path], backend: str) -> None:
+    """Note [Float frames] on the GPU: the kernels write float32 = uint8 / 255 (IEEE division), so a
+    float frame equals the same backend's uint8 frame / 255 bit for bit, as on the CPU."""
+    needs_nvdec() if backend == "nvdec" else needs_gpu()
+    gpu = VideoDecoder(clips["h264"], device="cuda", cuda_backend=backend)
+    picks = [gpu.frame_times[i] for i in PICKS]
+    as_bytes = gpu.get_frames_at(picks)
+    as_float = gpu.get_frames_at(picks, dtype=torch.float32)
+    assert as_float.is_cuda and as_float.dtype == torch.float32
+    assert torch.equal(as_float, as_bytes.float() / 255)
+
+
+@pytest.mark.needs_cuda
+@pytest.mark.parametrize("backend", ["nvdec", "cpu->cuda"])
+def test_cuda_cache_decodes_into_caller_gpu_tensors(clips: dict[str, Path], backend: str) -> None:
+    """DecoderCache.decode_into, the one way into caller memory, writes a CUDA cache's frames into GPU
+    tensors (slots of a larger batch), equal to its get_frames_at; host tensors are refused, naming
+    the file."""
+    needs_nvdec() if backend == "nvdec" else needs_gpu()
+    from lerobot_stream import DecoderCache
+
+    cache = DecoderCache(4, device="cuda", cuda_backend=backend)
+    clip = clips["h264"]
+    times = [VideoDecoder(clip).frame_times[i] for i in PICKS]
+    for dtype in (torch.uint8, torch.float32):
+        batch = torch.zeros((2, len(times), 3, 64, 96), dtype=dtype, device="cuda")
+        cache.decode_into([clip, clip], [times, times[::-1]], [batch[0], batch[1]])
+        expected = cache.get_frames_at(clip, times, dtype=dtype)
+        torch.cuda.current_stream().synchronize()
+        assert torch.equal(batch[0], expected)
+        assert torch.equal(batch[1], expected.flip(0))
+    with pytest.raises(ValueError, match=str(clip)):
+        cache.decode_into([clip], [times[:1]], [torch.zeros((3, 64, 96), dtype=torch.uint8)])
+
+
 def stage_batches(root: Path, **kwargs: Any) -> list[dict[str, Any]]:
     ds = StreamingLeRobotDataset(
         "synth",

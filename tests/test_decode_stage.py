@@ -56,6 +56,18 @@ def test_cpu_stage_batches_equal_worker_decoded_batches(
     assert window.dtype == (torch.uint8 if return_uint8 else torch.float32)
 
 
+def test_cpu_stage_over_dataset_built_batches_equals_worker_decoded_batches(root: Path) -> None:
+    """StreamingLeRobotDataset(batch_size=B) collates its requests in the workers; the stage then
+    decodes the same batches a plain DataLoader(batch_size=B) over a worker-decoding dataset yields."""
+    expected = run_loader(make_ds(root), batch_size=BATCH, num_workers=2)
+    ds = make_ds(root, video_decode_stage=True, batch_size=BATCH)
+    stage = ds.dataloader(num_workers=2)
+    assert isinstance(stage, DecodeStage)
+    assert_batches_equal(list(stage), expected)
+    with pytest.raises(ValueError, match="yields batches of 4"):
+        ds.dataloader(batch_size=BATCH + 1)
+
+
 def test_cpu_stage_applies_image_transforms_per_sample_like_workers(root: Path) -> None:
     def transform(image: torch.Tensor) -> torch.Tensor:
         return image.flip(-1)[..., :40] * 0.5 + image.mean()
@@ -104,12 +116,21 @@ def test_stage_stops_early_without_leaking_batches_decoded_ahead(root: Path) -> 
 
 
 def test_plain_dataloader_over_a_stage_dataset_yields_frame_requests(root: Path) -> None:
+    """Workers emit each camera's VideoRequest (episode, timestamps on the file's clock), collated."""
     ds = make_ds(root, video_decode_stage=True)
     batch = next(iter(DataLoader(ds, batch_size=BATCH)))
     assert "observation.images.cam0" not in batch
-    requests = batch[VIDEO_REQUESTS_KEY]["observation.images.cam0"]
-    assert len(requests["path"]) == BATCH and requests["path"][0].endswith(".mp4")
+    key = "observation.images.cam0"
+    requests = batch[VIDEO_REQUESTS_KEY][key]
+    assert torch.equal(requests["episode"], batch["episode_index"])
     assert requests["timestamps"].dtype == torch.float64 and requests["timestamps"].shape == (BATCH, 3)
+    offsets = [
+        ds.meta.videos[key].from_timestamp[ds.meta.episode_row(int(e))] for e in batch["episode_index"]
+    ]
+    # the window's offset-0 frame is the sample's own: from_timestamp + timestamp (Note [Video frame
+    # timestamps]); padded positions would repeat an edge frame, so only the middle one is fixed here
+    expected = torch.tensor(offsets, dtype=torch.float64) + batch["timestamp"].to(torch.float64)
+    assert torch.allclose(requests["timestamps"][:, 1], expected, atol=1e-6)
 
 
 def test_decode_stage_refuses_a_dataset_that_decodes_in_workers(root: Path) -> None:

@@ -1,19 +1,30 @@
-// lrs_decode_bench: times random-access decode of a dataset's videos through the C++ core only
-// (no Python): the DecoderCache + CpuVideoDecoder path the dataset uses, one thread per worker.
+// lrs_decode_bench: times decode of a dataset's videos through the C++ core only (no Python): the
+// DecoderCache + CpuVideoDecoder path the dataset uses, one thread per worker, in two passes over
+// the same files:
+//   sequential  each worker reads consecutive frames (K per request) from a file's start: the
+//               decoder's best case, one decoded frame per requested frame;
+//   random      each request picks a random file and K random frames of it, as a dataset sample
+//               with K cameras/timestamps would.
+// The random pass is compared with its limit, the sequential rate / frames decoded per request
+// (Note [Random access limit]).
 //
 //   lrs_decode_bench [--samples N] [--frames-per-sample K] [--workers W] [--threads T]
-//                    [--cache C] [--seed S] PATH...
+//                    [--cache C] [--seed S] [--dtype uint8|float32] [--mode both|random|sequential]
+//                    PATH...
 // PATH is an mp4 file or a directory searched recursively for *.mp4 (e.g. a v3 dataset root).
-// Each sample picks a random file and K random frames of it (one random-access request), as a
-// dataset sample with K cameras/timestamps would. Prints one JSON object.
+// Prints one JSON object.
+#include <time.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +37,17 @@ extern "C" {
 #include "common/errors.h"
 #include "decode/decoder_cache.h"
 
+// Note [Random access limit]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~
+// A random request must decode from the target's keyframe, so it decodes `decoded_per_requested`
+// frames (1.5 on average at GOP 2). If every decoded frame cost the same, random access could reach
+// sequential_rate / decoded_per_requested; that is `limit.frames_per_s` and `ratio_to_limit`. Frames
+// do not cost the same: at small GOPs a keyframe is many times larger and slower than the frames
+// between keyframes, and random access decodes a keyframe for every request while a sequential read
+// decodes one per GOP. `limit.frame_mix` therefore prices the random pass's own mix of decoded
+// frames (keyframes, other frames, conversions) at the sequential pass's measured cost per kind:
+// the work random access cannot avoid. Its ratio says what seeking, flushing and bookkeeping cost.
+
 namespace {
 
 struct Options {
@@ -35,13 +57,15 @@ struct Options {
   int threads = 1;
   int64_t cache = 16;
   uint64_t seed = 0;
+  lrs::PixelType dtype = lrs::PixelType::kUInt8;
+  std::string mode = "both";
   std::vector<std::string> paths;
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::cerr << "lrs_decode_bench: " << why
             << "\nusage: lrs_decode_bench [--samples N] [--frames-per-sample K] [--workers W] [--threads T]"
-               " [--cache C] [--seed S] PATH...\n";
+               " [--cache C] [--seed S] [--dtype uint8|float32] [--mode both|random|sequential] PATH...\n";
   std::exit(2);
 }
 
@@ -60,7 +84,12 @@ Options parse(int argc, char** argv) {
       else if (arg == "--threads") o.threads = std::stoi(value());
       else if (arg == "--cache") o.cache = std::stoll(value());
       else if (arg == "--seed") o.seed = std::stoull(value());
-      else if (arg.starts_with("--")) usage("unknown option " + arg);
+      else if (arg == "--mode") o.mode = value();
+      else if (arg == "--dtype") {
+        const std::string d = value();
+        if (d != "uint8" && d != "float32") usage("--dtype must be uint8 or float32");
+        o.dtype = d == "float32" ? lrs::PixelType::kFloat32 : lrs::PixelType::kUInt8;
+      } else if (arg.starts_with("--")) usage("unknown option " + arg);
       else o.paths.push_back(arg);
     } catch (const std::logic_error&) {
       usage("bad value for " + arg);
@@ -70,6 +99,7 @@ Options parse(int argc, char** argv) {
   if (o.samples < 1 || o.frames_per_sample < 1 || o.workers < 1 || o.threads < 0 || o.cache < 1) {
     usage("counts must be positive");
   }
+  if (o.mode != "both" && o.mode != "random" && o.mode != "sequential") usage("--mode must be both, random or sequential");
   return o;
 }
 
@@ -88,6 +118,96 @@ std::vector<std::string> find_videos(const std::vector<std::string>& roots) {
   return out;
 }
 
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+struct PassResult {
+  int64_t requests = 0;
+  int64_t frames = 0;
+  double seconds = 0;      // wall
+  double cpu_seconds = 0;  // summed over the worker threads
+  lrs::DecoderCacheStats cache;
+
+  double frames_per_s() const { return frames / seconds; }
+  double frames_per_cpu_s() const { return frames / cpu_seconds; }
+  double per_requested(int64_t count) const { return frames ? static_cast<double>(count) / frames : 0.0; }
+  // Mean seconds per frame of a kind from this pass's decoder timers.
+  double keyframe_s() const { return ratio(cache.decoder.keyframe_decode_ns, cache.decoder.keyframes_decoded); }
+  double other_frame_s() const {
+    return ratio(cache.decoder.decode_ns - cache.decoder.keyframe_decode_ns,
+                 cache.decoder.frames_decoded - cache.decoder.keyframes_decoded);
+  }
+  double convert_s() const { return ratio(cache.decoder.convert_ns, cache.decoder.frames_converted); }
+  static double ratio(int64_t ns, int64_t count) { return count ? static_cast<double>(ns) * 1e-9 / count : 0.0; }
+};
+
+// Runs `workers` threads; each calls next_request(worker, gen, request) until it returns false and
+// decodes the request (path index + timestamps) through a fresh cache. Decoders are opened (one
+// request each) before the clock starts.
+PassResult run_pass(const Options& o, const std::vector<std::string>& files,
+                    const std::function<bool(int, std::mt19937_64&, size_t&, std::vector<double>&)>& next_request,
+                    const std::vector<std::vector<double>>& times) {
+  lrs::DecoderCache cache(o.cache, [&](const lrs::VideoSource& source) {
+    return std::make_unique<lrs::av::CpuVideoDecoder>(source, lrs::av::CpuDecoderOptions{o.threads});
+  });
+  for (size_t f = 0; f < files.size() && static_cast<int64_t>(f) < o.cache; ++f) {
+    cache.get_frames_at(files[f], std::vector<double>{times[f].front()}, 1e-4, o.dtype);
+  }
+  const lrs::DecoderStats warm = cache.stats().decoder;
+  std::atomic<int64_t> requests = 0;
+  std::atomic<int64_t> frames = 0;
+  std::vector<double> cpu(static_cast<size_t>(o.workers), 0.0);
+  std::vector<std::thread> workers;
+  const auto start = std::chrono::steady_clock::now();
+  for (int w = 0; w < o.workers; ++w) {
+    workers.emplace_back([&, w] {
+      const double cpu_start = thread_cpu_seconds();
+      std::mt19937_64 gen(o.seed * 1000003 + static_cast<uint64_t>(w));
+      size_t file = 0;
+      std::vector<double> request;
+      while (next_request(w, gen, file, request)) {
+        frames += cache.get_frames_at(files[file], request, 1e-4, o.dtype).num_frames;
+        ++requests;
+      }
+      cpu[static_cast<size_t>(w)] = thread_cpu_seconds() - cpu_start;
+    });
+  }
+  for (auto& t : workers) t.join();
+  PassResult r;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (double c : cpu) r.cpu_seconds += c;
+  r.requests = requests.load();
+  r.frames = frames.load();
+  r.cache = cache.stats();
+  r.cache.decoder -= warm;
+  return r;
+}
+
+std::string pass_json(const PassResult& r) {
+  const lrs::DecoderStats& d = r.cache.decoder;
+  std::ostringstream out;
+  out.precision(6);
+  out << "{\"requests\": " << r.requests << ", \"frames\": " << r.frames << ", \"seconds\": " << r.seconds
+      << ", \"cpu_seconds\": " << r.cpu_seconds << ", \"frames_per_s\": " << r.frames_per_s()
+      << ", \"frames_per_cpu_s\": " << r.frames_per_cpu_s()
+      << ", \"decoded_per_requested\": " << r.per_requested(d.frames_decoded)
+      << ", \"keyframes_per_requested\": " << r.per_requested(d.keyframes_decoded)
+      << ", \"converted_per_requested\": " << r.per_requested(d.frames_converted)
+      << ", \"seeks_per_requested\": " << r.per_requested(d.seeks)
+      << ", \"flushes_per_requested\": " << r.per_requested(d.flushes)
+      << ", \"forward_gop_skips\": " << d.forward_gop_skips << ", \"frames_reused\": " << d.frames_reused
+      << ", \"keyframe_decode_ms\": " << r.keyframe_s() * 1e3 << ", \"other_frame_decode_ms\": "
+      << r.other_frame_s() * 1e3 << ", \"convert_ms\": " << r.convert_s() * 1e3
+      << ", \"decode_s\": " << static_cast<double>(d.decode_ns) * 1e-9
+      << ", \"convert_s\": " << static_cast<double>(d.convert_ns) * 1e-9
+      << ", \"cache\": {\"hits\": " << r.cache.hits << ", \"misses\": " << r.cache.misses
+      << ", \"evictions\": " << r.cache.evictions << ", \"open_decoders\": " << r.cache.open_decoders << "}}";
+  return out.str();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -99,35 +219,69 @@ int main(int argc, char** argv) {
     // Frame tables, read once up front (not timed), so requests hit real frame times.
     std::vector<std::vector<double>> times;
     for (const auto& f : files) times.push_back(lrs::av::CpuVideoDecoder(f).frame_times());
+    const auto k = static_cast<size_t>(o.frames_per_sample);
 
-    lrs::DecoderCache cache(o.cache, [&](const lrs::VideoSource& source) {
-      return std::make_unique<lrs::av::CpuVideoDecoder>(source, lrs::av::CpuDecoderOptions{o.threads});
-    });
-    std::atomic<int64_t> next_sample = 0;
-    std::atomic<int64_t> frames = 0;
-    std::vector<std::thread> workers;
-    const auto start = std::chrono::steady_clock::now();
-    for (int w = 0; w < o.workers; ++w) {
-      workers.emplace_back([&, w] {
-        std::mt19937_64 gen(o.seed * 1000003 + static_cast<uint64_t>(w));
-        while (next_sample.fetch_add(1) < o.samples) {
-          const size_t file = gen() % files.size();
-          std::vector<double> request(static_cast<size_t>(o.frames_per_sample));
-          for (double& t : request) t = times[file][gen() % times[file].size()];
-          frames += cache.get_frames_at(files[file], request, 1e-4).num_frames;
-        }
-      });
+    std::atomic<int64_t> issued = 0;
+    auto random_request = [&](int, std::mt19937_64& gen, size_t& file, std::vector<double>& request) {
+      if (issued.fetch_add(1) >= o.samples) return false;
+      file = gen() % files.size();
+      request.resize(k);
+      for (double& t : request) t = times[file][gen() % times[file].size()];
+      return true;
+    };
+    // Sequential: worker w reads files w, w + W, ... from their first frame, K frames per request.
+    std::vector<size_t> cursor(static_cast<size_t>(o.workers), 0);
+    std::vector<size_t> file_of(static_cast<size_t>(o.workers));
+    for (int w = 0; w < o.workers; ++w) file_of[static_cast<size_t>(w)] = static_cast<size_t>(w) % files.size();
+    auto sequential_request = [&](int w, std::mt19937_64&, size_t& file, std::vector<double>& request) {
+      if (issued.fetch_add(1) >= o.samples) return false;
+      const auto ws = static_cast<size_t>(w);
+      const std::vector<double>& t = times[file_of[ws]];
+      if (cursor[ws] >= t.size()) {  // next file of this worker
+        file_of[ws] = (file_of[ws] + static_cast<size_t>(o.workers)) % files.size();
+        cursor[ws] = 0;
+      }
+      file = file_of[ws];
+      const std::vector<double>& ft = times[file];
+      const size_t end = std::min(ft.size(), cursor[ws] + k);
+      request.assign(ft.begin() + static_cast<std::ptrdiff_t>(cursor[ws]), ft.begin() + static_cast<std::ptrdiff_t>(end));
+      cursor[ws] = end;
+      return true;
+    };
+
+    std::ostringstream out;
+    out.precision(6);
+    out << "{\"files\": " << files.size() << ", \"samples\": " << o.samples << ", \"frames_per_sample\": " << k
+        << ", \"workers\": " << o.workers << ", \"threads\": " << o.threads << ", \"dtype\": \""
+        << lrs::pixel_type_name(o.dtype) << "\"";
+    PassResult seq, rnd;
+    if (o.mode != "random") {
+      issued = 0;
+      seq = run_pass(o, files, sequential_request, times);
+      out << ", \"sequential\": " << pass_json(seq);
     }
-    for (auto& t : workers) t.join();
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const lrs::DecoderCacheStats s = cache.stats();
-    std::printf(
-        "{\"files\": %zu, \"samples\": %lld, \"frames\": %lld, \"workers\": %d, \"threads\": %d, "
-        "\"seconds\": %.4f, \"frames_per_s\": %.2f, \"samples_per_s\": %.2f, "
-        "\"cache\": {\"hits\": %lld, \"misses\": %lld, \"evictions\": %lld, \"open_decoders\": %lld}}\n",
-        files.size(), static_cast<long long>(o.samples), static_cast<long long>(frames.load()), o.workers, o.threads,
-        seconds, frames.load() / seconds, o.samples / seconds, static_cast<long long>(s.hits),
-        static_cast<long long>(s.misses), static_cast<long long>(s.evictions), static_cast<long long>(s.open_decoders));
+    if (o.mode != "sequential") {
+      issued = 0;
+      rnd = run_pass(o, files, random_request, times);
+      out << ", \"random\": " << pass_json(rnd);
+    }
+    if (o.mode == "both") {
+      const lrs::DecoderStats& d = rnd.cache.decoder;
+      const double dpr = rnd.per_requested(d.frames_decoded);
+      const double limit = seq.frames_per_s() / dpr;
+      const double limit_cpu = seq.frames_per_cpu_s() / dpr;
+      // Note [Random access limit]: the random pass's decoded mix at the sequential cost per kind.
+      const double mix_s = rnd.per_requested(d.keyframes_decoded) * seq.keyframe_s() +
+                           rnd.per_requested(d.frames_decoded - d.keyframes_decoded) * seq.other_frame_s() +
+                           rnd.per_requested(d.frames_converted) * seq.convert_s();
+      const double mix_limit = o.workers / mix_s;
+      out << ", \"limit\": {\"frames_per_s\": " << limit << ", \"ratio_to_limit\": " << rnd.frames_per_s() / limit
+          << ", \"frames_per_cpu_s\": " << limit_cpu << ", \"ratio_to_limit_cpu\": "
+          << rnd.frames_per_cpu_s() / limit_cpu << ", \"frame_mix\": {\"frames_per_s\": " << mix_limit
+          << ", \"ratio\": " << rnd.frames_per_s() / mix_limit << "}}";
+    }
+    out << "}\n";
+    std::fputs(out.str().c_str(), stdout);
   } catch (const lrs::Error& e) {
     std::cerr << "lrs_decode_bench: " << e.what() << "\n";
     return 1;

@@ -1,8 +1,8 @@
 #include "av/cpu_decoder.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
-#include <numeric>
 #include <sstream>
 
 extern "C" {
@@ -12,7 +12,6 @@ extern "C" {
 
 #include "common/errors.h"
 #include "decode/batch_fill.h"
-#include "decode/host_buffer.h"
 
 namespace lrs::av {
 namespace {
@@ -24,6 +23,14 @@ std::string format_seconds(double s) {
   out.precision(6);
   out << std::fixed << s << "s";
   return out.str();
+}
+
+bool is_keyframe(const AVFrame* frame) {
+#if LIBAVUTIL_VERSION_INT >= AV_VERSION_INT(58, 7, 100)
+  return (frame->flags & AV_FRAME_FLAG_KEY) != 0;
+#else
+  return frame->key_frame != 0;
+#endif
 }
 
 // libdav1d is the AV1 decoder of choice: libavcodec's native "av1" decoder needs a hwaccel.
@@ -77,28 +84,17 @@ void CpuVideoDecoder::scan_packets() {
   draining_ = true;  // the first decode seeks
 }
 
-FrameBatch CpuVideoDecoder::get_frames_at(std::span<const double> timestamps_s, double tolerance_s) {
-  FrameBatch batch;
-  batch.num_frames = static_cast<int64_t>(timestamps_s.size());
-  batch.height = info_.height;
-  batch.width = info_.width;
-  auto storage = allocate_host_bytes(static_cast<size_t>(batch.size_bytes()));
-  batch.data = storage.get();
-  batch.owner = std::move(storage);
-  get_frames_into(timestamps_s, tolerance_s, FrameDestination{DeviceKind::kCPU, 0, batch.data, 0});
-  return batch;
-}
-
-void CpuVideoDecoder::get_frames_into(std::span<const double> timestamps_s, double tolerance_s,
-                                      const FrameDestination& out) {
-  if (out.device != DeviceKind::kCPU) fail("the CPU decoder writes host memory, not a CUDA buffer");
-  const std::vector<int64_t> wanted = resolve_frames(*frames_, path_, timestamps_s, tolerance_s);
+void CpuVideoDecoder::decode_into(std::span<const double> timestamps_s, double tolerance_s,
+                                  const FrameDestinations& out) {
+  const std::vector<int64_t> wanted = prepare_fill(*frames_, info_, path_, DecodeDevice{}, timestamps_s, tolerance_s, out);
   stats_.frames_requested += static_cast<int64_t>(wanted.size());
-  const int64_t frame_bytes = 3 * static_cast<int64_t>(info_.width) * info_.height;
-  const auto slot = [&](size_t i) { return out.data + static_cast<int64_t>(i) * frame_bytes; };
+  const int64_t frame_bytes = 3 * info_.height * info_.width * pixel_bytes(out.dtype);
   fill_in_presentation_order(  // Note [Batch fill]
-      wanted, [&](int64_t frame, size_t i) { convert(&decode_frame(frame), slot(i)); },
-      [&](size_t from, size_t to) { std::copy_n(slot(from), frame_bytes, slot(to)); });
+      wanted, [&](int64_t frame, size_t slot) { convert(&decode_frame(frame), out.frames[slot], out.dtype); },
+      [&](size_t from, size_t to) {
+        std::copy_n(out.frames[from], frame_bytes, out.frames[to]);
+        ++stats_.frames_reused;
+      });
 }
 
 const AVFrame& CpuVideoDecoder::decode_frame(int64_t frame_idx) {
@@ -115,9 +111,16 @@ const AVFrame& CpuVideoDecoder::decode_frame(int64_t frame_idx) {
     const int64_t key_idx = frames_->index_of_pts(key_pts);
     can_continue = key_pts <= frame_->pts || (frame_idx - current) <= (frame_idx - key_idx) + 1;
   }
-  if (have_frame_ && frame_->pts == target) return *frame_;
+  if (have_frame_ && frame_->pts == target) {
+    ++stats_.frames_reused;
+    return *frame_;
+  }
   int64_t steps_back = 0;
-  if (!can_continue) seek_to_keyframe_of(frame_idx, steps_back);
+  if (!can_continue) {
+    seek_to_keyframe_of(frame_idx, steps_back);
+  } else if (key_pts > frame_->pts) {
+    ++stats_.forward_gop_skips;
+  }
   for (;;) {
     if (!receive_next_frame()) {
       fail("frame #" + std::to_string(frame_idx) + " at " + format_seconds(frames_->seconds()[frame_idx]) +
@@ -150,9 +153,14 @@ void CpuVideoDecoder::seek_to_keyframe_of(int64_t frame_idx, int64_t keyframe_st
   draining_ = false;
   codec_done_ = false;
   ++stats_.seeks;
+  ++stats_.flushes;
 }
 
 bool CpuVideoDecoder::receive_next_frame() {
+  const auto start = std::chrono::steady_clock::now();
+  const auto elapsed_ns = [&] {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
+  };
   for (;;) {
     if (codec_done_) return false;
     int rc = avcodec_receive_frame(codec_.get(), frame_.get());
@@ -160,6 +168,12 @@ bool CpuVideoDecoder::receive_next_frame() {
       if (frame_->pts == AV_NOPTS_VALUE) frame_->pts = frame_->best_effort_timestamp;
       have_frame_ = true;
       ++stats_.frames_decoded;
+      const int64_t ns = elapsed_ns();
+      stats_.decode_ns += ns;
+      if (is_keyframe(frame_.get())) {
+        ++stats_.keyframes_decoded;
+        stats_.keyframe_decode_ns += ns;
+      }
       return true;
     }
     have_frame_ = false;
@@ -187,13 +201,17 @@ bool CpuVideoDecoder::receive_next_frame() {
   }
 }
 
-void CpuVideoDecoder::convert(const AVFrame* frame, uint8_t* out) {
+void CpuVideoDecoder::convert(const AVFrame* frame, uint8_t* out, PixelType dtype) {
   if (frame->width != info_.width || frame->height != info_.height) {
     fail("frame size changed mid-stream (" + std::to_string(frame->width) + "x" + std::to_string(frame->height) +
          ", stream header says " + std::to_string(info_.width) + "x" + std::to_string(info_.height) + ")");
   }
   const bool first = rgb_.last_colorspace() < 0;
-  rgb_.convert(frame, out, path_);
+  const auto start = std::chrono::steady_clock::now();
+  rgb_.convert(frame, out, dtype, path_);
+  stats_.convert_ns +=
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
+  ++stats_.frames_converted;
   if (first && (info_.color_space == "unknown" || info_.color_space == "unspecified")) {
     const char* cs = av_color_space_name(static_cast<AVColorSpace>(frame->colorspace));
     if (cs) info_.color_space = cs;

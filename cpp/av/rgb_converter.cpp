@@ -4,6 +4,7 @@ extern "C" {
 #include <libavutil/pixdesc.h>
 }
 
+#include "av/planar_pack.h"
 #include "common/errors.h"
 
 namespace lrs::av {
@@ -20,7 +21,7 @@ bool is_full_range(const AVFrame* frame) {
   }
 }
 
-void RgbConverter::convert(const AVFrame* frame, uint8_t* out, const std::string& path) {
+void RgbConverter::convert(const AVFrame* frame, uint8_t* out, PixelType dtype, const std::string& path) {
   const int colorspace = frame->colorspace;
   const int full_range = is_full_range(frame) ? 1 : 0;
   if (!sws_ || src_format_ != frame->format || src_width_ != frame->width || src_height_ != frame->height ||
@@ -58,16 +59,15 @@ void RgbConverter::convert(const AVFrame* frame, uint8_t* out, const std::string
   uint8_t* packed[4] = {packed_rgb_.data(), nullptr, nullptr, nullptr};
   int packed_stride[4] = {stride, 0, 0, 0};
   sws_scale(sws_.get(), frame->data, frame->linesize, 0, height, packed, packed_stride);
-  uint8_t* r = out;
-  uint8_t* g = out + plane;
-  uint8_t* b = out + 2 * plane;
+  // One pass from the packed rows to the planes, in the output's type (Note [Float frames]).
   for (int y = 0; y < height; ++y) {
     const uint8_t* src = packed_rgb_.data() + static_cast<ptrdiff_t>(y) * stride;
     const int64_t row = static_cast<int64_t>(y) * width;
-    for (int x = 0; x < width; ++x) {
-      r[row + x] = src[3 * x];
-      g[row + x] = src[3 * x + 1];
-      b[row + x] = src[3 * x + 2];
+    if (dtype == PixelType::kFloat32) {
+      float* planes = reinterpret_cast<float*>(out);
+      unpack_rgb24_row(src, width, planes + row, planes + plane + row, planes + 2 * plane + row);
+    } else {
+      unpack_rgb24_row(src, width, out + row, out + plane + row, out + 2 * plane + row);
     }
   }
 }

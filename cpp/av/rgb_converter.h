@@ -1,7 +1,8 @@
-// RgbConverter: converts decoded libav frames (any YUV/RGB software format) to planar RGB uint8
-// [3, H, W] with libswscale (via packed RGB24), using the frame's own colour matrix and range. This is the CPU
-// decoder's conversion and the reference the GPU kernel is tested against (see Note [Colour
-// conversion parity] in cuda/colour_math.h).
+// RgbConverter: converts decoded libav frames (any YUV/RGB software format) to planar RGB [3, H, W],
+// uint8 or float32 in [0, 1] (Note [Float frames] in decode/video_decoder.h), with libswscale (via
+// packed RGB24, split into planes by av/planar_pack.h), using the frame's own colour matrix and
+// range. This is the CPU decoder's conversion and the reference the GPU kernel is tested against
+// (see Note [Colour conversion parity] in cuda/colour_math.h).
 //
 // Owns one SwsContext, rebuilt when the input format, size, matrix or range changes. Not
 // thread-safe: one caller at a time.
@@ -12,14 +13,15 @@
 #include <vector>
 
 #include "av/av_handles.h"
+#include "decode/video_decoder.h"
 
 namespace lrs::av {
 
 class RgbConverter {
  public:
-  // Writes R, G, B planes of frame->width x frame->height bytes each to `out`. Throws
+  // Writes R, G, B planes of frame->width x frame->height values of `dtype` each to `out`. Throws
   // InvalidInput naming `path` when the pixel format cannot be converted.
-  void convert(const AVFrame* frame, uint8_t* out, const std::string& path);
+  void convert(const AVFrame* frame, uint8_t* out, PixelType dtype, const std::string& path);
 
   // AVColorSpace of the last converted frame (-1 before the first).
   int last_colorspace() const { return colorspace_; }

@@ -42,33 +42,36 @@ nb::dict stage_stats_dict(const lrs::DecodeStageStats& s) {
   return d;
 }
 
-// One batch's requests from the Python side: per camera, a path per sample and a [B, T] matrix of
-// timestamps, plus the camera's frame size.
-lrs::BatchRequest make_batch(const std::vector<std::vector<std::string>>& paths,
+// One batch's requests from the Python side: per camera, a video (path or ByteSource) per sample and
+// a [B, T] matrix of timestamps, plus the camera's frame size.
+lrs::BatchRequest make_batch(const std::vector<std::vector<nb::object>>& sources,
                              const std::vector<TimestampMatrix>& timestamps,
-                             const std::vector<std::tuple<int, int>>& sizes, double tolerance_s, uintptr_t stream) {
-  if (paths.size() != timestamps.size() || paths.size() != sizes.size()) {
-    throw lrs::InvalidInput("decode stage: paths, timestamps and sizes must have one entry per camera, got " +
-                            std::to_string(paths.size()) + ", " + std::to_string(timestamps.size()) + ", " +
+                             const std::vector<std::tuple<int, int>>& sizes, double tolerance_s, lrs::PixelType dtype,
+                             uintptr_t stream) {
+  if (sources.size() != timestamps.size() || sources.size() != sizes.size()) {
+    throw lrs::InvalidInput("decode stage: sources, timestamps and sizes must have one entry per camera, got " +
+                            std::to_string(sources.size()) + ", " + std::to_string(timestamps.size()) + ", " +
                             std::to_string(sizes.size()));
   }
   lrs::BatchRequest batch;
   batch.tolerance_s = tolerance_s;
+  batch.dtype = dtype;
   batch.cuda_stream = stream;
-  batch.batch_size = paths.empty() ? 0 : static_cast<int64_t>(paths[0].size());
-  for (size_t c = 0; c < paths.size(); ++c) {
+  batch.batch_size = sources.empty() ? 0 : static_cast<int64_t>(sources[0].size());
+  for (size_t c = 0; c < sources.size(); ++c) {
     const TimestampMatrix& t = timestamps[c];
-    if (static_cast<int64_t>(paths[c].size()) != batch.batch_size ||
+    if (static_cast<int64_t>(sources[c].size()) != batch.batch_size ||
         static_cast<int64_t>(t.shape(0)) != batch.batch_size) {
-      throw lrs::InvalidInput("decode stage: camera " + std::to_string(c) + " has " + std::to_string(paths[c].size()) +
-                              " paths and " + std::to_string(t.shape(0)) + " timestamp rows for a batch of " +
+      throw lrs::InvalidInput("decode stage: camera " + std::to_string(c) + " has " + std::to_string(sources[c].size()) +
+                              " sources and " + std::to_string(t.shape(0)) + " timestamp rows for a batch of " +
                               std::to_string(batch.batch_size));
     }
     const auto frames = static_cast<int64_t>(t.shape(1));
     batch.cameras.push_back(lrs::CameraShape{frames, std::get<0>(sizes[c]), std::get<1>(sizes[c])});
     for (int64_t s = 0; s < batch.batch_size; ++s) {
       const double* row = t.data() + s * frames;
-      batch.requests.push_back(lrs::FrameRequest{static_cast<int>(c), s, paths[c][static_cast<size_t>(s)],
+      batch.requests.push_back(lrs::FrameRequest{static_cast<int>(c), s,
+                                                 lrs::bindings::video_source_of(sources[c][static_cast<size_t>(s)]),
                                                  std::vector<double>(row, row + frames)});
     }
   }
@@ -97,27 +100,31 @@ void bind_stage(nb::module_& m) {
       .def("set_stream", &lrs::VideoDecoder::set_consumer_stream, "stream"_a)
       .def(
           "get_frames_at",
-          [](lrs::VideoDecoder& d, const std::vector<double>& timestamps, double tolerance_s) {
+          [](lrs::VideoDecoder& d, const std::vector<double>& timestamps, double tolerance_s, const std::string& dtype) {
+            const lrs::PixelType type = lrs::bindings::pixel_type_from_name(dtype);
             lrs::FrameBatch batch;
             {
               nb::gil_scoped_release release;
-              batch = d.get_frames_at(timestamps, tolerance_s);
+              batch = d.get_frames_at(timestamps, tolerance_s, type);
             }
             return lrs::bindings::to_tensor(std::move(batch));
           },
-          "timestamps"_a, "tolerance_s"_a = 1e-4)
+          "timestamps"_a, "tolerance_s"_a = 1e-4, "dtype"_a = "uint8",
+          "RGB frames [T, 3, H, W] nearest to `timestamps` (s), in request order, on the decoder's device: uint8, "
+          "or float32 equal to uint8 / 255.")
       .def(
           "_get_frames_and_address",
-          [](lrs::VideoDecoder& d, const std::vector<double>& timestamps, double tolerance_s) {
+          [](lrs::VideoDecoder& d, const std::vector<double>& timestamps, double tolerance_s, const std::string& dtype) {
+            const lrs::PixelType type = lrs::bindings::pixel_type_from_name(dtype);
             lrs::FrameBatch batch;
             {
               nb::gil_scoped_release release;
-              batch = d.get_frames_at(timestamps, tolerance_s);
+              batch = d.get_frames_at(timestamps, tolerance_s, type);
             }
             const auto address = reinterpret_cast<uintptr_t>(batch.data);
             return nb::make_tuple(lrs::bindings::to_tensor(std::move(batch)), address);
           },
-          "timestamps"_a, "tolerance_s"_a = 1e-4,
+          "timestamps"_a, "tolerance_s"_a = 1e-4, "dtype"_a = "uint8",
           "(frames, address of the decoder's buffer): for the zero-copy test (the tensor must point there).");
 
   const auto open = [](const lrs::VideoSource& source, const std::string& device, int threads,
@@ -163,16 +170,18 @@ void bind_stage(nb::module_& m) {
           "decoder_threads"_a = 1, "cuda_backend"_a = "auto", "pin_memory"_a = false)
       .def(
           "submit",
-          [](lrs::DecodeStage& stage, const std::vector<std::vector<std::string>>& paths,
+          [](lrs::DecodeStage& stage, const std::vector<std::vector<nb::object>>& sources,
              const std::vector<TimestampMatrix>& timestamps, const std::vector<std::tuple<int, int>>& sizes,
-             double tolerance_s, uintptr_t stream) {
-            lrs::BatchRequest batch = make_batch(paths, timestamps, sizes, tolerance_s, stream);
+             double tolerance_s, uintptr_t stream, const std::string& dtype) {
+            lrs::BatchRequest batch =
+                make_batch(sources, timestamps, sizes, tolerance_s, lrs::bindings::pixel_type_from_name(dtype), stream);
             nb::gil_scoped_release release;
             return stage.submit(std::move(batch));
           },
-          "paths"_a, "timestamps"_a, "sizes"_a, "tolerance_s"_a, "stream"_a = 0,
-          "Queues a batch: per camera, one path per sample, a [B, T] float64 timestamp matrix and the (height,\n"
-          "width) of its frames. Returns a ticket.")
+          "sources"_a, "timestamps"_a, "sizes"_a, "tolerance_s"_a, "stream"_a = 0, "dtype"_a = "uint8",
+          "Queues a batch: per camera, one video per sample (a path or a ByteSource), a [B, T] float64 timestamp\n"
+          "matrix and the (height, width) of its frames; frames of `dtype` ('uint8' or 'float32' = uint8 / 255).\n"
+          "Returns a ticket.")
       .def(
           "take",
           [](lrs::DecodeStage& stage, int64_t ticket) {
@@ -185,6 +194,6 @@ void bind_stage(nb::module_& m) {
             for (lrs::FrameBatch& b : batches) out.append(lrs::bindings::to_tensor(std::move(b)));
             return out;
           },
-          "ticket"_a, "One uint8 tensor [B * T, 3, H, W] per camera on the stage's device.")
+          "ticket"_a, "One tensor [B * T, 3, H, W] per camera (the batch's dtype) on the stage's device.")
       .def("stats", [](const lrs::DecodeStage& stage) { return stage_stats_dict(stage.stats()); });
 }

@@ -13,6 +13,7 @@ extern "C" {
 
 namespace nb = nanobind;
 
+void bind_batch(nb::module_& m);
 void bind_stage(nb::module_& m);
 void bind_byte_source(nb::module_& m);
 void bind_decode(nb::module_& m);
@@ -54,6 +55,7 @@ NB_MODULE(_core, m) {
   bind_byte_source(m);
   bind_decode(m);
   bind_depth(m);
+  bind_batch(m);
   bind_sampling(m);
 #ifdef LRS_WITH_CUDA
   bind_cuda(m);

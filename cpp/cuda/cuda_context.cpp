@@ -80,6 +80,21 @@ std::shared_ptr<uint8_t> DevicePool::allocate(size_t bytes, CUstream stream, CUs
                                   });
 }
 
+FrameBatch allocate_device_batch(DevicePool& pool, int64_t num_frames, const StreamInfo& info, PixelType dtype,
+                                 CUstream stream, CUstream release_stream) {
+  FrameBatch batch;
+  batch.num_frames = num_frames;
+  batch.height = info.height;
+  batch.width = info.width;
+  batch.dtype = dtype;
+  batch.device = DeviceKind::kCUDA;
+  batch.device_index = pool.context()->index();
+  auto storage = pool.allocate(static_cast<size_t>(batch.size_bytes()), stream, release_stream);
+  batch.data = storage.get();
+  batch.owner = std::move(storage);
+  return batch;
+}
+
 std::string device_label(int device_index) {
   const DriverApi& api = driver_api();
   CUdevice device = 0;

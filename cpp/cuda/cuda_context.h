@@ -14,6 +14,7 @@
 #include <string>
 
 #include "cuda/cuda_api.h"
+#include "decode/video_decoder.h"
 
 namespace lrs::cuda {
 
@@ -97,6 +98,12 @@ class DevicePool : public std::enable_shared_from_this<DevicePool> {
   std::shared_ptr<PrimaryContext> context_;
   CUmemoryPool pool_ = nullptr;
 };
+
+// A new [num_frames, 3, H, W] batch of `dtype` (H, W: `info`'s) on the pool's device, allocated
+// ordered on `stream` and freed on `release_stream`: what the CUDA backends' get_frames_at decode
+// into. The pool's context must be current.
+FrameBatch allocate_device_batch(DevicePool& pool, int64_t num_frames, const StreamInfo& info, PixelType dtype,
+                                 CUstream stream, CUstream release_stream);
 
 // "GPU <index> (<name>)", e.g. "GPU 0 (NVIDIA H200)", for messages. Throws CudaUnavailable.
 std::string device_label(int device_index);

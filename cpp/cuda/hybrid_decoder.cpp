@@ -15,7 +15,7 @@ extern "C" {
 #include "cuda/colour_kernel.h"
 #include "cuda/cuda_context.h"
 #include "cuda/cuda_loader.h"
-#include "decode/batch_fill.h"
+#include "cuda/device_fill.h"
 
 namespace lrs::cuda {
 namespace {
@@ -43,17 +43,17 @@ struct HybridVideoDecoder::Impl {
   };
   std::array<Slot, kStagingSlots> slots;
   size_t next_slot = 0;
-  int64_t frames_requested = 0;  // the CPU decoder counts the rest (decoded, seeks, packets)
+  DecoderStats own;  // requested, converted, reused; the CPU decoder counts the rest (decoded, seeks, ...)
   std::shared_ptr<uint8_t> device_yuv;  // one picture; stream order keeps copy -> kernel -> next copy
 
   Impl(const VideoSource& source, HybridOptions o)
       : path(source.name()), options(std::move(o)), cpu(source, {options.threads}) {}
 
-  void stage_and_convert(const AVFrame* frame, CUdeviceptr out);
+  void stage_and_convert(const AVFrame* frame, CUdeviceptr out, OutputType type);
   ~Impl();
 };
 
-void HybridVideoDecoder::Impl::stage_and_convert(const AVFrame* frame, CUdeviceptr out) {
+void HybridVideoDecoder::Impl::stage_and_convert(const AVFrame* frame, CUdeviceptr out, OutputType type) {
   const DriverApi& api = driver_api();
   Slot& slot = slots[next_slot];
   next_slot = (next_slot + 1) % kStagingSlots;
@@ -75,7 +75,8 @@ void HybridVideoDecoder::Impl::stage_and_convert(const AVFrame* frame, CUdevicep
   const ColourParams colour =
       make_colour_params(matrix_for_av_colorspace(frame->colorspace), av::is_full_range(frame), layout.bit_depth);
   const CropWindow whole{0, 0, layout.width, layout.height};
-  kernel->launch(src, whole, colour, ChromaUpsampling::kNearest, OutputType::kUint8, out, stream->get());
+  kernel->launch(src, whole, colour, ChromaUpsampling::kNearest, type, out, stream->get());
+  ++own.frames_converted;
 }
 
 HybridVideoDecoder::Impl::~Impl() {
@@ -124,7 +125,9 @@ const StreamInfo& HybridVideoDecoder::info() const { return impl_->cpu.info(); }
 
 DecoderStats HybridVideoDecoder::stats() const {
   DecoderStats s = impl_->cpu.stats();
-  s.frames_requested = impl_->frames_requested;
+  s.frames_requested = impl_->own.frames_requested;
+  s.frames_converted = impl_->own.frames_converted;
+  s.frames_reused += impl_->own.frames_reused;  // the CPU decoder's: re-requests of its held frame
   return s;
 }
 
@@ -138,50 +141,27 @@ int64_t HybridVideoDecoder::memory_bytes() const {
   return impl_->cpu.memory_bytes() + static_cast<int64_t>(kStagingSlots) * impl_->layout.total_bytes;
 }
 
-FrameBatch HybridVideoDecoder::get_frames_at(std::span<const double> timestamps_s, double tolerance_s) {
-  Impl& d = *impl_;
-  const auto consumer = reinterpret_cast<CUstream>(d.options.consumer_stream);
-  FrameBatch batch;
-  batch.num_frames = static_cast<int64_t>(timestamps_s.size());
-  batch.height = d.layout.height;
-  batch.width = d.layout.width;
-  batch.device = DeviceKind::kCUDA;
-  batch.device_index = d.options.device_index;
-  {
-    const ScopedContext current(d.context->get());
-    auto storage = d.pool->allocate(static_cast<size_t>(batch.size_bytes()), d.stream->get(), consumer);
-    batch.data = storage.get();
-    batch.owner = std::move(storage);
-  }
-  get_frames_into(timestamps_s, tolerance_s,
-                  FrameDestination{DeviceKind::kCUDA, d.options.device_index, batch.data, d.options.consumer_stream});
-  return batch;
+// The frame table, stream and event the shared device fill works with (cuda/device_fill.h).
+DeviceFill HybridVideoDecoder::device_fill() const {
+  const Impl& d = *impl_;
+  return DeviceFill{d.cpu.frame_table(), d.cpu.info(), d.path, d.options.device_index, d.stream->get(),
+                    d.done->get()};
 }
 
-void HybridVideoDecoder::get_frames_into(std::span<const double> timestamps_s, double tolerance_s,
-                                         const FrameDestination& out) {
+FrameBatch HybridVideoDecoder::get_frames_at(std::span<const double> timestamps_s, double tolerance_s,
+                                             PixelType dtype) {
+  const ScopedContext current(impl_->context->get());
+  return frames_on_device(device_fill(), *impl_->pool, timestamps_s.size(), dtype, impl_->options.consumer_stream,
+                          [&](const FrameDestinations& out) { decode_into(timestamps_s, tolerance_s, out); });
+}
+
+void HybridVideoDecoder::decode_into(std::span<const double> timestamps_s, double tolerance_s,
+                                     const FrameDestinations& out) {
   Impl& d = *impl_;
-  if (out.device != DeviceKind::kCUDA || out.device_index != d.options.device_index) {
-    throw InvalidInput(d.path + ": the cpu->cuda decoder for GPU " + std::to_string(d.options.device_index) +
-                       " writes only that GPU's memory");
-  }
-  const std::vector<int64_t> wanted = resolve_frames(d.cpu.frame_table(), d.path, timestamps_s, tolerance_s);
-  d.frames_requested += static_cast<int64_t>(wanted.size());
   const ScopedContext current(d.context->get());
-  const DriverApi& api = driver_api();
-  const int64_t frame_bytes = 3 * static_cast<int64_t>(d.layout.width) * d.layout.height;
-  const auto slot = [&](size_t i) {
-    return reinterpret_cast<CUdeviceptr>(out.data) + static_cast<CUdeviceptr>(i * frame_bytes);
-  };
-  fill_in_presentation_order(  // Note [Batch fill]
-      wanted, [&](int64_t frame, size_t i) { d.stage_and_convert(&d.cpu.decode_frame(frame), slot(i)); },
-      [&](size_t from, size_t to) {
-        check_cuda(api.cuMemcpyDtoDAsync(slot(to), slot(from), frame_bytes, d.stream->get()),
-                   d.path + ": copying a repeated frame");
-      });
-  check_cuda(api.cuEventRecord(d.done->get(), d.stream->get()), d.path + ": cuEventRecord");
-  check_cuda(api.cuStreamWaitEvent(reinterpret_cast<CUstream>(out.cuda_stream), d.done->get(), 0),
-             d.path + ": cuStreamWaitEvent");
+  fill_on_device(device_fill(), timestamps_s, tolerance_s, out, d.own, [&](int64_t frame, CUdeviceptr slot, OutputType type) {
+    d.stage_and_convert(&d.cpu.decode_frame(frame), slot, type);
+  });
 }
 
 }  // namespace lrs::cuda

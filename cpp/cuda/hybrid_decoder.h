@@ -1,8 +1,9 @@
 // HybridVideoDecoder ("cpu->cuda"): decodes one video (a file, or a ByteSource's episode segment) on
 // CPU threads with libavcodec (dav1d for AV1)
 // and converts on the GPU: each picture's planar YUV is packed into pinned host memory, copied to
-// the GPU asynchronously and turned into RGB by our colour kernel, straight into the caller's (or a
-// pooled) device buffer. For GPUs whose NVDEC cannot decode a stream (AV1 on Hopper, A100, Turing).
+// the GPU asynchronously and turned into RGB (uint8, or float32 = uint8 / 255: Note [Float frames])
+// by our colour kernel, straight into the caller's (decode_into) or a pooled (get_frames_at) device
+// buffer. For GPUs whose NVDEC cannot decode a stream (AV1 on Hopper, A100, Turing).
 //
 // Owns a CpuVideoDecoder, a ring of pinned staging slots, a device YUV buffer, a stream and the
 // colour kernel; shares the device's primary context and buffer pool. Not thread-safe: one caller
@@ -19,6 +20,8 @@
 #include "decode/video_source.h"
 
 namespace lrs::cuda {
+
+struct DeviceFill;
 
 // Note [Hybrid path]
 // ~~~~~~~~~~~~~~~~~~
@@ -53,9 +56,10 @@ class HybridVideoDecoder final : public VideoDecoder {
   HybridVideoDecoder& operator=(const HybridVideoDecoder&) = delete;
 
   const StreamInfo& info() const override;
-  FrameBatch get_frames_at(std::span<const double> timestamps_s, double tolerance_s) override;
-  void get_frames_into(std::span<const double> timestamps_s, double tolerance_s,
-                       const FrameDestination& out) override;
+  FrameBatch get_frames_at(std::span<const double> timestamps_s, double tolerance_s,
+                           PixelType dtype = PixelType::kUInt8) override;
+  // Destinations must be this GPU's memory (InvalidInput otherwise).
+  void decode_into(std::span<const double> timestamps_s, double tolerance_s, const FrameDestinations& out) override;
   DecoderStats stats() const override;
   const std::vector<double>& frame_times() const override;
   std::string backend() const override { return "cpu->cuda"; }
@@ -65,6 +69,7 @@ class HybridVideoDecoder final : public VideoDecoder {
 
  private:
   struct Impl;
+  DeviceFill device_fill() const;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -14,11 +14,11 @@ extern "C" {
 #include "av/av_handles.h"
 #include "av/demuxer.h"
 #include "av/frame_table.h"
-#include "decode/batch_fill.h"
 #include "common/errors.h"
 #include "cuda/colour_kernel.h"
 #include "cuda/cuda_context.h"
 #include "cuda/cuda_loader.h"
+#include "cuda/device_fill.h"
 
 namespace lrs::cuda {
 namespace {
@@ -72,6 +72,7 @@ struct NvdecVideoDecoder::Impl {
   // Decode state.
   int64_t target_pts = 0;
   CUdeviceptr target_out = 0;
+  OutputType target_type = OutputType::kUint8;
   bool target_done = false;
   int64_t last_displayed_pts = INT64_MIN;
   bool at_eof = true;  // forces a seek before the first decode
@@ -84,7 +85,7 @@ struct NvdecVideoDecoder::Impl {
   void scan();
   void check_capability();
   void create_parser();
-  void decode_to(int64_t frame_idx, CUdeviceptr out);
+  void decode_to(int64_t frame_idx, CUdeviceptr out, OutputType type);
   void seek_to_keyframe_of(int64_t pts);
   bool feed_next_packet();  // false after end of stream was sent
   void parse(const uint8_t* data, size_t size, int64_t pts, unsigned flags);
@@ -250,10 +251,11 @@ int NvdecVideoDecoder::Impl::on_display(CUVIDPARSERDISPINFO* disp) {
     src.pitch = pitch;
     src.bit_depth = seq.bit_depth_luma_minus8 + 8;
     // Note [Colour conversion parity]: nearest chroma matches the CPU path's RGB24 conversion.
-    kernel->launch(src, crop, colour, ChromaUpsampling::kNearest, OutputType::kUint8, target_out, stream->get());
+    kernel->launch(src, crop, colour, ChromaUpsampling::kNearest, target_type, target_out, stream->get());
     const CUresult sync = driver_api().cuStreamSynchronize(stream->get());  // Note [Stream handoff]
     cuvid.cuvidUnmapVideoFrame64(decoder, surface);
     check_cuda(sync, path + ": colour conversion");
+    ++stats.frames_converted;
     target_done = true;
     return 1;
   } catch (...) {
@@ -279,6 +281,7 @@ void NvdecVideoDecoder::Impl::seek_to_keyframe_of(int64_t pts) {
   const int64_t key = *std::prev(std::upper_bound(key_pts.begin(), key_pts.end(), pts));
   demuxer->seek_to_keyframe(key);  // also flushes the bitstream filter
   ++stats.seeks;
+  ++stats.flushes;
   at_eof = false;
   last_displayed_pts = INT64_MIN;
   unsigned flags = CUVID_PKT_DISCONTINUITY;
@@ -302,13 +305,14 @@ bool NvdecVideoDecoder::Impl::feed_next_packet() {
   return true;
 }
 
-void NvdecVideoDecoder::Impl::decode_to(int64_t frame_idx, CUdeviceptr out) {
+void NvdecVideoDecoder::Impl::decode_to(int64_t frame_idx, CUdeviceptr out, OutputType type) {
   const int64_t target = frames->pts()[frame_idx];
   const int64_t key = frames->keyframe_pts_of(frame_idx);
   const bool can_continue = !at_eof && last_displayed_pts != INT64_MIN && last_displayed_pts < target &&
                             key <= last_displayed_pts;
   target_pts = target;
   target_out = out;
+  target_type = type;
   target_done = false;
   if (!can_continue) seek_to_keyframe_of(target);
   while (!target_done) {
@@ -360,50 +364,25 @@ void NvdecVideoDecoder::set_consumer_stream(uintptr_t stream) { impl_->options.c
 
 const std::vector<double>& NvdecVideoDecoder::frame_times() const { return impl_->frames->seconds(); }
 
-FrameBatch NvdecVideoDecoder::get_frames_at(std::span<const double> timestamps_s, double tolerance_s) {
-  Impl& d = *impl_;
-  const auto consumer = reinterpret_cast<CUstream>(d.options.consumer_stream);
-  FrameBatch batch;
-  batch.num_frames = static_cast<int64_t>(timestamps_s.size());
-  batch.height = d.info.height;
-  batch.width = d.info.width;
-  batch.device = DeviceKind::kCUDA;
-  batch.device_index = d.options.device_index;
-  {
-    const ScopedContext current(d.context->get());
-    auto storage = d.pool->allocate(static_cast<size_t>(batch.size_bytes()), d.stream->get(), consumer);
-    batch.data = storage.get();
-    batch.owner = std::move(storage);
-  }
-  get_frames_into(timestamps_s, tolerance_s,
-                  FrameDestination{DeviceKind::kCUDA, d.options.device_index, batch.data, d.options.consumer_stream});
-  return batch;
+// The frame table, stream and event the shared device fill works with (cuda/device_fill.h).
+DeviceFill NvdecVideoDecoder::device_fill() const {
+  const Impl& d = *impl_;
+  return DeviceFill{*d.frames, d.info, d.path, d.options.device_index, d.stream->get(), d.done->get()};
 }
 
-void NvdecVideoDecoder::get_frames_into(std::span<const double> timestamps_s, double tolerance_s,
-                                        const FrameDestination& out) {
+FrameBatch NvdecVideoDecoder::get_frames_at(std::span<const double> timestamps_s, double tolerance_s,
+                                            PixelType dtype) {
+  const ScopedContext current(impl_->context->get());
+  return frames_on_device(device_fill(), *impl_->pool, timestamps_s.size(), dtype, impl_->options.consumer_stream,
+                          [&](const FrameDestinations& out) { decode_into(timestamps_s, tolerance_s, out); });
+}
+
+void NvdecVideoDecoder::decode_into(std::span<const double> timestamps_s, double tolerance_s,
+                                    const FrameDestinations& out) {
   Impl& d = *impl_;
-  if (out.device != DeviceKind::kCUDA || out.device_index != d.options.device_index) {
-    d.fail("NVDEC on GPU " + std::to_string(d.options.device_index) + " writes only that GPU's memory");
-  }
-  const std::vector<int64_t> wanted = resolve_frames(*d.frames, d.path, timestamps_s, tolerance_s);
-  d.stats.frames_requested += static_cast<int64_t>(wanted.size());
   const ScopedContext current(d.context->get());
-  const DriverApi& api = driver_api();
-  const int64_t frame_bytes = 3 * static_cast<int64_t>(d.info.width) * d.info.height;
-  const auto slot = [&](size_t i) {
-    return reinterpret_cast<CUdeviceptr>(out.data) + static_cast<CUdeviceptr>(i * frame_bytes);
-  };
-  fill_in_presentation_order(  // Note [Batch fill]
-      wanted, [&](int64_t frame, size_t i) { d.decode_to(frame, slot(i)); },
-      [&](size_t from, size_t to) {
-        check_cuda(api.cuMemcpyDtoDAsync(slot(to), slot(from), frame_bytes, d.stream->get()),
-                   d.path + ": copying a repeated frame");
-      });
-  // Note [Stream handoff]: the consumer stream waits for our work; the host does not.
-  check_cuda(api.cuEventRecord(d.done->get(), d.stream->get()), d.path + ": cuEventRecord");
-  check_cuda(api.cuStreamWaitEvent(reinterpret_cast<CUstream>(out.cuda_stream), d.done->get(), 0),
-             d.path + ": cuStreamWaitEvent");
+  fill_on_device(device_fill(), timestamps_s, tolerance_s, out, d.stats,
+                 [&](int64_t frame, CUdeviceptr slot, OutputType type) { d.decode_to(frame, slot, type); });
 }
 
 }  // namespace lrs::cuda

@@ -1,8 +1,9 @@
 // NvdecVideoDecoder: decodes one H.264 / HEVC / AV1 video (a file, or an episode segment fetched as
 // byte ranges: Note [Episode segments] in av/demuxer.h) on the GPU with NVDEC (nvcuvid, loaded at
-// run time) and converts frames with our colour kernel straight into a pooled device buffer (a
-// [T, 3, H, W] uint8 FrameBatch with device kCUDA) or into the caller's device memory
-// (Note [Frame choice] and Note [Batch fill], as the CPU decoder).
+// run time) and converts frames with our colour kernel, uint8 or float32 (Note [Float frames]),
+// straight into a pooled device buffer (a [T, 3, H, W] FrameBatch with device kCUDA) or into the
+// caller's memory on that GPU (decode_into; Note [Frame choice] and Note [Batch fill], as the CPU
+// decoder).
 //
 // Owns its demuxer (av/demuxer.h, with the Annex B bitstream filter), nvcuvid parser and decoder, a
 // stream, and shares the device's primary context and buffer pool. Not thread-safe: one caller at a time (DecoderCache
@@ -20,6 +21,8 @@
 #include "decode/video_source.h"
 
 namespace lrs::cuda {
+
+struct DeviceFill;
 
 // Note [Stream handoff]
 // ~~~~~~~~~~~~~~~~~~~~~
@@ -69,9 +72,10 @@ class NvdecVideoDecoder final : public VideoDecoder {
   NvdecVideoDecoder& operator=(const NvdecVideoDecoder&) = delete;
 
   const StreamInfo& info() const override;
-  FrameBatch get_frames_at(std::span<const double> timestamps_s, double tolerance_s) override;
-  void get_frames_into(std::span<const double> timestamps_s, double tolerance_s,
-                       const FrameDestination& out) override;
+  FrameBatch get_frames_at(std::span<const double> timestamps_s, double tolerance_s,
+                           PixelType dtype = PixelType::kUInt8) override;
+  // Destinations must be this GPU's memory (InvalidInput otherwise).
+  void decode_into(std::span<const double> timestamps_s, double tolerance_s, const FrameDestinations& out) override;
   DecoderStats stats() const override;
   const std::vector<double>& frame_times() const override;
   std::string backend() const override { return "nvdec"; }
@@ -81,6 +85,7 @@ class NvdecVideoDecoder final : public VideoDecoder {
 
  private:
   struct Impl;
+  DeviceFill device_fill() const;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -41,12 +41,12 @@ void check_batch(const BatchRequest& b) {
   for (const FrameRequest& r : b.requests) {
     if (r.camera < 0 || static_cast<size_t>(r.camera) >= b.cameras.size() || r.sample < 0 ||
         r.sample >= b.batch_size) {
-      throw InvalidInput(where + "request for " + r.path + " names camera " + std::to_string(r.camera) +
+      throw InvalidInput(where + "request for " + r.source.name() + " names camera " + std::to_string(r.camera) +
                          ", sample " + std::to_string(r.sample) + " (out of range)");
     }
     const auto frames = static_cast<int64_t>(r.timestamps_s.size());
     if (frames != b.cameras[r.camera].frames_per_sample) {
-      throw InvalidInput(where + "request for " + r.path + " has " + std::to_string(frames) +
+      throw InvalidInput(where + "request for " + r.source.name() + " has " + std::to_string(frames) +
                          " timestamps, camera " + std::to_string(r.camera) + " takes " +
                          std::to_string(b.cameras[r.camera].frames_per_sample));
     }
@@ -117,6 +117,7 @@ int64_t DecodeStage::submit(BatchRequest request) {
       out.num_frames = request.batch_size * cam.frames_per_sample;
       out.height = cam.height;
       out.width = cam.width;
+      out.dtype = request.dtype;
       out.device = memory_.device().kind;
       out.device_index = memory_.device().index;
       auto storage = memory_.allocate(static_cast<size_t>(out.size_bytes()), request.cuda_stream);
@@ -202,21 +203,23 @@ void DecodeStage::decode(const Job& job) {
   std::exception_ptr error;
   if (!skip) {
     try {
-      DecoderCache::Lease lease = cache_.lease(r.path);
+      DecoderCache::Lease lease = cache_.lease(r.source);
       VideoDecoder& decoder = lease.decoder();
       const StreamInfo& info = decoder.info();
       if (info.width != cam.width || info.height != cam.height) {
-        throw InvalidInput(r.path + ": frames are " + std::to_string(info.width) + "x" + std::to_string(info.height) +
-                           " but camera " + std::to_string(r.camera) + " of the batch is " + std::to_string(cam.width) +
-                           "x" + std::to_string(cam.height) + " (the dataset's feature shape)");
+        throw InvalidInput(r.source.name() + ": frames are " + std::to_string(info.width) + "x" +
+                           std::to_string(info.height) + " but camera " + std::to_string(r.camera) +
+                           " of the batch is " + std::to_string(cam.width) + "x" + std::to_string(cam.height) +
+                           " (the dataset's feature shape)");
       }
       const FrameBatch& out = batch.outputs[static_cast<size_t>(r.camera)];
-      FrameDestination dest;
-      dest.device = out.device;
-      dest.device_index = out.device_index;
-      dest.data = out.data + r.sample * cam.frames_per_sample * out.frame_bytes();
-      dest.cuda_stream = memory_.join_stream();
-      decoder.get_frames_into(r.timestamps_s, batch.request.tolerance_s, dest);
+      std::vector<uint8_t*> slots(static_cast<size_t>(cam.frames_per_sample));
+      for (size_t t = 0; t < slots.size(); ++t) {
+        slots[t] = out.data + (r.sample * cam.frames_per_sample + static_cast<int64_t>(t)) * out.frame_bytes();
+      }
+      decoder.decode_into(r.timestamps_s, batch.request.tolerance_s,
+                          FrameDestinations{slots, out.dtype, cam.height, cam.width, memory_.device(),
+                                            memory_.join_stream()});
       backend = decoder.backend();
     } catch (...) {
       error = std::current_exception();

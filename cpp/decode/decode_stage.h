@@ -21,17 +21,20 @@
 #include "decode/decoder_cache.h"
 #include "decode/decoder_factory.h"
 #include "decode/video_decoder.h"
+#include "decode/video_source.h"
 
 namespace lrs {
 
 // Note [Decode stage]
 // ~~~~~~~~~~~~~~~~~~~
 // A batch arrives as frame requests: for every (camera, sample) exactly one request naming the
-// source file and frames_per_sample timestamps. submit() allocates one [B * T, 3, H, W] buffer per
-// camera on the device and queues the requests; `threads` threads take them in submission order,
+// video (a file, or a ByteSource's episode segment) and frames_per_sample timestamps. submit()
+// allocates one [B * T, 3, H, W] buffer of the batch's dtype per camera on the device and queues the
+// requests; `threads` threads take them in submission order,
 // lease a decoder of the file from the cache (up to `threads` decoders per file, so requests for
 // episodes of one file decode in parallel, as in DataLoader workers) and write the frames into
-// the request's slice (VideoDecoder::get_frames_into, Note [Batch fill]). take(ticket) waits for a
+// the request's T slots (VideoDecoder::decode_into, Note [Batch fill]: the one way every backend
+// writes caller memory, uint8 or float32 = uint8 / 255 as Note [Float frames] says). take(ticket) waits for a
 // batch and returns its buffers, or rethrows the first error of its requests (naming the file).
 // Bounded: submit() blocks while max_batches_ahead batches are submitted and not taken, so decoding
 // runs ahead of the consumer by that many batches and no further.
@@ -39,7 +42,7 @@ namespace lrs {
 // makes the consumer stream (BatchRequest::cuda_stream) wait for the batch, without a host wait, and
 // the batch's memory is freed on that stream when its tensors are dropped (Note [Device buffer pool]).
 // The order of batches, and of samples within a batch, is the caller's: the stage changes no value
-// (CPU: bitwise the frames a CpuVideoDecoder returns for the same request).
+// (CPU: bitwise the frames a CpuVideoDecoder returns for the same request, in the same dtype).
 
 struct CameraShape {
   int64_t frames_per_sample = 1;  // T
@@ -50,7 +53,7 @@ struct CameraShape {
 struct FrameRequest {
   int camera = 0;      // index into BatchRequest::cameras
   int64_t sample = 0;  // 0 <= sample < batch_size
-  std::string path;
+  VideoSource source;
   std::vector<double> timestamps_s;  // frames_per_sample of them
 };
 
@@ -59,6 +62,7 @@ struct BatchRequest {
   std::vector<CameraShape> cameras;
   std::vector<FrameRequest> requests;
   double tolerance_s = 1e-4;
+  PixelType dtype = PixelType::kUInt8;
   uintptr_t cuda_stream = 0;  // CUDA: the consumer stream (a CUstream; 0 = legacy default)
 };
 

@@ -24,13 +24,17 @@ DecoderCache::DecoderCache(int64_t capacity, DecoderFactory factory, int64_t max
 }
 
 DecoderCache::Lease::~Lease() {
-  if (cache_ != nullptr) cache_->release(entry_);
+  if (cache_ == nullptr) return;
+  DecoderStats did = entry_->decoder->stats();
+  did -= at_start_;
+  cache_->release(entry_, did);
 }
 
-void DecoderCache::release(const std::shared_ptr<Entry>& entry) {
+void DecoderCache::release(const std::shared_ptr<Entry>& entry, const DecoderStats& did) {
   {
     std::lock_guard guard(mutex_);
     entry->leased = false;
+    decoder_totals_ += did;
   }
   released_.notify_all();
 }
@@ -127,9 +131,14 @@ void DecoderCache::evict_over_bounds(const std::shared_ptr<Entry>& keep, LruList
 }
 
 FrameBatch DecoderCache::get_frames_at(const VideoSource& source, std::span<const double> timestamps_s,
-                                       double tolerance_s) {
+                                       double tolerance_s, PixelType dtype) {
   Lease held = lease(source);
-  return held->get_frames_at(timestamps_s, tolerance_s);
+  return held->get_frames_at(timestamps_s, tolerance_s, dtype);
+}
+
+StreamInfo DecoderCache::stream_info(const VideoSource& source) {
+  Lease held = lease(source);
+  return held->info();
 }
 
 DecoderCacheStats DecoderCache::stats() const {
@@ -137,6 +146,7 @@ DecoderCacheStats DecoderCache::stats() const {
   DecoderCacheStats out = stats_;
   out.open_decoders = static_cast<int64_t>(lru_.size());
   out.bytes = bytes_;
+  out.decoder = decoder_totals_;
   return out;
 }
 

@@ -15,7 +15,8 @@
 // released beyond it — so several threads can decode one file (v3 packs many episodes per file) in
 // parallel, as DataLoader workers with their own caches do. An entry evicted while leased stays
 // alive until its lease ends; `open_decoders` counts the cached entries (never more than
-// `capacity`).
+// `capacity`). What the decoders did under each lease (DecoderStats: frames decoded, seeks, ...) is
+// added to the cache's `decoder` totals when the lease ends, so the totals survive evictions.
 #pragma once
 
 #include <cstdint>
@@ -46,6 +47,7 @@ struct DecoderCacheStats {
   int64_t max_bytes = 0;  // 0 = no byte bound
   std::map<std::string, int64_t> opened_by_backend;  // files opened per VideoDecoder::backend()
   std::vector<std::string> backend_notes;            // distinct backend_note()s, first seen first
+  DecoderStats decoder;  // summed over every lease ended so far (open and closed decoders)
 };
 
 // Opens a decoder for a source (throws the decoder's own errors).
@@ -65,10 +67,12 @@ class DecoderCache {
   };
 
  public:
-  // Exclusive access to one open decoder; movable, releases on destruction.
+  // Exclusive access to one open decoder; movable, releases on destruction (and adds what the
+  // decoder did meanwhile to the cache's totals).
   class Lease {
    public:
-    Lease(Lease&& other) noexcept : cache_(std::exchange(other.cache_, nullptr)), entry_(std::move(other.entry_)) {}
+    Lease(Lease&& other) noexcept
+        : cache_(std::exchange(other.cache_, nullptr)), entry_(std::move(other.entry_)), at_start_(other.at_start_) {}
     Lease(const Lease&) = delete;
     Lease& operator=(const Lease&) = delete;
     Lease& operator=(Lease&&) = delete;
@@ -78,9 +82,11 @@ class DecoderCache {
 
    private:
     friend class DecoderCache;
-    Lease(DecoderCache* cache, std::shared_ptr<Entry> entry) : cache_(cache), entry_(std::move(entry)) {}
+    Lease(DecoderCache* cache, std::shared_ptr<Entry> entry)
+        : cache_(cache), entry_(std::move(entry)), at_start_(entry_->decoder->stats()) {}
     DecoderCache* cache_;
     std::shared_ptr<Entry> entry_;
+    DecoderStats at_start_;
   };
 
   DecoderCache(int64_t capacity, DecoderFactory factory, int64_t max_bytes = 0, int64_t max_decoders_per_file = 1);
@@ -91,8 +97,11 @@ class DecoderCache {
   Lease lease(const VideoSource& source);
 
   // lease(source)->get_frames_at(...), the common case.
-  FrameBatch get_frames_at(const VideoSource& source, std::span<const double> timestamps_s,
-                           double tolerance_s);
+  FrameBatch get_frames_at(const VideoSource& source, std::span<const double> timestamps_s, double tolerance_s,
+                           PixelType dtype = PixelType::kUInt8);
+
+  // lease(source)->info(): the stream's facts (opens the decoder on a miss).
+  StreamInfo stream_info(const VideoSource& source);
 
   DecoderCacheStats stats() const;
   int64_t capacity() const { return capacity_; }
@@ -107,13 +116,14 @@ class DecoderCache {
   void evict_over_bounds(const std::shared_ptr<Entry>& keep, LruList& evicted);
   // Removes `entry` from the LRU and the index; caller holds mutex_. Returns the unlinked node.
   LruList unlink(const std::shared_ptr<Entry>& entry);
-  void release(const std::shared_ptr<Entry>& entry);  // the end of a lease
+  void release(const std::shared_ptr<Entry>& entry, const DecoderStats& did);  // the end of a lease
 
   const int64_t capacity_;
   const int64_t max_bytes_;
   const int64_t max_per_file_;
   DecoderFactory factory_;
   int64_t bytes_ = 0;
+  DecoderStats decoder_totals_;  // under mutex_
   mutable std::mutex mutex_;
   std::condition_variable released_;  // a lease ended, or an open failed
   LruList lru_;

@@ -17,8 +17,6 @@
 
 namespace lrs {
 
-std::string DecodeDevice::str() const { return kind == DeviceKind::kCPU ? "cpu" : "cuda:" + std::to_string(index); }
-
 DecodeDevice parse_decode_device(const std::string& text) {
   static const std::regex cuda(R"(cuda(?::(\d{1,4}))?)");
   std::smatch m;

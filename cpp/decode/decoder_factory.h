@@ -34,12 +34,6 @@ namespace lrs {
 // A stream neither backend can take raises CudaUnavailableError with both reasons.
 enum class CudaBackend : int { kAuto = 0, kNvdec = 1, kHybrid = 2 };
 
-struct DecodeDevice {
-  DeviceKind kind = DeviceKind::kCPU;
-  int index = 0;
-  std::string str() const;  // "cpu" or "cuda:N"
-};
-
 // "cpu", "cuda" (= cuda:0) or "cuda:N"; InvalidInput listing the allowed forms otherwise.
 DecodeDevice parse_decode_device(const std::string& text);
 // "auto", "nvdec" or "cpu->cuda"; InvalidInput listing them otherwise.

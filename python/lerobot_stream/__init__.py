@@ -13,6 +13,7 @@ from lerobot_stream.decoding import (
     DecoderCache,
     FrameTimestampError,
     VideoDecoder,
+    decode_parallelism,
     default_decoder_cache_capacity,
 )
 
@@ -27,5 +28,6 @@ __all__ = [
     "VideoDecoder",
     "__version__",
     "cuda_info",
+    "decode_parallelism",
     "default_decoder_cache_capacity",
 ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +25,9 @@ import numpy as np
 import torch
 
 from lerobot_stream import _core
-from lerobot_stream.decoding import (
-    DecoderCache,
-    check_cuda_backend,
-    check_device,
-    default_decoder_cache_capacity,
-)
+from lerobot_stream.consumer import ConsumerRuntime
+from lerobot_stream.decode_stage import check_stage_dataset, make_loader, wants_decode_stage
+from lerobot_stream.decoding import default_decoder_cache_capacity
 from lerobot_stream.depth import check_depth_unit, warn_missing_units
 from lerobot_stream.elastic import (
     FirstPass,
@@ -42,15 +39,11 @@ from lerobot_stream.elastic import (
     phase_tuples,
 )
 from lerobot_stream.metadata import DatasetMetadata, load_metadata
-from lerobot_stream.prefetch import VideoPrefetcher
-from lerobot_stream.sample import SampleBuilder
 from lerobot_stream.state import EpochCounters, ResumeState, dataset_fingerprint
-from lerobot_stream.tabular import EpisodeRows, TabularReader
-from lerobot_stream.video_files import EpisodeVideoFiles, default_cache_dir, default_max_bytes
+from lerobot_stream.video_files import default_cache_dir
 from lerobot_stream.windows import check_delta_timestamps, delta_indices
 from lerobot_stream.world import current_worker, in_worker_process, resolve_rank_world
 
-_SCHEDULE_CHUNK = 64
 # Open decoders' estimated memory per consumer; lerobot's unbounded cache reached 35 GB per worker.
 DEFAULT_DECODER_CACHE_MAX_BYTES = 1 << 30
 
@@ -105,7 +98,18 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             default ``min((episode_pool_size + 1) * num_cameras, 128)``.
         decoder_cache_max_bytes: bound on those decoders' estimated memory per consumer (default
             1 GiB; ``None`` bounds by count only).
-        decode_threads: libav threads per decoder.
+        decode_threads: libav threads per decoder. A sample's cameras decode in parallel only when
+            cores are idle: ``cores // (DataLoader workers x $LOCAL_WORLD_SIZE)`` threads per consumer
+            (see ``lerobot_stream.decoding.decode_parallelism``).
+
+    Batches (Note [Shared batch blocks] in ``lerobot_stream.batching``):
+        batch_size: yield whole batches of this many samples instead of samples, for
+            ``DataLoader(ds, batch_size=None, num_workers=W)``: the same batches, in the same order, as
+            ``DataLoader(ds_without_batch_size, batch_size=batch_size, num_workers=W)`` (resume included),
+            with camera frames decoded straight into the batch and handed to the main process without
+            a copy. ``None`` (default): samples, for the usual ``DataLoader(ds, batch_size=...)``.
+        drop_last: with ``batch_size``, drop each worker's last incomplete batch (as the DataLoader's
+            ``drop_last`` does).
 
     Camera features may be videos (RGB or depth maps) or ``image`` features (PNG/JPEG/TIFF bytes in the
     data parquet, ``lerobot_stream.images``); all are decoded only when a sample is emitted.
@@ -115,7 +119,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
     ``episode_pool_size`` replaced it), ``rng`` (warns: use ``seed``), ``max_num_shards`` (warns: work
     is split by frames across all consumers, not by parquet shards).
 
-    Length: ``len(ds)`` is the number of samples this rank emits per epoch when the DataLoader has
+    Length: ``len(ds)`` is the number of samples (with ``batch_size``: batches) this rank emits per epoch
+    when the DataLoader has
     ``num_workers`` workers (constructor hint, default 1; 0 counts as 1). With another worker count
     the true count differs by fewer than max(hint, actual workers) samples: each epoch leaves out
     ``num_frames mod (world_size * workers)`` frames so that every consumer emits the same count.
@@ -167,6 +172,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         video_prefetch_workers: int = 4,
         video_cache_dir: str | Path | None = None,
         video_cache_max_bytes: int | None = None,
+        batch_size: int | None = None,
+        drop_last: bool = False,
     ) -> None:
         super().__init__()
         _warn_ignored(buffer_size=buffer_size, rng=rng, max_num_shards=max_num_shards)
@@ -176,13 +183,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
                 f"'hf://buckets/{repo_id}' (metadata from root=/repo_id)"
             )
         check_depth_unit(depth_output_unit)
-        check_device(video_decode_device)  # ValueError / CudaUnavailableError with cuda_info()'s reason
-        check_cuda_backend(cuda_backend)
-        if video_decode_stage is False and str(video_decode_device) != "cpu":
-            raise ValueError(
-                f"video_decode_device={video_decode_device!r} needs the decode stage (video_decode_stage="
-                "True or None): DataLoader workers are forked processes and cannot own CUDA"
-            )
+        # ValueError / CudaUnavailableError (cuda_info()'s reason) before any metadata is read
+        decode_stage = wants_decode_stage(video_decode_device, video_decode_stage, cuda_backend)
         if image_transforms is not None and not callable(image_transforms):
             raise TypeError("image_transforms must be callable or None.")
         if episode_pool_size < 1:
@@ -191,6 +193,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             raise ValueError("Pass decoder_cache_size or video_decoder_cache_size, not both")
         if num_workers < 0:
             raise ValueError(f"num_workers (the DataLoader's, for len()) must be >= 0, got {num_workers}")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
 
         self.repo_id = repo_id
         self.meta: DatasetMetadata = load_metadata(repo_id, root, revision, data_files_root)
@@ -228,24 +232,17 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         self._decode_threads = decode_threads
         self.video_decode_device = str(video_decode_device)
         self.cuda_backend = cuda_backend
-        self._decode_stage = bool(video_decode_stage) or (
-            video_decode_stage is None and self.video_decode_device != "cpu"
-        )
-        if self._decode_stage and self.meta.depth_keys:
-            raise NotImplementedError(
-                f"{self.root}: the decode stage does not decode depth-map videos yet: {self.meta.depth_keys}"
-            )
-        if self._decode_stage and not self.meta.data_location.is_local and self.meta.video_keys:
-            raise NotImplementedError(
-                f"{self.root}: the decode stage (video_decode_device={self.video_decode_device!r}) reads "
-                "local datasets only for now; decode remote ones in the workers (video_decode_device='cpu')"
-            )
+        self._decode_stage = decode_stage
+        if decode_stage:
+            check_stage_dataset(self.meta, self.video_decode_device)
         self._prefetch_videos = bool(prefetch_videos)
         self._video_prefetch_workers = int(video_prefetch_workers)
         self._video_cache_dir = Path(video_cache_dir) if video_cache_dir is not None else default_cache_dir()
         self._video_cache_max_bytes = video_cache_max_bytes
         self._num_workers = int(num_workers)
         self._num_workers_hint = max(self._num_workers, 1)
+        self.batch_size = None if batch_size is None else int(batch_size)
+        self.drop_last = bool(drop_last)
         cache_size = decoder_cache_size if decoder_cache_size is not None else video_decoder_cache_size
         self.decoder_cache_size = (
             int(cache_size)
@@ -258,7 +255,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         self._resume: ResumeState | None = None
         self._elastic: tuple[Any, Any] | None = None  # (key, _core.ElasticPass) of the last elastic resume
         self._warned_idle = False
-        self._runtime: _ConsumerRuntime | None = None
+        self._runtime: ConsumerRuntime | None = None
 
     # --- lerobot-compatible properties --------------------------------------------------------
     @property
@@ -302,14 +299,14 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         (Note [Decode stage requests] in ``lerobot_stream.decode_stage``)."""
         return self._decode_stage
 
-    def dataloader(self, batch_size: int = 1, **kwargs: Any) -> Iterable[dict[str, Any]]:
+    def dataloader(self, batch_size: int | None = None, **kwargs: Any) -> Iterable[dict[str, Any]]:
         """The loader to iterate: ``DataLoader(self, ...)``, wrapped in a
         :class:`~lerobot_stream.DecodeStage` when frames are decoded in the training process
-        (``video_decode_device="cuda"`` or ``video_decode_stage=True``). Keyword arguments:
-        :func:`lerobot_stream.decode_stage.make_loader`'s. Batches, their order and the resume state are
-        the same either way: checkpoint ``{"batches_consumed": step + 1, "batch_size": batch_size}``."""
-        from lerobot_stream.decode_stage import make_loader
-
+        (``video_decode_device="cuda"`` or ``video_decode_stage=True``). ``batch_size``: the dataset's
+        own when it builds batches (then the DataLoader gets ``batch_size=None``), else 1. Keyword
+        arguments: :func:`lerobot_stream.decode_stage.make_loader`'s. Batches, their order and the
+        resume state are the same either way: checkpoint
+        ``{"batches_consumed": step + 1, "batch_size": batch_size}``."""
         return make_loader(self, batch_size, **kwargs)
 
     @property
@@ -326,7 +323,11 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         """Samples this rank emits per epoch with the ``num_workers`` hint; see the class docstring."""
         workers = self._num_workers_hint
         plan = _core.EpochPlan(self._episode_lengths, self.seed, self.shuffle, self.world_size * workers)
-        return int(plan.samples_per_consumer) * workers
+        per_consumer = int(plan.samples_per_consumer)
+        if self.batch_size is not None:
+            whole, partial = divmod(per_consumer, self.batch_size)
+            per_consumer = whole + (1 if partial and not self.drop_last else 0)
+        return per_consumer * workers
 
     # --- epochs and resume --------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -379,6 +380,13 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         shuffle, pool size or dataset.
         """
         parsed = ResumeState.from_dict(state)
+        expected = (self.batch_size, self.drop_last)
+        if self.batch_size is not None and (parsed.batch_size, parsed.drop_last) != expected:
+            raise ValueError(
+                f"{self.root}: the state counts batches of {parsed.batch_size} "
+                f"(drop_last={parsed.drop_last}) but this dataset yields batches of {self.batch_size} "
+                f"(drop_last={self.drop_last})"
+            )
         parsed.check_matches(
             seed=self.seed,
             shuffle=self.shuffle,
@@ -401,7 +409,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         return normalize(fill_layout(self._resume, layout), self.num_frames).epoch
 
     # --- iteration ----------------------------------------------------------------------------
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[Any]:
         worker, num_workers = current_worker()
         start = self._start(worker, num_workers)
         if start.phases:
@@ -430,7 +438,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         if start.skip:
             schedule.skip(start.skip)
         runtime = self._consumer_runtime()
-        return runtime.stream(schedule)
+        return runtime.stream(schedule, runtime.batches)
 
     def _start(self, worker: int, num_workers: int) -> FirstPass:
         """What this ``__iter__`` of ``worker`` runs; applies a pending resume once.
@@ -466,11 +474,11 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             self._elastic = (key, replay)
         return self._elastic[1]
 
-    def _consumer_runtime(self) -> _ConsumerRuntime:
+    def _consumer_runtime(self) -> ConsumerRuntime:
         # A forked DataLoader worker inherits the parent's runtime, whose decoding threads did not
         # survive the fork: every process opens its own.
         if self._runtime is None or self._runtime.pid != os.getpid():
-            self._runtime = _ConsumerRuntime(self)
+            self._runtime = ConsumerRuntime(self)
         return self._runtime
 
     def stats(self) -> dict[str, Any]:
@@ -492,78 +500,6 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             f"cameras={self.meta.video_keys}, episode_pool_size={self.episode_pool_size}, "
             f"rank={self.rank}/{self.world_size}, seed={self.seed})"
         )
-
-
-class _ConsumerRuntime:
-    """A consumer's per-process resources: parquet reader, decoder cache, sample builder."""
-
-    def __init__(self, ds: StreamingLeRobotDataset) -> None:
-        self._ds = ds
-        self.pid = os.getpid()
-        self.reader = TabularReader(ds.meta)
-        # With the decode stage, workers only emit frame requests: no decoders here.
-        self.decoder = (
-            None
-            if ds.emits_frame_requests
-            else DecoderCache(
-                ds.decoder_cache_size, threads=ds._decode_threads, max_bytes=ds.decoder_cache_max_bytes
-            )
-        )
-        prefetcher = None
-        if not ds.meta.data_location.is_local and ds.meta.video_keys:
-            cache_dir = ds._video_cache_dir
-            max_bytes = ds._video_cache_max_bytes or default_max_bytes(cache_dir)
-            prefetcher = VideoPrefetcher(cache_dir, max_bytes, ds._video_prefetch_workers)
-        self.videos = EpisodeVideoFiles(ds.meta, prefetcher, prefetch=ds._prefetch_videos)
-        self.builder = SampleBuilder(
-            ds.meta,
-            self.decoder,
-            self.videos,
-            delta_indices=ds.delta_indices,
-            tolerance_s=ds.tolerance_s,
-            return_uint8=ds._return_uint8,
-            image_transforms=ds.image_transforms,
-            depth_output_unit=ds.depth_output_unit,
-        )
-
-    def stats(self) -> dict[str, Any]:
-        prefetcher = self.videos.prefetcher
-        return {
-            **({"decoder_cache": dict(self.decoder.stats())} if self.decoder is not None else {}),
-            "frames_requested": self.builder.frames_requested,
-            "tabular": self.reader.stats.as_dict(),
-            **({"prefetch": asdict(prefetcher.stats)} if prefetcher is not None else {}),
-        }
-
-    def _admit(self, episode_pos: int) -> EpisodeRows:
-        episode = int(self._ds._selected_episodes[episode_pos])
-        self.videos.admit(episode)  # remote: the episode's video files start downloading now
-        return self.reader.read_episode(episode)
-
-    def _evict(self, pool: dict[int, EpisodeRows], episode_pos: int) -> None:
-        rows = pool.pop(episode_pos, None)
-        if rows is not None:
-            self.videos.evict(rows.episode_index)
-
-    def stream(self, schedule: Any) -> Iterator[dict[str, Any]]:
-        """Samples of ``schedule`` in order, loading admitted episodes' rows and freeing evicted ones."""
-        schedule.take_admitted()
-        schedule.take_evicted()
-        pool: dict[int, EpisodeRows] = {}
-        try:
-            for pos, _, _ in schedule.pool():
-                pool[int(pos)] = self._admit(pos)
-            while schedule.remaining > 0:
-                positions, frames = schedule.next(_SCHEDULE_CHUNK)
-                for pos, _, _ in schedule.take_admitted():
-                    if int(pos) not in pool:
-                        pool[int(pos)] = self._admit(pos)
-                for pos, frame in zip(positions.tolist(), frames.tolist(), strict=True):
-                    yield self.builder.build(pool[pos], frame)
-                for pos, _, _ in schedule.take_evicted():
-                    self._evict(pool, int(pos))
-        finally:
-            self.videos.close()  # the iterator ended or was dropped: release every remote file
 
 
 def _warn_ignored(**values: Any) -> None:

@@ -5,14 +5,19 @@ Note [Decode stage requests]
 DataLoader workers are forked processes and cannot own CUDA, so GPU decode cannot happen where
 samples are built. With ``StreamingLeRobotDataset(video_decode_device="cuda")`` (or
 ``video_decode_stage=True`` for the CPU) each worker emits the sample's tabular part plus, under
-``VIDEO_REQUESTS_KEY``, one request per camera: ``{"path": str, "timestamps": float64 [T]}`` (the
-video file and the frames' times on its clock, Note [Video frame timestamps]). The DataLoader
-collates them like any other field (paths into lists, timestamps into ``[B, T]``). ``DecodeStage``
-takes each collated batch, hands its requests to ``_core.DecodeStage`` (Note [Decode stage] in
+``VIDEO_REQUESTS_KEY``, each camera's ``VideoRequest`` (``lerobot_stream.sample``) as
+``{key: {"episode": int64, "timestamps": float64 [T]}}`` (the frames' times on the video file's
+clock, Note [Video frame timestamps]): what a worker would decode, not decoded. The DataLoader
+collates them like any other field (``episode`` into ``[B]``, ``timestamps`` into ``[B, T]``;
+``StreamingLeRobotDataset(batch_size=B)`` collates them itself). ``DecodeStage`` takes each collated
+batch, finds each request's video file as the workers do (episode and camera key -> the file of
+``meta/episodes``), hands the requests to ``_core.DecodeStage`` (Note [Decode stage] in
 ``cpp/decode/decode_stage.h``: a pool of C++ threads, the GIL released, a bounded number of batches
-decoded ahead) and yields the batch with every camera key filled in: ``[B, 3, H, W]`` (one frame per
-sample) or ``[B, T, 3, H, W]`` (a window), uint8 or float32 in [0, 1] as ``return_uint8`` says, on
-the decode device. ``image_transforms`` then run per sample, in this process, on that device.
+decoded ahead, every backend writing the batch through ``VideoDecoder::decode_into``) and yields the
+batch with every camera key filled in: ``[B, 3, H, W]`` (one frame per sample) or
+``[B, T, 3, H, W]`` (a window), uint8 or float32 in [0, 1] as ``return_uint8`` says (the decoders
+write float32 themselves, bitwise uint8 / 255: Note [Float frames]), on the decode device.
+``image_transforms`` then run per sample, in this process, on that device.
 
 What changes nothing: batches come out in the DataLoader's order with the same samples, so the
 resume state (batches the trainer consumed) is the same as without the stage; with the CPU device,
@@ -34,13 +39,63 @@ import torch
 from torch.utils.data import DataLoader
 
 from lerobot_stream import _core
-from lerobot_stream.decoding import check_cuda_backend, current_stream, log_backend_notes, resolve_device
+from lerobot_stream.decoding import (
+    FRAME_DTYPES,
+    check_cuda_backend,
+    check_device,
+    current_stream,
+    log_backend_notes,
+    resolve_device,
+)
+from lerobot_stream.sample import VIDEO_REQUESTS_KEY
 
 if TYPE_CHECKING:
     from lerobot_stream.dataset import StreamingLeRobotDataset
+    from lerobot_stream.metadata import DatasetMetadata
 
-VIDEO_REQUESTS_KEY = "video_frame_requests"
-"""The sample key under which workers emit frame requests instead of frames (Note [Decode stage requests])."""
+__all__ = [
+    "VIDEO_REQUESTS_KEY",
+    "DecodeStage",
+    "check_stage_dataset",
+    "default_stage_threads",
+    "make_loader",
+    "wants_decode_stage",
+]
+
+
+def wants_decode_stage(device: str | torch.device, decode_stage: bool | None, cuda_backend: str) -> bool:
+    """Whether a dataset with these options decodes in the training process's decode stage.
+
+    ``decode_stage=None`` means: for a CUDA ``device`` only. Raises ValueError for a malformed device or
+    backend, or for CUDA without the stage (forked workers cannot own CUDA), and CudaUnavailableError
+    (with ``cuda_info()``'s reason) for a CUDA device that is not usable.
+    """
+    check_device(device)
+    check_cuda_backend(cuda_backend)
+    if decode_stage is False and str(device) != "cpu":
+        raise ValueError(
+            f"video_decode_device={str(device)!r} needs the decode stage (video_decode_stage=True or None): "
+            "DataLoader workers are forked processes and cannot own CUDA"
+        )
+    return bool(decode_stage) or (decode_stage is None and str(device) != "cpu")
+
+
+def check_stage_dataset(meta: DatasetMetadata, device: str) -> None:
+    """Raises NotImplementedError, naming the dataset, for what the decode stage cannot decode yet.
+
+    Depth-map videos (decoded to depth units by ``lerobot_stream.depth`` in the workers), and remote
+    datasets: a worker holds a remote episode's files in the node's download cache only while the
+    episode is pooled (Note [Prefetch on admit]), so the stage would need its own leases on them.
+    """
+    if meta.depth_keys:
+        raise NotImplementedError(
+            f"{meta.root}: the decode stage does not decode depth-map videos yet: {meta.depth_keys}"
+        )
+    if not meta.data_location.is_local and meta.video_keys:
+        raise NotImplementedError(
+            f"{meta.root}: the decode stage (video_decode_device={device!r}) reads local datasets only for "
+            "now; decode remote ones in the workers (video_decode_device='cpu')"
+        )
 
 
 def default_stage_threads() -> int:
@@ -114,6 +169,8 @@ class DecodeStage:
         self._stage: Any = None  # made on first iteration, kept across epochs (threads, open decoders)
         self._cameras = list(dataset.meta.video_keys)
         self._sizes = [_frame_size(dataset.meta.features[key], key) for key in self._cameras]
+        self._dtype = FRAME_DTYPES[torch.uint8 if dataset.return_uint8 else torch.float32]
+        self._paths: dict[tuple[int, str], str] = {}
 
     def __len__(self) -> int:
         return len(self.loader)  # type: ignore[arg-type]
@@ -164,10 +221,28 @@ class DecodeStage:
                 f"a batch has no {VIDEO_REQUESTS_KEY!r}: DecodeStage needs batches collated from "
                 f"{self.dataset.root} with frame requests (and a collate_fn that keeps that key)"
             )
-        paths = [list(requests[key]["path"]) for key in self._cameras]
-        timestamps = [np.ascontiguousarray(requests[key]["timestamps"].numpy()) for key in self._cameras]
+        sources = [
+            [self._source(int(episode), key) for episode in requests[key]["episode"].tolist()]
+            for key in self._cameras
+        ]
+        timestamps = [
+            np.ascontiguousarray(requests[key]["timestamps"].numpy(), dtype=np.float64)
+            for key in self._cameras
+        ]
         size = int(timestamps[0].shape[0]) if timestamps else 0
-        return stage.submit(paths, timestamps, self._sizes, self.dataset.tolerance_s, stream), size
+        ticket = stage.submit(
+            sources, timestamps, self._sizes, self.dataset.tolerance_s, stream, dtype=self._dtype
+        )
+        return ticket, size
+
+    def _source(self, episode: int, key: str) -> str:
+        """The video file of ``episode``'s camera ``key``, as the workers find it."""
+        path = self._paths.get((episode, key))
+        if path is None:
+            meta = self.dataset.meta
+            path = str(meta.data_location.join(meta.get_video_file_path(episode, key)))
+            self._paths[(episode, key)] = path
+        return path
 
     def _finish(self, stage: Any, ticket: int, size: int, batch: dict[str, Any]) -> dict[str, Any]:
         frames = stage.take(ticket)
@@ -178,18 +253,13 @@ class DecodeStage:
             images = flat.view(size, per_sample, *flat.shape[1:])
             if per_sample == 1:
                 images = images.squeeze(1)  # the workers' frames.squeeze(0), batched
-            if not self.dataset.return_uint8:  # bitwise the workers' frames / 255 (elementwise)
-                out = torch.empty(
-                    images.shape, dtype=torch.float32, device=images.device, pin_memory=self._pin_memory
-                )
-                images = torch.div(images, 255, out=out)
             cameras[key] = _transform_each(self.dataset.image_transforms, images, key, self.dataset)
         return {**cameras, **batch}  # camera keys first, as a worker's sample has them
 
 
 def make_loader(
     dataset: StreamingLeRobotDataset,
-    batch_size: int = 1,
+    batch_size: int | None = None,
     *,
     num_workers: int | None = None,
     stage_threads: int | None = None,
@@ -201,13 +271,24 @@ def make_loader(
 
     Args:
         batch_size, num_workers, loader_kwargs: the DataLoader's (``num_workers`` defaults to the
-            dataset's ``num_workers`` hint).
+            dataset's ``num_workers`` hint). ``batch_size`` defaults to the dataset's own when it builds
+            batches (``StreamingLeRobotDataset(batch_size=B)``: the DataLoader then gets
+            ``batch_size=None``; another value raises ValueError), else to 1.
         stage_threads, batches_ahead: the decode stage's C++ threads and how many batches it decodes
             ahead of the consumer (see :class:`DecodeStage`).
         pin_memory: pinned batches: the DataLoader's own pinning when workers decode; the CPU decode
             stage's pinned frame buffers otherwise (GPU batches ignore it).
     """
     workers = dataset.num_workers_hint if num_workers is None else int(num_workers)
+    if dataset.batch_size is not None:  # the dataset yields whole batches: the DataLoader must not batch
+        if batch_size not in (None, dataset.batch_size):
+            raise ValueError(
+                f"{dataset.root}: the dataset yields batches of {dataset.batch_size}; dataloader(batch_size="
+                f"{batch_size}) would batch them again (leave batch_size out)"
+            )
+        batch_size = None
+    elif batch_size is None:
+        batch_size = 1
     if not dataset.emits_frame_requests:
         return DataLoader(
             dataset, batch_size=batch_size, num_workers=workers, pin_memory=pin_memory, **loader_kwargs

@@ -2,8 +2,13 @@
 
 The decoders live in the C++ core (``lerobot_stream._core``); the device choice is made in one place
 there (``decode/decoder_factory.h``) and this module is its Python face. Frames come back as one
-contiguous ``torch.uint8`` tensor ``[T, 3, H, W]`` (RGB, CHW) that shares the decoder's buffer
-(DLPack, no copy), on the decoder's device.
+contiguous tensor ``[T, 3, H, W]`` (RGB, CHW) that shares the decoder's buffer (DLPack, no copy), on
+the decoder's device: ``torch.uint8``, or ``torch.float32`` in [0, 1] made in the same pass and
+bitwise equal to ``uint8_frames / 255`` (lerobot's ``frames.type(torch.float32) / 255``; on a GPU,
+the GPU's uint8 frames / 255). ``DecoderCache.decode_into`` writes frames into tensors the caller
+allocated instead (e.g. the slots of a batch in shared memory, or GPU tensors for a CUDA cache),
+decoding several files at once when ``parallelism`` allows (see :func:`decode_parallelism`): the one
+way every backend writes caller memory (Note [Batch fill] in ``cpp/decode/batch_fill.h``).
 
 Frame choice follows LeRobot: each timestamp (seconds, on the video file's own clock) maps to the
 nearest frame, and a gap of ``tolerance_s`` or more raises :class:`FrameTimestampError` naming the
@@ -154,6 +159,16 @@ def log_backend_notes(notes: Iterable[str]) -> None:
             _log.warning("lerobot_stream: %s", note)
 
 
+FRAME_DTYPES = {torch.uint8: "uint8", torch.float32: "float32"}
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    name = FRAME_DTYPES.get(dtype)
+    if name is None:
+        raise ValueError(f"dtype must be torch.uint8 or torch.float32, got {dtype}")
+    return name
+
+
 class VideoDecoder:
     """Decodes one video (AV1 via dav1d, H.264, HEVC; 8-bit 4:2:0/4:2:2/4:4:4 and more via swscale).
 
@@ -224,18 +239,21 @@ class VideoDecoder:
         """Why ``cuda_backend="auto"`` chose this backend (NVDEC could not decode the stream), else ``""``."""
         return self._decoder.backend_note
 
-    def stats(self) -> dict[str, int]:
-        """Counters: frames_requested, frames_decoded, seeks, packets_read."""
+    def stats(self) -> dict[str, float]:
+        """What random access cost so far (see :data:`DECODER_STAT_KEYS`)."""
         return self._decoder.stats()
 
-    def get_frames_at(self, timestamps: Sequence[float], tolerance_s: float = 1e-4) -> torch.Tensor:
-        """The frames nearest to ``timestamps`` (s), in request order, as uint8 ``[T, 3, H, W]``.
+    def get_frames_at(
+        self, timestamps: Sequence[float], tolerance_s: float = 1e-4, *, dtype: torch.dtype = torch.uint8
+    ) -> torch.Tensor:
+        """The frames nearest to ``timestamps`` (s), in request order, as ``[T, 3, H, W]``.
 
-        The GIL is released while decoding, so several threads can decode different files at once.
+        ``dtype=torch.float32`` gives values in [0, 1], bitwise equal to the uint8 frames / 255. The
+        GIL is released while decoding, so several threads can decode different files at once.
         """
         if self._device != "cpu":
             self._decoder.set_stream(current_stream(self._device))
-        return self._decoder.get_frames_at([float(t) for t in timestamps], tolerance_s)
+        return self._decoder.get_frames_at([float(t) for t in timestamps], tolerance_s, _dtype_name(dtype))
 
 
 class DecoderCache:
@@ -285,10 +303,17 @@ class DecoderCache:
         return self._device
 
     def get_frames_at(
-        self, source: VideoSource, timestamps: Sequence[float], tolerance_s: float = 1e-4
+        self,
+        source: VideoSource,
+        timestamps: Sequence[float],
+        tolerance_s: float = 1e-4,
+        *,
+        dtype: torch.dtype = torch.uint8,
     ) -> torch.Tensor:
         """Like :meth:`VideoDecoder.get_frames_at`, through the cached decoder of ``source``."""
-        frames = self._cache.get_frames_at(_core_source(source), [float(t) for t in timestamps], tolerance_s)
+        frames = self._cache.get_frames_at(
+            _core_source(source), [float(t) for t in timestamps], tolerance_s, _dtype_name(dtype)
+        )
         if self._device != "cpu":
             log_backend_notes(self._cache.stats()["backend_notes"])
         return frames
@@ -305,9 +330,43 @@ class DecoderCache:
             self._cache, _core_source(source), [float(t) for t in timestamps], tolerance_s
         )
 
+    def decode_into(
+        self,
+        sources: Sequence[VideoSource],
+        timestamps: Sequence[Sequence[float]],
+        outputs: Sequence[torch.Tensor],
+        tolerance_s: float = 1e-4,
+        *,
+        parallelism: int = 1,
+    ) -> None:
+        """Writes the frames of ``sources[i]`` nearest to ``timestamps[i]`` into ``outputs[i]``.
+
+        Each output is a contiguous tensor ``[T, 3, H, W]`` (or ``[3, H, W]`` for one timestamp) on
+        this cache's device (a CUDA cache writes on its GPU and hands the writes to torch's current
+        stream there, without a host wait), all uint8 or all float32 (values as
+        :meth:`VideoDecoder.get_frames_at` gives them), of the video's size (else ValueError naming
+        the file). Requests for one file decode through one decoder call; up to ``parallelism`` files
+        decode at once (GIL released).
+        """
+        self._cache.decode_into(
+            [_core_source(s) for s in sources],
+            [[float(t) for t in ts] for ts in timestamps],
+            list(outputs),
+            tolerance_s,
+            max(int(parallelism), 1),
+            current_stream(self._device),
+        )
+        if self._device != "cpu":
+            log_backend_notes(self._cache.stats()["backend_notes"])
+
+    def stream_info(self, source: VideoSource) -> dict[str, object]:
+        """The stream facts of ``source`` (``VideoDecoder.info``), opening its decoder on a miss."""
+        return self._cache.stream_info(_core_source(source))
+
     def stats(self) -> dict[str, object]:
         """Counters: hits, misses, evictions, open_decoders, capacity, bytes, max_bytes (0 = unbounded),
-        opened_by_backend (files opened per backend), backend_notes (why a rule chose a backend)."""
+        opened_by_backend (files opened per backend), backend_notes (why a rule chose a backend), and
+        ``decoder``: what every decoder of this cache did (see :data:`DECODER_STAT_KEYS`)."""
         return self._cache.stats()
 
     def clear(self) -> None:
@@ -318,3 +377,35 @@ class DecoderCache:
 def default_decoder_cache_capacity(episode_pool_size: int, num_cameras: int) -> int:
     """``min((episode_pool_size + 1) * num_cameras, 128)``: the pool's working set of open files."""
     return _core.default_decoder_cache_capacity(episode_pool_size, num_cameras)
+
+
+DECODER_STAT_KEYS = (
+    "frames_requested",
+    "frames_decoded",
+    "keyframes_decoded",
+    "frames_converted",
+    "frames_reused",
+    "seeks",
+    "flushes",
+    "forward_gop_skips",
+    "packets_read",
+    "decode_s",
+    "keyframe_decode_s",
+    "convert_s",
+)
+"""Decoder counters: frames asked for, decoded (of them keyframes), converted into outputs, served
+without decoding; keyframe seeks and codec flushes (every seek flushes, nothing else does); GOP
+boundaries crossed by decoding forward instead of seeking; packets read; seconds reading and decoding
+(of them producing keyframes) and converting. ``frames_decoded / frames_requested`` is what one random
+access really decodes."""
+
+
+def decode_parallelism(num_files: int, consumers: int = 1) -> int:
+    """Threads one consumer should decode ``num_files`` files with (Note [Decode parallelism] in the core).
+
+    The cores this process may run on (``os.sched_getaffinity``) are shared by ``consumers`` decoding
+    processes (DataLoader workers times local ranks): one consumer gets ``cores // consumers`` of
+    them, at least 1 and at most one per file, so a saturated machine never gets extra threads.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(int(num_files), cores // max(int(consumers), 1)))

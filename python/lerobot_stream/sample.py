@@ -4,7 +4,8 @@ Given a whole episode's tabular rows and a frame of it, the builder assembles th
 the ``delta_timestamps`` windows (exact slices of the episode, clamped at its edges, with
 ``<key>_is_pad``), decodes the camera frames (decode-on-exit, through one decoder cache; image
 features: ``lerobot_stream.images``; depth maps: ``lerobot_stream.depth``), applies
-``image_transforms`` and adds the ``task`` string.
+``image_transforms`` and adds the ``task`` string. RGB camera frames are decoded straight into their
+final tensors, in the sample's dtype (Note [Decode into the output]).
 
 Note [Video frame timestamps]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -14,30 +15,69 @@ exactly as lerobot's map-style reader computes it. lerobot 0.6's streaming reade
 ``index / fps`` instead, a dataset-wide time that is wrong from the second video file on.
 Window frames use the ``timestamp`` of the clamped rows, so padded positions repeat the edge frame.
 
-With no decoder (``video_decode_device="cuda"``, or the CPU decode stage), the builder emits each
-camera's frame requests under ``VIDEO_REQUESTS_KEY`` instead of frames, and the training process's
-decode stage fills them in (Note [Decode stage requests] in ``lerobot_stream.decode_stage``).
+Note [Decode into the output]
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+lerobot makes float frames as ``uint8_frames.type(torch.float32) / 255`` and the DataLoader then
+stacks them: a uint8 frame, a float copy of it, the stacked copy. Here the C++ decoder writes the
+float32 values (bitwise equal to that division) while it splits swscale's packed RGB, into a tensor
+allocated once for the sample, or for the whole batch (``BatchBuilder`` in
+``lerobot_stream.batching``). In a DataLoader worker that memory is a slot of a reused shared block
+laid out as the batch, so the collate and the hand-over to the main process copy nothing (Note
+[Shared frame blocks] in ``lerobot_stream.shared_frames``). One call decodes every camera of a sample
+(or a batch): the cameras' files decode on up to ``parallelism`` threads, chosen from the idle cores
+(see ``lerobot_stream.decoding.decode_parallelism``).
 
-One builder per consumer; not thread-safe (it decodes cameras in parallel on its own threads).
+Without a decoder (``video_decode_device="cuda"``, or the CPU decode stage) the builder decodes
+nothing: each sample carries its cameras' :class:`VideoRequest` fields under
+:data:`VIDEO_REQUESTS_KEY` instead of frames, and the training process's decode stage decodes them
+into the batch (Note [Decode stage requests] in ``lerobot_stream.decode_stage``).
+
+One builder per consumer; not thread-safe.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from lerobot_stream import _core
-from lerobot_stream.decode_stage import VIDEO_REQUESTS_KEY
 from lerobot_stream.decoding import DecoderCache
 from lerobot_stream.depth import DepthFeatures
 from lerobot_stream.images import ImageFeatures
 from lerobot_stream.metadata import DatasetMetadata
+from lerobot_stream.shared_frames import FrameSlots
 from lerobot_stream.tabular import EpisodeRows
 from lerobot_stream.video_files import EpisodeVideoFiles
+
+VIDEO_REQUESTS_KEY = "video_frame_requests"
+"""The sample key under which a builder without a decoder emits its cameras' requests (see
+:meth:`VideoRequest.fields`), for the decode stage (Note [Decode stage requests])."""
+
+
+@dataclass
+class VideoRequest:
+    """The frames one camera of one sample needs: ``timestamps`` (s) in ``episode``'s video of ``key``.
+
+    The sample holds them as ``[T, 3, H, W]``, squeezed to ``[3, H, W]`` when T is 1 (as lerobot does).
+    """
+
+    key: str
+    episode: int
+    timestamps: list[float]
+
+    def fields(self) -> dict[str, torch.Tensor]:
+        """The request as tensors the DataLoader collates: ``episode`` (int64 scalar; ``[B]`` once
+        collated) and ``timestamps`` (float64 ``[T]``; ``[B, T]``). ``key`` is the dict key they sit
+        under in ``sample[VIDEO_REQUESTS_KEY]``."""
+        return {
+            "episode": torch.tensor(self.episode, dtype=torch.int64),
+            "timestamps": torch.tensor(self.timestamps, dtype=torch.float64),
+        }
 
 
 class SampleBuilder:
@@ -54,30 +94,53 @@ class SampleBuilder:
         return_uint8: bool,
         image_transforms: Callable | None,
         depth_output_unit: str = "mm",
+        parallelism: int = 1,
+        slots: FrameSlots | None = None,
     ) -> None:
         self._meta = meta
         self._decoder = decoder
         self._videos = videos
         self._delta_indices = delta_indices or {}
         self._tolerance_s = tolerance_s
-        self._return_uint8 = return_uint8
+        self.dtype = torch.uint8 if return_uint8 else torch.float32
         self._image_transforms = image_transforms
         self._video_keys = meta.video_keys
         self._transform_keys = [k for k in meta.camera_keys if k not in set(meta.depth_keys)]
-        self._pool: ThreadPoolExecutor | None = None
+        self.parallelism = max(int(parallelism), 1)
+        self.slots = slots
         self._images = ImageFeatures(meta.image_keys)
         self._depth = DepthFeatures(meta, depth_output_unit)
+        self._frame_sizes: dict[str, tuple[int, int]] = {}
         self.frames_requested = 0
 
     def close(self) -> None:
-        """Stops the camera-decoding threads."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        """Stops the image-decoding threads."""
         self._images.close()
+
+    def is_depth(self, key: str) -> bool:
+        """Whether the video feature ``key`` holds depth maps (decoded by ``lerobot_stream.depth``)."""
+        return key in self._depth.quantization
+
+    @property
+    def emits_requests(self) -> bool:
+        """True when samples carry :data:`VIDEO_REQUESTS_KEY` instead of camera frames (no decoder)."""
+        return self._decoder is None and bool(self._video_keys)
 
     def build(self, rows: EpisodeRows, frame: int) -> dict[str, Any]:
         """The sample of ``rows``' frame ``frame`` (0-based within the episode)."""
+        if self.slots is not None:
+            self.slots.begin_sample()
+        item, windows = self.tabular(rows, frame)
+        if self.emits_requests:  # the decode stage decodes them (Note [Decode stage requests])
+            requests = self.video_requests(rows, frame, windows)
+            self.frames_requested += sum(len(r.timestamps) for r in requests)
+            item = {VIDEO_REQUESTS_KEY: {r.key: r.fields() for r in requests}, **item}
+        elif self._video_keys:
+            item = {**self._decode_videos(rows, frame, windows), **item}
+        return self.finish(item)
+
+    def tabular(self, rows: EpisodeRows, frame: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The sample's row columns and ``delta_timestamps`` windows (no camera frames yet)."""
         item: dict[str, Any] = rows.row(frame)
         windows: dict[str, np.ndarray] = {}
         for key, offsets in self._delta_indices.items():
@@ -89,17 +152,33 @@ class SampleBuilder:
             if isinstance(column, torch.Tensor):
                 item[key] = column[torch.from_numpy(indices)]
         item.update(self._images.decode(rows, frame, windows))
-        if self._video_keys:
-            item = {**self._decode_videos(rows, frame, windows), **item}
-        if self._image_transforms is not None:
-            for key in self._transform_keys:
-                if key in item:
-                    item[key] = self._image_transforms(item[key])
+        return item, windows
+
+    def finish(self, item: dict[str, Any]) -> dict[str, Any]:
+        """Applies ``image_transforms`` to the camera tensors, converts depth images to the output unit
+        and adds the ``task`` string."""
+        for key in self._transform_keys:
+            if key in item:
+                item[key] = self.transform(key, item[key])
         self._depth.convert_images(item)
         item["task"] = self._meta.task_names[int(item["task_index"])]
         return item
 
-    def _decode_videos(self, rows: EpisodeRows, frame: int, windows: dict[str, np.ndarray]) -> dict[str, Any]:
+    def transform(self, key: str, frames: torch.Tensor) -> torch.Tensor:
+        """``image_transforms(frames)`` for a camera feature that lerobot transforms, else ``frames``."""
+        if self._image_transforms is None or key not in self._transform_keys:
+            return frames
+        return self._image_transforms(frames)
+
+    @property
+    def transforms_frames(self) -> bool:
+        """Whether ``image_transforms`` applies to camera frames."""
+        return self._image_transforms is not None
+
+    def video_requests(
+        self, rows: EpisodeRows, frame: int, windows: dict[str, np.ndarray]
+    ) -> list[VideoRequest]:
+        """What each camera of the sample needs decoded (Note [Video frame timestamps])."""
         meta = self._meta
         row = meta.episode_row(rows.episode_index)
         timestamps = rows.columns["timestamp"]
@@ -112,26 +191,72 @@ class SampleBuilder:
                 else timestamps[torch.from_numpy(indices)].tolist()
             )
             offset = float(meta.videos[key].from_timestamp[row])
-            requests.append((key, rows.episode_index, [offset + ts for ts in local]))
-        self.frames_requested += sum(len(ts) for _, _, ts in requests)
-        if self._decoder is None:  # the decode stage decodes them (Note [Decode stage requests])
-            return {VIDEO_REQUESTS_KEY: {key: self._request(key, ep, ts) for key, ep, ts in requests}}
-        if len(requests) == 1:
-            return dict([self._decode_one(*requests[0])])
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=len(requests), thread_name_prefix="lrs-decode")
-        return dict(self._pool.map(lambda r: self._decode_one(*r), requests))
+            requests.append(VideoRequest(key, rows.episode_index, [offset + ts for ts in local]))
+        return requests
 
-    def _request(self, key: str, episode_index: int, timestamps: list[float]) -> dict[str, Any]:
-        path = self._meta.data_location.join(self._meta.get_video_file_path(episode_index, key))
-        return {"path": str(path), "timestamps": torch.tensor(timestamps, dtype=torch.float64)}
+    def decode(
+        self,
+        requests: Sequence[VideoRequest],
+        outputs: Callable[[list[tuple[int, int] | None]], list[torch.Tensor | None]],
+    ) -> list[torch.Tensor]:
+        """Decodes ``requests``; returns one ``[T, 3, H, W]`` tensor per request.
 
-    def _decode_one(self, key: str, episode_index: int, timestamps: list[float]) -> tuple[str, torch.Tensor]:
-        with self._videos.local(episode_index, key) as path:  # waits for a remote file's download
-            if key in self._depth.quantization:
-                depth = self._depth.decode_video(self._decoder, key, path, timestamps, self._tolerance_s)
-                return key, depth.squeeze(0)
-            frames = self._decoder.get_frames_at(path, timestamps, self._tolerance_s)
-        if not self._return_uint8:
-            frames = frames / 255  # one kernel; bitwise equal to lerobot's frames.type(float32) / 255
-        return key, frames.squeeze(0)
+        ``outputs(sizes)`` gets each request's (height, width), or None for a video not decoded yet
+        (and for depth maps), and returns the tensor to decode each request into, or None to let the
+        decoder allocate it (the first time a video is met: its size is learned from the frames).
+        The known ones decode in one call, their files in parallel; depth maps decode as
+        ``lerobot_stream.depth`` says (float32 ``[T, 1, H, W]``). Remote files are held in the local
+        cache while they decode (Note [Prefetch on admit]).
+        """
+        if self._decoder is None:
+            raise RuntimeError("this builder emits frame requests; the decode stage decodes them")
+        self.frames_requested += sum(len(r.timestamps) for r in requests)
+        with contextlib.ExitStack() as held:
+            paths = [held.enter_context(self._videos.local(r.episode, r.key)) for r in requests]
+            depth = [self.is_depth(r.key) for r in requests]
+            sizes = [None if d else self._frame_sizes.get(p) for p, d in zip(paths, depth, strict=True)]
+            tensors = [None if d else t for t, d in zip(outputs(sizes), depth, strict=True)]
+            known = [i for i, t in enumerate(tensors) if t is not None]
+            if known:
+                self._decoder.decode_into(
+                    [paths[i] for i in known],
+                    [requests[i].timestamps for i in known],
+                    [tensors[i] for i in known],
+                    self._tolerance_s,
+                    parallelism=min(self.parallelism, len({paths[i] for i in known})),
+                )
+            decoded: list[torch.Tensor] = []
+            for i, tensor in enumerate(tensors):
+                if depth[i]:
+                    r = requests[i]
+                    tensor = self._depth.decode_video(
+                        self._decoder, r.key, paths[i], r.timestamps, self._tolerance_s
+                    )
+                elif tensor is None:
+                    tensor = self._decoder.get_frames_at(
+                        paths[i], requests[i].timestamps, self._tolerance_s, dtype=self.dtype
+                    )
+                    self._frame_sizes[paths[i]] = (int(tensor.shape[-2]), int(tensor.shape[-1]))
+                decoded.append(tensor)
+            return decoded
+
+    def _decode_videos(
+        self, rows: EpisodeRows, frame: int, windows: dict[str, np.ndarray]
+    ) -> dict[str, torch.Tensor]:
+        requests = self.video_requests(rows, frame, windows)
+
+        def outputs(sizes: list[tuple[int, int] | None]) -> list[torch.Tensor | None]:
+            tensors: list[torch.Tensor | None] = []
+            for request, size in zip(requests, sizes, strict=True):
+                shape = (len(request.timestamps), 3, *size) if size is not None else None
+                if shape is None:
+                    tensors.append(None)
+                elif self.slots is None:
+                    tensors.append(torch.empty(shape, dtype=self.dtype))
+                else:  # a slot of the batch the DataLoader will collate (Note [Shared frame blocks])
+                    tensors.append(self.slots.frames(request.key, shape, self.dtype).view(shape))
+            return tensors
+
+        frames = self.decode(requests, outputs)
+        # lerobot squeezes the time axis of a one-frame request (map-style `frames.squeeze(0)`).
+        return {r.key: f.squeeze(0) for r, f in zip(requests, frames, strict=True)}

@@ -126,7 +126,7 @@ std::vector<uint8_t> convert_with_swscale(TestImage& img, const CropWindow& crop
   f->height = crop.height;
   std::vector<uint8_t> out(static_cast<size_t>(3) * crop.width * crop.height);
   lrs::av::RgbConverter converter;
-  converter.convert(f, out.data(), "test-image");
+  converter.convert(f, out.data(), lrs::PixelType::kUInt8, "test-image");
   f->width = coded_w;
   f->height = coded_h;
   return out;

@@ -1,11 +1,13 @@
 // DecodeStage contracts (Note [Decode stage]) on the CPU device: every slice of a batch holds the
-// frames a CpuVideoDecoder returns for the same request, batches come back in the order asked for
-// while later ones decode ahead, errors name the file and fail only their batch, malformed batches
-// are refused, stats count frames per backend. Plus the device layer (decode/decoder_factory.h):
+// frames a CpuVideoDecoder returns for the same request (uint8, or float32 bitwise uint8 / 255; from
+// files or ByteSources), batches come back in the order asked for while later ones decode ahead,
+// errors name the file and fail only their batch, malformed batches are refused, stats count frames
+// per backend. Plus the device layer (decode/decoder_factory.h):
 // parsing, and CUDA requests without a usable GPU raising CudaUnavailable.
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -60,9 +62,10 @@ BatchRequest random_batch(const std::vector<Camera>& cams, int64_t batch_size, i
 void expect_slices_equal_decoder(const BatchRequest& b, const std::vector<lrs::FrameBatch>& out) {
   ASSERT_EQ(out.size(), b.cameras.size());
   for (const FrameRequest& r : b.requests) {
-    lrs::av::CpuVideoDecoder reference(r.path);
-    const lrs::FrameBatch expected = reference.get_frames_at(r.timestamps_s, 1e-4);
+    lrs::av::CpuVideoDecoder reference(r.source.name());  // the file itself, also for a ByteSource of it
+    const lrs::FrameBatch expected = reference.get_frames_at(r.timestamps_s, 1e-4, b.dtype);
     const lrs::FrameBatch& got = out[static_cast<size_t>(r.camera)];
+    ASSERT_EQ(got.dtype, b.dtype);
     ASSERT_EQ(got.num_frames, b.batch_size * b.cameras[r.camera].frames_per_sample);
     const uint8_t* slice = got.data + r.sample * b.cameras[r.camera].frames_per_sample * got.frame_bytes();
     EXPECT_EQ(std::memcmp(slice, expected.data, static_cast<size_t>(expected.size_bytes())), 0)
@@ -114,12 +117,51 @@ TEST(DecodeStage, SlicesEqualTheCpuDecoderAndBatchesComeBackInOrder) {
   EXPECT_EQ(stats.cache.hits + stats.cache.misses, requests);
 }
 
+TEST(DecodeStage, FloatBatchesAreTheDecodersFloatFramesBitwise) {
+  const auto cams = two_cameras();
+  DecodeStage stage(cpu_options(2, 2));
+  std::mt19937 gen(17);
+  BatchRequest b = random_batch(cams, 4, 3, gen);
+  b.dtype = lrs::PixelType::kFloat32;
+  const auto out = stage.take(stage.submit(b));
+  expect_slices_equal_decoder(b, out);
+  // and those are the uint8 frames / 255 (Note [Float frames]), so nothing else needs to convert
+  BatchRequest bytes = b;
+  bytes.dtype = lrs::PixelType::kUInt8;
+  const auto u8 = stage.take(stage.submit(bytes));
+  for (size_t c = 0; c < out.size(); ++c) {
+    const auto* f = reinterpret_cast<const float*>(out[c].data);
+    const int64_t n = out[c].size_bytes() / 4;
+    ASSERT_EQ(n, u8[c].size_bytes());
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(f[i], static_cast<float>(u8[c].data[i]) / 255.0f) << i;
+  }
+}
+
+// A camera whose video is a ByteSource (here: the whole file in memory, as a remote file's fetched
+// bytes would be) decodes through the stage like the file.
+TEST(DecodeStage, DecodesByteSourcesLikeTheirFiles) {
+  const auto cams = two_cameras();
+  DecodeStage stage(cpu_options(2, 2));
+  std::mt19937 gen(23);
+  BatchRequest b = random_batch(cams, 3, 2, gen);
+  const std::string bytes = lrs::test::read_file(cams[1].path);
+  const auto all = std::make_shared<const std::string>(bytes);
+  const auto size = static_cast<int64_t>(bytes.size());
+  // Named like the file, so the reference decodes the file itself.
+  const lrs::VideoSource memory(std::make_shared<lrs::av::ByteSource>(
+      cams[1].path, size, std::vector<lrs::av::BytePiece>{{0, size, lrs::av::PieceBacking::memory(all, 0)}}));
+  for (FrameRequest& r : b.requests) {
+    if (r.camera == 1) r.source = memory;
+  }
+  expect_slices_equal_decoder(b, stage.take(stage.submit(b)));
+}
+
 TEST(DecodeStage, AnErrorNamesTheFileAndFailsOnlyItsBatch) {
   const auto cams = two_cameras();
   DecodeStage stage(cpu_options(2, 2));
   std::mt19937 gen(3);
   BatchRequest bad = random_batch(cams, 3, 2, gen);
-  bad.requests[1].path = "/nonexistent/clip.mp4";
+  bad.requests[1].source = "/nonexistent/clip.mp4";
   const int64_t t_bad = stage.submit(bad);
   const BatchRequest good = random_batch(cams, 3, 2, gen);
   const int64_t t_good = stage.submit(good);

@@ -1,0 +1,175 @@
+#!/usr/bin/env python
+"""CPU throughput against the decode limit, in one invocation (issue 13's before/after table).
+
+Writes (if missing) a dataset with lerobot's settings (2 cameras 480x640 AV1, GOP 2, preset 12),
+runs the C++ harness (sequential and random passes, one thread) and the streaming benchmark for
+``single`` and ``sarm`` with float32 and uint8 frames (ours with the plain DataLoader and with
+dataset-built batches), optionally the same with a baseline install (``--baseline-python``), and
+prints one table. Every figure of a row comes from one run, so ratios hold on a busy machine; the
+load average is printed with them.
+
+    python bench/cpu_throughput.py --root data/w13 --seconds 30
+    python bench/cpu_throughput.py --root data/w13 --baseline-python /path/to/main/.venv/bin/python
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+HARNESS = REPO / "build/cpp-release/bench/cpp/lrs_decode_bench"
+DATASET_ARGS = "--episodes 12 --cameras 2 --height 480 --width 640 --codec av1 --preset 12"
+DATASET_ARGS += " --min-length 280 --max-length 320"
+
+
+def run(command: list[str], **kwargs: Any) -> str:
+    print("[cpu] $", " ".join(command), flush=True)
+    return subprocess.run(command, check=True, text=True, stdout=subprocess.PIPE, **kwargs).stdout
+
+
+def ensure_dataset(root: Path, python: str) -> None:
+    if not root.exists():
+        run([python, "-m", "lerobot_stream.synth", str(root), *DATASET_ARGS.split()])
+
+
+def ensure_harness() -> None:
+    if HARNESS.exists():
+        return
+    build = str(HARNESS.parents[2])
+    run(
+        [
+            "cmake",
+            "-S",
+            str(REPO),
+            "-B",
+            build,
+            "-G",
+            "Ninja",
+            "-DCMAKE_BUILD_TYPE=Release",
+            "-DLRS_BUILD_PYTHON=OFF",
+            "-DLRS_BUILD_BENCH=ON",
+            "-DLRS_CUDA=OFF",
+        ]
+    )
+    run(["cmake", "--build", build, "--target", "lrs_decode_bench"])
+
+
+def harness(root: Path, samples: int) -> dict[str, Any]:
+    out = run(
+        [
+            str(HARNESS),
+            "--mode",
+            "both",
+            "--threads",
+            "1",
+            "--workers",
+            "1",
+            "--samples",
+            str(samples),
+            str(root / "videos"),
+        ]
+    )
+    return json.loads(out)
+
+
+def streaming(
+    python: str, root: Path, mode: str, uint8: bool, seconds: float, out_dir: Path, peers: list[str]
+):
+    args = [python, str(REPO / "bench/benchmark_streaming.py"), "--root", str(root), "--mode", mode]
+    args += [
+        "--num-workers",
+        "2",
+        "--batch-size",
+        "16",
+        "--episode-pool-size",
+        "16",
+        "--seconds",
+        str(seconds),
+    ]
+    args += ["--out-dir", str(out_dir), *peers, *(["--uint8"] if uint8 else [])]
+    run(args, cwd=REPO)
+    result = json.loads((out_dir / f"local_{mode}_bs16_w2_cpu.json").read_text())
+    return {"ours": result, **result["peers"]}
+
+
+def row(label: str, r: dict[str, Any], limit: float | None, limit_cpu: float | None) -> str:
+    def f(value: Any, digits: int = 1) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    ratio = r.get("ratio_to_limit") or (r["frames_per_s_node"] / limit if limit else None)
+    fpc = r.get("frames_per_cpu_s")
+    ratio_cpu = r.get("ratio_to_limit_cpu") or (fpc / limit_cpu if fpc and limit_cpu else None)
+    return (
+        f"| {label} | {r.get('dtype')} | {f(r['frames_per_s_node'])} | {f(ratio, 2)} | "
+        f"{f(ratio_cpu, 2)} | {f(r['p50_sample_latency_ms'])} / "
+        f"{f(r['p99_sample_latency_ms'])} | {f(r['peak_rss_gb'], 2)} |"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--root", type=Path, default=REPO / "data/w13")
+    p.add_argument("--seconds", type=float, default=30.0, help="per peer and cell")
+    p.add_argument("--harness-samples", type=int, default=1500)
+    p.add_argument("--baseline-python", help="a python whose lerobot_stream is the baseline (ours only)")
+    p.add_argument("--out-dir", type=Path, default=REPO / "bench/results/cpu_throughput")
+    args = p.parse_args(argv)
+    python = sys.executable
+    ensure_dataset(args.root, python)
+    ensure_harness()
+    load_before = os.getloadavg()
+    h = harness(args.root, args.harness_samples)
+    lines = [
+        "| peer | dtype | frames/s | / limit | / limit (CPU s) | p50 / p99 ms | peak RSS GB |",
+        "|---" * 7 + "|",
+    ]
+    for mode in ("single", "sarm"):
+        for uint8 in (False, True):
+            cell = f"{mode}-{'uint8' if uint8 else 'float32'}"
+            results = streaming(
+                python, args.root, mode, uint8, args.seconds, args.out_dir / cell, ["--compare-batched"]
+            )
+            limit = results["ours"].get("decode_limit_frames_per_s")
+            limit_cpu = results["ours"].get("decode_limit_frames_per_cpu_s")
+            if args.baseline_python:
+                base = streaming(
+                    args.baseline_python,
+                    args.root,
+                    mode,
+                    uint8,
+                    args.seconds,
+                    args.out_dir / f"{cell}-baseline",
+                    [],
+                )
+                lines.append(row(f"{mode} baseline (plain DataLoader)", base["ours"], limit, limit_cpu))
+            lines.append(row(f"{mode} ours (plain DataLoader)", results["ours"], limit, limit_cpu))
+            batched = results["ours-batched"]
+            lines.append(row(f"{mode} ours (batch_size=16 in the dataset)", batched, limit, limit_cpu))
+            lines[-1] += f" limit {limit:.1f} frames/s" if limit else ""
+    load_after = os.getloadavg()
+    print("\n## lrs_decode_bench (1 thread, random vs sequential on the same files)")
+    seq, rnd, lim = h["sequential"], h["random"], h["limit"]
+    print(
+        f"sequential {seq['frames_per_s']:.1f} frames/s ({seq['frames_per_cpu_s']:.1f} per CPU s); random "
+        f"{rnd['frames_per_s']:.1f} ({rnd['frames_per_cpu_s']:.1f} per CPU s), decoded per requested "
+        f"{rnd['decoded_per_requested']:.3f}, keyframes per requested {rnd['keyframes_per_requested']:.3f}"
+    )
+    print(
+        f"random / (sequential / decoded per requested): {lim['ratio_to_limit']:.2f} wall, "
+        f"{lim['ratio_to_limit_cpu']:.2f} CPU; random / frame-mix limit: {lim['frame_mix']['ratio']:.2f}; "
+        f"keyframe {seq['keyframe_decode_ms']:.2f} ms, other frame {seq['other_frame_decode_ms']:.2f} ms"
+    )
+    print(f"\n## streaming, 2 workers, batch 16 (load average {load_before[0]:.1f} -> {load_after[0]:.1f})")
+    print("\n".join(lines))
+    (args.out_dir / "harness.json").write_text(json.dumps(h, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
