@@ -33,6 +33,23 @@ TINY_DATASET: dict[str, Any] = {
     "video_files_size_in_mb": 0.01,
 }
 
+# The remote-ranges layout (issue 12): 2 cameras x 10+ H.264 files of 20+ short episodes each; every
+# 4th episode of a file starts mid-GOP (mid_gop_every), the others on a keyframe as lerobot writes
+# them; 96x128 frames at crf 16 so that video bytes outweigh the mp4 headers (~16 bytes per frame).
+RANGES_DATASET: dict[str, Any] = {
+    "num_episodes": 260,
+    "height": 96,
+    "width": 128,
+    "codec": "h264",
+    "gop": 4,
+    "crf": 16,
+    "min_length": 6,
+    "max_length": 12,
+    "video_files_size_in_mb": 0.07,
+    "data_files_size_in_mb": 0.1,
+    "mid_gop_every": 4,
+}
+
 MakeDataset = Callable[..., Path]
 
 
@@ -70,6 +87,12 @@ def make_dataset(tmp_path_factory: pytest.TempPathFactory) -> MakeDataset:
 def tiny_dataset(make_dataset: MakeDataset) -> Path:
     """The default tiny dataset (``TINY_DATASET``)."""
     return make_dataset()
+
+
+@pytest.fixture(scope="session")
+def ranges_dataset(make_dataset: MakeDataset) -> Path:
+    """The remote-ranges layout (``RANGES_DATASET``)."""
+    return make_dataset(**RANGES_DATASET)
 
 
 @pytest.fixture

@@ -1,8 +1,11 @@
-"""Real servers for the remote tests, on 127.0.0.1 only: nginx serving a directory, and a fault proxy.
+"""Real servers for the remote tests, on 127.0.0.1 only: nginx, a fault proxy, a redirector, S3.
 
 ``NginxServer(root)`` runs the distribution's nginx (``apt-get install nginx-light``) in the
 foreground as a child process with its own prefix, config and free port; it serves ``root`` with
-Range support, answers 403 under ``/forbidden/``, and stops when the context exits.
+Range support, answers 403 under ``/forbidden/``, serves ``root`` again under ``/norange/`` ignoring
+Range headers (200 and the whole file, as some servers do), and stops when the context exits. Its access log
+records every response's ``$body_bytes_sent``: ``bytes_sent()`` sums them per path (what the server
+really sent, the figure read amplification is measured with); ``clear_log()`` starts over.
 
 ``FaultProxy(upstream_port)`` is a small threaded HTTP proxy placed between a client and nginx. It
 handles one request per connection (``Connection: close``) and applies, to the n-th request, the
@@ -11,7 +14,16 @@ asking nginx; ``"drop"`` relays the headers and part of the body then resets the
 ``"truncate"`` relays the headers (whose Content-Length promises the whole body) and half of the
 body, then closes cleanly; ``"stall"`` relays part of the body then sends nothing for
 ``stall_s`` seconds (the client's read timeout fires). ``latency_s`` delays every request (the
-benchmark's 50 ms). Every loop is bounded and the proxy stops with its context.
+benchmark's 50 ms); ``bandwidth_bps`` caps each connection's body bytes per second. It counts the
+body bytes it relayed per request path (``bytes_by_path``) and keeps every request head
+(``request_heads``). Every loop is bounded and the proxy stops with its context.
+
+``Redirector(target_url)`` answers every request with a 302 to ``target_url`` + the request path
+minus ``strip_prefix`` (a stand-in for the Hugging Face Hub, which redirects file requests to a CDN),
+and keeps the request heads it saw.
+
+``MotoS3()`` runs ``moto``'s S3 server (``moto[server]`` from PyPI) in a thread on a free port;
+``env()`` gives the ``AWS_*`` variables that point boto3/s3fs at it.
 """
 
 from __future__ import annotations
@@ -26,8 +38,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 LOOPBACK = "127.0.0.1"
 _NGINX_CONF = """
@@ -38,7 +52,8 @@ pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 events {{ worker_connections 512; }}
 http {{
-    access_log off;
+    log_format bytes '$request_method $request_uri $status $body_bytes_sent';
+    access_log {prefix}/access.log bytes;
     sendfile on;
     default_type application/octet-stream;
     client_body_temp_path {prefix}/client_body;
@@ -51,6 +66,7 @@ http {{
         root {root};
         location / {{ autoindex on; }}
         location /forbidden/ {{ return 403; }}
+        location /norange/ {{ alias {root}/; max_ranges 0; }}
     }}
 }}
 """
@@ -138,6 +154,23 @@ class NginxServer:
         self._stop()
         shutil.rmtree(self._prefix, ignore_errors=True)
 
+    def bytes_sent(self) -> Counter[str]:
+        """Body bytes nginx sent per request path (query strings dropped) since the last clear_log()."""
+        sent: Counter[str] = Counter()
+        log = self._prefix / "access.log"
+        if not log.exists():
+            return sent
+        for line in log.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 4 and parts[3].isdigit():
+                sent[unquote(urlsplit(parts[1]).path)] += int(parts[3])
+        return sent
+
+    def clear_log(self) -> None:
+        """Empties the access log (nginx appends to the same file)."""
+        with open(self._prefix / "access.log", "w"):
+            pass
+
 
 class FaultProxy:
     """A fault-injecting HTTP proxy in front of 127.0.0.1:``upstream_port``; a context manager."""
@@ -150,9 +183,13 @@ class FaultProxy:
         latency_s: float = 0.0,
         stall_s: float = 2.0,
         partial_bytes: int = 64 * 1024,
+        bandwidth_bps: float | None = None,
     ) -> None:
         self.upstream_port = upstream_port
         self.latency_s = latency_s
+        self.bandwidth_bps = bandwidth_bps
+        self.bytes_by_path: Counter[str] = Counter()
+        self.request_heads: list[bytes] = []
         self.stall_s = stall_s
         self.partial_bytes = partial_bytes
         self.requests = 0
@@ -164,7 +201,8 @@ class FaultProxy:
 
         class Handler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
-                proxy._serve(self.request)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client left
+                    proxy._serve(self.request)
 
         class Server(socketserver.ThreadingTCPServer):
             daemon_threads = True
@@ -200,8 +238,10 @@ class FaultProxy:
         head = _read_head(client)
         if head is None:
             return
+        path = _request_path(head)
         with self._lock:
             self.requests += 1
+            self.request_heads.append(head)
             fault = self._plan.pop(0) if self._plan else "ok"
             if fault != "ok":
                 self.faults_served.append(fault)
@@ -220,12 +260,21 @@ class FaultProxy:
             client.sendall(response_head)
             limit = self._body_limit(fault, response_head)
             sent = 0
+            started = time.monotonic()
+            cap = self.bandwidth_bps
+            block = 65536 if cap is None else int(min(65536, max(1024, cap / 50)))  # ~20 ms of bytes
             while limit is None or sent < limit:
-                chunk = upstream.recv(65536 if limit is None else min(65536, limit - sent))
+                chunk = upstream.recv(block if limit is None else min(block, limit - sent))
                 if not chunk:
                     break
                 client.sendall(chunk)
                 sent += len(chunk)
+                with self._lock:
+                    self.bytes_by_path[path] += len(chunk)
+                if cap is not None:  # pace the body: sent bytes / elapsed <= the cap
+                    ahead = sent / cap - (time.monotonic() - started)
+                    if ahead > 0 and self._stopping.wait(ahead):
+                        break
         if fault == "drop":
             client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
         elif fault == "stall":
@@ -239,20 +288,116 @@ class FaultProxy:
         return None
 
 
+class Redirector:
+    """Answers every request with a 302 to ``target_url`` + its path (minus ``strip_prefix``)."""
+
+    def __init__(self, target_url: str, strip_prefix: str = "") -> None:
+        self.target_url = target_url.rstrip("/")
+        self.strip_prefix = strip_prefix
+        self.request_heads: list[bytes] = []
+        self._lock = threading.Lock()
+        redirector = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                redirector._serve(self.request)
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self._server = Server((LOOPBACK, 0), Handler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def __enter__(self) -> Redirector:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def _serve(self, client: socket.socket) -> None:
+        client.settimeout(10)
+        head = _read_head(client)
+        if head is None:
+            return
+        with self._lock:
+            self.request_heads.append(head)
+        path = head.split(b" ", 2)[1].decode()
+        if path.startswith(self.strip_prefix):
+            path = path[len(self.strip_prefix) :]
+        location = f"{self.target_url}/{path.lstrip('/')}"
+        reply = f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n"
+        reply += "\r\n"
+        client.sendall(reply.encode())
+
+
+class MotoS3:
+    """moto's S3 server on 127.0.0.1 (a thread of this process); a context manager."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self._server = ThreadedMotoServer(ip_address=LOOPBACK, port=free_port(), verbose=False)
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def env(self, endpoint_url: str | None = None) -> dict[str, str]:
+        """``AWS_*`` variables pointing boto3 and s3fs at ``endpoint_url`` (default: this server)."""
+        return {
+            "AWS_ENDPOINT_URL": endpoint_url or self.url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def __enter__(self) -> MotoS3:
+        self._server.start()
+        self.port = self._server.get_host_and_port()[1]
+        wait_for_port(self.port)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.stop()
+
+
+def _request_path(head: bytes) -> str:
+    """The path of an HTTP request head's request line (query dropped, percent-decoded)."""
+    parts = head.split(b" ", 2)
+    return unquote(urlsplit(parts[1].decode(errors="replace")).path) if len(parts) > 1 else ""
+
+
 def _read_head(sock: socket.socket) -> bytes | None:
-    """Bytes up to and including the blank line ending an HTTP head (one byte at a time: exact)."""
-    data = bytearray()
-    while not data.endswith(b"\r\n\r\n"):
-        with contextlib.suppress(TimeoutError):
-            byte = sock.recv(1)
-            if not byte:
-                return None
-            data += byte
-            if len(data) > 65536:
-                return None
-            continue
-        return None
-    return bytes(data)
+    """Bytes up to and including the blank line ending an HTTP head, and not one byte more.
+
+    Peeks at what has arrived and consumes exactly the head, so the body stays in the socket.
+    """
+    consumed = bytearray()
+    while len(consumed) <= 65536:
+        try:
+            peeked = sock.recv(65536, socket.MSG_PEEK)
+        except TimeoutError:
+            return None
+        if not peeked:
+            return None
+        end = (bytes(consumed[-3:]) + peeked).find(b"\r\n\r\n")
+        take = len(peeked) if end < 0 else end + 4 - len(consumed[-3:])
+        consumed += sock.recv(take)
+        if end >= 0:
+            return bytes(consumed)
+    return None
 
 
 def _force_close(head: bytes) -> bytes:

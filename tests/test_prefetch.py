@@ -3,12 +3,12 @@
 Contracts: whatever the network does, a complete-looking file in the cache is byte-identical to
 the server's; transient faults are retried and permanent ones raise an error naming the URL;
 references shared by several processes never delete a file someone holds and leave the cache
-empty; the cache bound is never exceeded and a bound below the working set does not deadlock.
+empty; the cache bound is never exceeded and a bound below the working set does not deadlock; the same
+holds for byte-range entries kept in memory (``cache_dir=None``).
 """
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import random
@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lerobot_stream.cache_state import file_key
-from lerobot_stream.prefetch import RemoteFileError, VideoPrefetcher
+from lerobot_stream.cache_state import INTERNAL_FILES, file_key, read_records
+from lerobot_stream.prefetch import CacheItem, RemoteFileError, VideoPrefetcher
 from servers import FaultProxy, NginxServer, nginx_binary
 
 pytestmark = pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
@@ -44,12 +44,11 @@ def served(tmp_path_factory: pytest.TempPathFactory):
 
 def data_files(cache: Path) -> list[Path]:
     """Files in the cache directory other than its lock and state."""
-    return [p for p in cache.iterdir() if p.name not in (".lock", ".state.json")]
+    return [p for p in cache.iterdir() if p.name not in INTERNAL_FILES]
 
 
 def state_records(cache: Path) -> dict:
-    path = cache / ".state.json"
-    return json.loads(path.read_text())["files"] if path.exists() else {}
+    return read_records(cache)
 
 
 class CacheWatcher(threading.Thread):
@@ -326,3 +325,50 @@ def test_a_file_larger_than_the_bound_is_let_in_alone(served, tmp_path):
         prefetcher.acquire(url)
         with prefetcher.lease(url, timeout=30) as path:
             assert path.read_bytes() == contents["a.mp4"]
+
+
+# --- byte ranges, in memory ------------------------------------------------------------------------
+def test_memory_mode_serves_exact_ranges_within_its_bound_without_deadlock(served):
+    server, contents = served
+    names = ["a.mp4", "b.mp4", "c.mp4"]
+    rng = random.Random(3)
+    ranges = []
+    for name in names:
+        for _ in range(3):
+            start = rng.randrange(0, SIZES[name] - 200_000)
+            ranges.append((name, start, start + rng.randrange(50_000, 200_000)))
+    bound = 400_000  # below the working set (~1.1 MB): demands evict, never overflow
+    failures: list[BaseException] = []
+    faults = ["drop", "503", "truncate", "stall"]
+    with FaultProxy(server.port, faults, stall_s=3.0) as proxy:
+        items = [CacheItem.byte_range(f"{proxy.url}/{n}", a, b) for n, a, b in ranges]
+        prefetcher = VideoPrefetcher(None, max_bytes=bound, max_concurrency=2, **FAST)
+        assert prefetcher.in_memory
+
+        def consumer(seed: int) -> None:
+            try:
+                order = random.Random(seed)
+                for item in items:
+                    prefetcher.acquire(item)
+                for _ in range(15):
+                    i = order.randrange(len(items))
+                    with prefetcher.lease(items[i], timeout=60) as data:
+                        name, start, end = ranges[i]
+                        assert isinstance(data, bytes) and data == contents[name][start:end]
+                        assert prefetcher.cached_bytes() <= bound
+                for item in items:
+                    prefetcher.release(item)
+            except BaseException as err:
+                failures.append(err)
+
+        threads = [threading.Thread(target=consumer, args=(seed,)) for seed in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not any(t.is_alive() for t in threads), "deadlock: consumers did not finish"
+        assert failures == []
+        assert proxy.faults_served == faults
+        assert prefetcher.stats.segment_bytes >= sum(b - a for _, a, b in ranges)
+        prefetcher.close()  # waits for background downloads of released entries to stop
+        assert prefetcher.cached_bytes() == 0

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from lerobot_stream import StreamingLeRobotDataset
+from lerobot_stream.cache_state import INTERNAL_FILES
 from lerobot_stream.remote import DatasetLocation, resolve_location
 from servers import NginxServer, nginx_binary
 from streaming_helpers import assert_batches_equal, run_loader
@@ -31,7 +32,7 @@ def served_dataset(make_dataset, tmp_path_factory):
 
 
 def cache_files(cache: Path) -> list[str]:
-    return sorted(p.name for p in cache.iterdir() if p.name not in (".lock", ".state.json"))
+    return sorted(p.name for p in cache.iterdir() if p.name not in INTERNAL_FILES)
 
 
 @pytest.mark.parametrize("prefetch", [True, False])

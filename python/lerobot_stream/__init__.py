@@ -16,6 +16,7 @@ from lerobot_stream.decoding import (
     decode_parallelism,
     default_decoder_cache_capacity,
 )
+from lerobot_stream.retry import RemoteFileError, RetryPolicy, ServerUnreachableError
 
 __version__ = "0.1.0"
 
@@ -24,6 +25,9 @@ __all__ = [
     "DecodeStage",
     "DecoderCache",
     "FrameTimestampError",
+    "RemoteFileError",
+    "RetryPolicy",
+    "ServerUnreachableError",
     "StreamingLeRobotDataset",
     "VideoDecoder",
     "__version__",

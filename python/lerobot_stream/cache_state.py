@@ -1,10 +1,15 @@
-"""The node-wide record of one prefetch cache directory: who references, pins and downloads what.
+"""The record of one prefetch cache: who references, pins and downloads what, and where bytes live.
 
-Every process on a node that uses the same cache directory (DataLoader workers, several ranks)
-shares one small JSON file, ``.state.json``, read and rewritten under an exclusive ``fcntl.flock``
-on ``.lock``. The file is replaced atomically (write to a temporary name, ``os.replace``), so a
-crash mid-write leaves the previous version. Owns nothing but those two files; the data files are
-named here (``data_path``) but created and deleted by ``lerobot_stream.prefetch``.
+``CacheState(cache_dir)`` is the node-wide cache on disk: every process on a node that uses the
+same cache directory (DataLoader workers, several ranks) shares one small JSON record, read and
+rewritten under an exclusive ``fcntl.flock`` on ``.lock`` (Note [State slots]). Entries (whole
+files, episode segments, video headers) are files named by key; a download writes
+``.<key>.part-<owner>`` and ``commit`` renames it once whole.
+
+``MemoryCacheState()`` is the same record and the same entry operations in this process's memory
+(the prefetcher's memory-only mode, for machines without a local disk): no sharing between
+processes, entries are ``bytes``. The prefetcher (``lerobot_stream.prefetch``) decides what to
+create and delete; these classes only store.
 
 Note [Owners and crashed processes]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -16,13 +21,23 @@ to "queued" and their temporary files are deleted, and a file left with no refer
 So a crashed (or SIGKILLed) process never leaks references or bytes beyond the next operation of
 any other process. The cache directory must be local to one node (one pid namespace).
 
-Record of one file (key = hash of its URL)::
+Note [State slots]
+~~~~~~~~~~~~~~~~~~
+The record is written to two slot files in turn, ``.state.0`` and ``.state.1``, each holding
+``"<generation> <length> <crc32>\n"`` and the JSON; a reader takes the valid slot with the highest
+generation. A write goes in place (``pwrite``, no rename: a rename costs about a millisecond here
+and the cache changes several times per episode), into the slot that does not hold the current
+version, so a writer killed mid-write leaves a torn slot (bad checksum) next to the intact previous
+version, which is exactly the state before the dead writer's own change.
+
+Record of one entry (key = hash of its URL, plus the byte range or ``.hdr`` for parts of files)::
 
     {"url": str, "size": int | None, "status": "queued" | "downloading" | "ready",
-     "downloader": owner | None, "refs": {owner: int}, "pins": {owner: int}, "last_used": float}
+     "downloader": owner | None, "refs": {owner: int}, "pins": {owner: int}, "last_used": float,
+     "kind": "file" | "range" | "header"}
 
-Thread-safety: each ``locked()`` opens its own lock descriptor, so threads of one process exclude
-each other exactly like processes do.
+Thread-safety: each ``locked()`` of ``CacheState`` opens its own lock descriptor, so threads of one
+process exclude each other exactly like processes do; ``MemoryCacheState`` uses a thread lock.
 """
 
 from __future__ import annotations
@@ -31,17 +46,21 @@ import contextlib
 import fcntl
 import glob
 import hashlib
+import io
 import json
 import os
+import threading
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-STATE_VERSION = 1
-_STATE = ".state.json"
+STATE_VERSION = 2
+_SLOTS = (".state.0", ".state.1")
 _LOCK = ".lock"
+INTERNAL_FILES = (*_SLOTS, _LOCK)  # the cache directory's own files (not entries)
 
 
 def owner_id() -> str:
@@ -50,8 +69,31 @@ def owner_id() -> str:
     return f"{pid}:{_start_time(pid)}:{uuid.uuid4().hex[:8]}"
 
 
+_LIVE_FOR_S = 1.0
+_alive_cache: dict[str, float] = {}  # owner -> when it was last seen alive (this process's view)
+
+
 def owner_alive(owner: str) -> bool:
-    """Whether the process named by ``owner`` still runs (same pid and start time)."""
+    """Whether the process named by ``owner`` still runs (same pid and start time).
+
+    A live answer is reused for ``_LIVE_FOR_S`` (pruning a crashed owner may wait that long); a
+    dead one is final.
+    """
+    seen = _alive_cache.get(owner)
+    now = time.monotonic()
+    if seen is not None and now - seen < _LIVE_FOR_S:
+        return True
+    alive = _owner_alive(owner)
+    if alive:
+        if len(_alive_cache) > 4096:
+            _alive_cache.clear()
+        _alive_cache[owner] = now
+    else:
+        _alive_cache.pop(owner, None)
+    return alive
+
+
+def _owner_alive(owner: str) -> bool:
     pid_text, _, rest = owner.partition(":")
     start = rest.partition(":")[0]
     try:
@@ -78,14 +120,26 @@ def file_key(url: str) -> str:
     return digest + (suffix if suffix.isascii() and len(suffix) <= 8 else "")
 
 
+def range_key(url: str, start: int, end: int) -> str:
+    """The cache key of bytes ``[start, end)`` of ``url``."""
+    return f"{hashlib.sha256(url.encode()).hexdigest()[:32]}.{start}-{end}.seg"
+
+
+def header_key(url: str) -> str:
+    """The cache key of the header (and sample index) of the video file ``url``."""
+    return f"{hashlib.sha256(url.encode()).hexdigest()[:32]}.hdr"
+
+
 class CacheState:
     """Locked access to ``<cache_dir>/.state.json``; see Note [Owners and crashed processes]."""
 
     def __init__(self, cache_dir: str | os.PathLike) -> None:
         self.dir = Path(cache_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._state_path = self.dir / _STATE
+        self._slots = [self.dir / name for name in _SLOTS]
         self._lock_path = self.dir / _LOCK
+
+    shared = True  # other processes see these entries
 
     def data_path(self, key: str) -> Path:
         """Where the complete file of ``key`` lives."""
@@ -95,18 +149,58 @@ class CacheState:
         """The temporary name ``owner`` downloads ``key`` to (renamed to ``data_path`` when whole)."""
         return self.dir / f".{key}.part-{owner.replace(':', '-')}"
 
+    # --- entries --------------------------------------------------------------------------------
+    def has(self, key: str) -> bool:
+        """Whether the complete entry ``key`` exists."""
+        return self.data_path(key).exists()
+
+    def backing(self, key: str) -> Path:
+        """The complete entry ``key``: its path."""
+        return self.data_path(key)
+
+    def open_part(self, key: str, owner: str) -> IO[bytes]:
+        """A new, empty temporary file for ``owner``'s download of ``key``."""
+        return open(self.part_path(key, owner), "wb")  # closed by commit() or discard()
+
+    def commit(self, key: str, owner: str, part: IO[bytes]) -> int:
+        """Makes the downloaded ``part`` the complete entry ``key`` (atomic rename); its size."""
+        part.flush()
+        os.fsync(part.fileno())
+        size = part.tell()
+        part.close()
+        os.rename(self.part_path(key, owner), self.data_path(key))
+        return size
+
+    def discard(self, key: str, owner: str, part: IO[bytes] | None) -> None:
+        """Drops ``owner``'s temporary download of ``key``."""
+        if part is not None:
+            part.close()
+        _unlink(self.part_path(key, owner))
+
+    def delete(self, key: str) -> None:
+        """Deletes the complete entry ``key`` (a decoder that has it open keeps reading it)."""
+        _unlink(self.data_path(key))
+
+    def part_bytes(self, key: str) -> int:
+        """Bytes of ``key`` downloaded so far by anyone (for progress bars)."""
+        total = 0
+        for part in stale_parts(self.dir, key):
+            with contextlib.suppress(FileNotFoundError):
+                total += os.path.getsize(part)
+        return total
+
     @contextlib.contextmanager
     def locked(self) -> Iterator[dict[str, dict[str, Any]]]:
         """The records (key -> record), pruned of dead owners; changes are saved on exit."""
         fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            files = self._load()
-            before = json.dumps(files, sort_keys=True)
+            generation, before, files = self._load()
             self._prune(files)
             yield files
-            if json.dumps(files, sort_keys=True) != before:
-                self._save(files)
+            text = _dumps(files)
+            if text != before:  # same serialisation as what was read: equal text, nothing changed
+                self._save(generation + 1, text)
         finally:
             os.close(fd)  # closing the descriptor releases the flock
 
@@ -115,12 +209,10 @@ class CacheState:
         with self.locked() as files:
             for path in self.dir.iterdir():
                 name = path.name
-                if name in (_STATE, _LOCK):
+                if name in INTERNAL_FILES:
                     continue
-                if name.startswith(_STATE + "."):  # a crashed writer's temporary state file
-                    pid = name.rpartition(".")[2]
-                    if not pid.isdigit() or not os.path.exists(f"/proc/{pid}"):
-                        _unlink(path)
+                if name.startswith(".state"):  # an older version's state file
+                    _unlink(path)
                     continue
                 if name.startswith("."):  # .<key>.part-<pid>-<start>
                     key, _, owner = name[1:].partition(".part-")
@@ -131,23 +223,19 @@ class CacheState:
                     _unlink(path)
 
     # --- internals ------------------------------------------------------------------------------
-    def _load(self) -> dict[str, dict[str, Any]]:
-        try:
-            with open(self._state_path) as f:
-                raw = json.load(f)
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError):
-            return {}  # unreadable: start over; sweep_orphans() removes what it described
-        if not isinstance(raw, dict) or raw.get("version") != STATE_VERSION:
-            return {}
-        return raw.get("files", {})
+    def _load(self) -> tuple[int, str, dict[str, dict[str, Any]]]:
+        """(generation, JSON text, records) of the newest valid slot (Note [State slots])."""
+        return _load_slots(self._slots)
 
-    def _save(self, files: dict[str, dict[str, Any]]) -> None:
-        tmp = self.dir / f".state.json.{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump({"version": STATE_VERSION, "files": files}, f)
-        os.replace(tmp, self._state_path)
+    def _save(self, generation: int, text: str) -> None:
+        data = text.encode()
+        head = f"{generation} {len(data)} {zlib.crc32(data)}\n".encode()
+        fd = os.open(self._slots[generation % 2], os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.pwrite(fd, head + data, 0)
+            os.ftruncate(fd, len(head) + len(data))
+        finally:
+            os.close(fd)
 
     def _prune(self, files: dict[str, dict[str, Any]]) -> None:
         alive: dict[str, bool] = {}
@@ -173,7 +261,108 @@ class CacheState:
         """Drops ``key``'s record and its complete file (its downloader discards its own part)."""
         record = files.pop(key)
         if record["status"] == "ready":
-            _unlink(self.data_path(key))
+            self.delete(key)
+
+
+class MemoryCacheState:
+    """``CacheState``'s record and entry operations in this process's memory (entries are ``bytes``).
+
+    One instance per process: a forked child must make its own (the prefetcher does).
+    """
+
+    shared = False
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._files: dict[str, dict[str, Any]] = {}
+        self._data: dict[str, bytes] = {}
+        self._parts: dict[tuple[str, str], io.BytesIO] = {}
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[dict[str, dict[str, Any]]]:
+        """The records (key -> record); every owner is this process, so nothing is pruned."""
+        with self._lock:
+            yield self._files
+
+    def sweep_orphans(self) -> None:
+        """Nothing to sweep: memory does not outlive its process."""
+
+    def forget(self, files: dict[str, dict[str, Any]], key: str) -> None:
+        """Drops ``key``'s record and its bytes."""
+        files.pop(key)
+        self._data.pop(key, None)
+
+    def has(self, key: str) -> bool:
+        return key in self._data
+
+    def backing(self, key: str) -> bytes:
+        """The complete entry ``key``: its bytes (KeyError once deleted)."""
+        return self._data[key]
+
+    def open_part(self, key: str, owner: str) -> IO[bytes]:
+        part = io.BytesIO()
+        self._parts[(key, owner)] = part
+        return part
+
+    def commit(self, key: str, owner: str, part: IO[bytes]) -> int:
+        self._parts.pop((key, owner), None)
+        data = part.getvalue()  # type: ignore[attr-defined]
+        self._data[key] = data
+        return len(data)
+
+    def discard(self, key: str, owner: str, part: IO[bytes] | None) -> None:
+        self._parts.pop((key, owner), None)
+
+    def delete(self, key: str) -> None:
+        self._data.pop(key, None)
+
+    def part_bytes(self, key: str) -> int:
+        return sum(p.getbuffer().nbytes for (k, _), p in list(self._parts.items()) if k == key)
+
+
+def _read_slot(path: Path) -> tuple[int, str] | None:
+    """(generation, JSON text) of a slot file, or None when missing, torn or damaged."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    head, _, body = raw.partition(b"\n")
+    try:
+        generation, length, crc = (int(x) for x in head.split())
+    except ValueError:
+        return None
+    data = body[:length]
+    if len(data) != length or zlib.crc32(data) != crc:
+        return None
+    return generation, data.decode()
+
+
+def _load_slots(slots: list[Path]) -> tuple[int, str, dict[str, dict[str, Any]]]:
+    best: tuple[int, str] = (0, "")
+    for path in slots:
+        slot = _read_slot(path)
+        if slot is not None and slot[0] > best[0]:
+            best = slot
+    generation, text = best
+    if not text:
+        return generation, "", {}
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        return generation, "", {}
+    if not isinstance(raw, dict) or raw.get("version") != STATE_VERSION:
+        return generation, "", {}  # foreign: start over; sweep_orphans() removes what it held
+    return generation, text, raw.get("files", {})
+
+
+def read_records(cache_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """The records of a cache directory as they stand (no lock, no pruning; for tests and tools)."""
+    return _load_slots([Path(cache_dir) / name for name in _SLOTS])[2]
+
+
+def _dumps(files: dict[str, dict[str, Any]]) -> str:
+    return json.dumps({"version": STATE_VERSION, "files": files}, separators=(",", ":"))
 
 
 def resident_bytes(files: dict[str, dict[str, Any]]) -> int:
@@ -181,10 +370,11 @@ def resident_bytes(files: dict[str, dict[str, Any]]) -> int:
     return sum(r["size"] or 0 for r in files.values() if r["status"] != "queued")
 
 
-def new_record(url: str, size: int | None) -> dict[str, Any]:
-    """A fresh record of a file nobody downloaded yet."""
+def new_record(url: str, size: int | None, kind: str = "file") -> dict[str, Any]:
+    """A fresh record of an entry nobody downloaded yet."""
     return {
         "url": url,
+        "kind": kind,
         "size": size,
         "status": "queued",
         "downloader": None,

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from lerobot_stream.batching import BatchBuilder
 from lerobot_stream.decoding import DecoderCache, decode_parallelism
+from lerobot_stream.lookahead import DEFAULT_DEPTH as LOOKAHEAD_DEPTH
+from lerobot_stream.lookahead import EpisodeLookahead, consumer_order
 from lerobot_stream.prefetch import VideoPrefetcher
 from lerobot_stream.sample import SampleBuilder
 from lerobot_stream.shared_frames import BlockPool, FrameSlots, shared_blocks_supported
@@ -48,10 +50,13 @@ class ConsumerRuntime:
         )
         prefetcher = None
         if not ds.meta.data_location.is_local and ds.meta.video_keys:
-            cache_dir = ds._video_cache_dir
+            cache_dir = None if ds._video_in_memory else ds._video_cache_dir
             max_bytes = ds._video_cache_max_bytes or default_max_bytes(cache_dir)
-            prefetcher = VideoPrefetcher(cache_dir, max_bytes, ds._video_prefetch_workers)
-        self.videos = EpisodeVideoFiles(ds.meta, prefetcher, prefetch=ds._prefetch_videos)
+            retry = asdict(ds._remote_retry)
+            prefetcher = VideoPrefetcher(cache_dir, max_bytes, ds._video_prefetch_workers, **retry)
+        self.videos = EpisodeVideoFiles(
+            ds.meta, prefetcher, prefetch=ds._prefetch_videos, fetch=ds._video_fetch
+        )
         _, num_workers = current_worker()
         consumers = num_workers * max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)
         # Note [Shared frame blocks]: frames go to reused shared memory only from a worker.
@@ -90,22 +95,36 @@ class ConsumerRuntime:
             "frames_requested": self.builder.frames_requested,
             "tabular": self.reader.stats.as_dict(),
             **({"shared_blocks": self.blocks.stats()} if self.blocks is not None else {}),
-            **({"prefetch": asdict(prefetcher.stats)} if prefetcher is not None else {}),
+            **({"prefetch": {**asdict(prefetcher.stats), **self.videos.stats()}} if prefetcher else {}),
         }
-
-    def _admit(self, episode_pos: int) -> EpisodeRows:
-        episode = int(self._ds._selected_episodes[episode_pos])
-        self.videos.admit(episode)  # remote: the episode's video files start downloading now
-        return self.reader.read_episode(episode)
 
     def _evict(self, pool: dict[int, EpisodeRows], episode_pos: int) -> None:
         rows = pool.pop(episode_pos, None)
         if rows is not None:
             self.videos.evict(rows.episode_index)
 
-    def stream(self, schedule: Any, batches: BatchBuilder | None = None) -> Iterator[Any]:
+    def stream(
+        self,
+        schedule: Any,
+        batches: BatchBuilder | None = None,
+        plan_slot: tuple[int, int, int] | None = None,
+    ) -> Iterator[Any]:
         """Samples of ``schedule`` in order (or ``batches`` of them), loading admitted episodes' rows and
-        freeing evicted ones once no pending batch needs them."""
+        freeing evicted ones once no pending batch needs them.
+
+        ``plan_slot`` (epoch, role, num_workers) of a plain pass lets a remote consumer read ahead
+        (Note [Look-ahead] in ``lerobot_stream.lookahead``).
+        """
+        ds = self._ds
+        remote = not ds.meta.data_location.is_local and ds._prefetch_videos
+        depth = LOOKAHEAD_DEPTH if remote and plan_slot is not None else 0
+        order = []
+        if depth:
+            order = consumer_order(ds._episode_lengths, ds.seed, ds.shuffle, plan_slot[0], ds.rank,
+                                   ds.world_size, plan_slot[1], plan_slot[2])  # fmt: skip
+        ahead = EpisodeLookahead(
+            self.reader, self.videos, lambda pos: int(ds._selected_episodes[pos]), order, depth
+        )
         schedule.take_admitted()
         schedule.take_evicted()
         if self.builder.slots is not None:
@@ -115,12 +134,12 @@ class ConsumerRuntime:
         evicted: list[int] = []  # finished episodes still referenced by `chunk`
         try:
             for pos, _, _ in schedule.pool():
-                pool[int(pos)] = self._admit(pos)
+                pool[int(pos)] = ahead.admit(int(pos))
             while schedule.remaining > 0:
                 positions, frames = schedule.next(_SCHEDULE_CHUNK)
                 for pos, _, _ in schedule.take_admitted():
                     if int(pos) not in pool:
-                        pool[int(pos)] = self._admit(pos)
+                        pool[int(pos)] = ahead.admit(int(pos))
                 for pos, frame in zip(positions.tolist(), frames.tolist(), strict=True):
                     if batches is None:
                         yield self.builder.build(pool[pos], frame)
@@ -140,4 +159,5 @@ class ConsumerRuntime:
             if chunk and batches is not None and not batches.drop_last:
                 yield batches.build(chunk)
         finally:
+            ahead.close()
             self.videos.close()  # the iterator ended or was dropped: release every remote file

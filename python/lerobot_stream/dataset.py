@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -39,8 +39,9 @@ from lerobot_stream.elastic import (
     phase_tuples,
 )
 from lerobot_stream.metadata import DatasetMetadata, load_metadata
+from lerobot_stream.retry import RetryPolicy
 from lerobot_stream.state import EpochCounters, ResumeState, dataset_fingerprint
-from lerobot_stream.video_files import default_cache_dir
+from lerobot_stream.video_files import FETCH_MODES, FetchMode, default_cache_dir
 from lerobot_stream.windows import check_delta_timestamps, delta_indices
 from lerobot_stream.world import current_worker, in_worker_process, resolve_rank_world
 
@@ -79,12 +80,21 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         episode_pool_size: whole episodes each consumer keeps in RAM and samples across.
         rank, world_size: override the detected distributed setup (see ``lerobot_stream.world``).
 
-    Remote video files (Note [Prefetch on admit] in ``lerobot_stream.video_files``):
-        prefetch_videos: download an episode's video files in the background when it enters the pool
-            (False: the first decode of an episode waits for the download).
+    Remote video (Note [Prefetch on admit] in ``lerobot_stream.video_files``):
+        video_fetch: ``"ranges"`` (default): each pooled episode fetches only its own byte range of
+            each camera's file, after the file's index (read once per node); ``"whole_files"``: whole
+            video files, as before. Files that cannot be read by ranges fall back to whole files with
+            a warning, counted in ``stats()["prefetch"]["whole_file_fallbacks"]``.
+        prefetch_videos: fetch an episode's video bytes in the background when it enters the pool
+            (False: the first decode of an episode waits for them).
         video_prefetch_workers: downloads in flight on the node.
-        video_cache_dir, video_cache_max_bytes: the node-shared download cache and its bound (default
-            ``$LRS_CACHE_DIR`` or ``<tmp>/lerobot-stream-videos``; 20 GiB or half the free disk).
+        video_cache: ``"disk"`` (default): a cache directory shared by every process of the node;
+            ``"memory"``: this process's memory (machines without local disk; not shared).
+        video_cache_dir, video_cache_max_bytes: the disk cache and its bound (default
+            ``$LRS_CACHE_DIR`` or ``<tmp>/lerobot-stream-videos``; 20 GiB or half the free disk);
+            in memory, the bound per process (default 2 GiB).
+        remote_retry: ``RetryPolicy`` of every remote read (retries, backoff, stall timeout); a
+            server that stays unreachable raises ``ServerUnreachableError`` naming the URL.
 
     Decoding:
         video_decode_device: ``"cpu"`` (default: workers decode) or ``"cuda"`` / ``"cuda:N"``: the
@@ -169,9 +179,12 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         repo_type: str = "dataset",
         token: str | bool | None = None,
         prefetch_videos: bool = True,
-        video_prefetch_workers: int = 4,
+        video_prefetch_workers: int = 8,
         video_cache_dir: str | Path | None = None,
         video_cache_max_bytes: int | None = None,
+        video_fetch: FetchMode = "ranges",
+        video_cache: Literal["disk", "memory"] = "disk",
+        remote_retry: RetryPolicy | None = None,
         batch_size: int | None = None,
         drop_last: bool = False,
     ) -> None:
@@ -193,11 +206,18 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             raise ValueError("Pass decoder_cache_size or video_decoder_cache_size, not both")
         if num_workers < 0:
             raise ValueError(f"num_workers (the DataLoader's, for len()) must be >= 0, got {num_workers}")
+        if video_fetch not in FETCH_MODES:
+            raise ValueError(f"video_fetch must be one of {FETCH_MODES}, got {video_fetch!r}")
+        if video_cache not in ("disk", "memory"):
+            raise ValueError(f"video_cache must be 'disk' or 'memory', got {video_cache!r}")
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
 
         self.repo_id = repo_id
-        self.meta: DatasetMetadata = load_metadata(repo_id, root, revision, data_files_root)
+        self._remote_retry = remote_retry or RetryPolicy()
+        self.meta: DatasetMetadata = load_metadata(
+            repo_id, root, revision, data_files_root, self._remote_retry
+        )
         self.root = self.meta.root
         self.data_files_root = data_files_root
         self.depth_output_unit = depth_output_unit
@@ -239,6 +259,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         self._video_prefetch_workers = int(video_prefetch_workers)
         self._video_cache_dir = Path(video_cache_dir) if video_cache_dir is not None else default_cache_dir()
         self._video_cache_max_bytes = video_cache_max_bytes
+        self._video_fetch: FetchMode = video_fetch
+        self._video_in_memory = video_cache == "memory"
         self._num_workers = int(num_workers)
         self._num_workers_hint = max(self._num_workers, 1)
         self.batch_size = None if batch_size is None else int(batch_size)
@@ -438,7 +460,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         if start.skip:
             schedule.skip(start.skip)
         runtime = self._consumer_runtime()
-        return runtime.stream(schedule, runtime.batches)
+        plan_slot = None if start.phases else (start.epoch, start.role, num_workers)  # for look-ahead
+        return runtime.stream(schedule, runtime.batches, plan_slot)
 
     def _start(self, worker: int, num_workers: int) -> FirstPass:
         """What this ``__iter__`` of ``worker`` runs; applies a pending resume once.

@@ -1,21 +1,24 @@
-"""Downloads one remote file to a local path, with retries: HTTP(S) by ranged GETs, others via fsspec.
+"""Transfers of remote bytes, with retries: whole files, byte ranges, sizes; HTTP(S) or fsspec.
 
-The transfer layer of the video prefetcher: no caching, no refcounts. ``fetch_size(url)`` asks the
-server for a file's size; ``download(url, dest, size, policy, on_bytes)`` writes the whole file to
-``dest`` (a temporary name chosen by the caller) and checks that exactly ``size`` bytes arrived.
+The transfer layer of the remote readers: no caching, no refcounts. Every function retries
+transient failures and resumes where the last attempt stopped (Note [Transient and permanent
+errors] in ``lerobot_stream.retry``):
 
-Note [Transient and permanent errors]
-~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-Retried with exponential backoff and jitter (``policy.backoff_s * 2**attempt``, capped at
-``policy.max_backoff_s``, times a uniform factor in [0.5, 1.5]): connection refused/reset/aborted,
-a body shorter than announced (``IncompleteRead``, or fewer bytes than the expected size), a read
-that stalls longer than ``policy.timeout_s`` (socket timeout), HTTP 408, 425, 429 and 5xx.
-Permanent, raised at once as ``RemoteFileError(permanent=True)``: HTTP 4xx other than those (404
-missing, 401/403 denied, 416 bad range), ``FileNotFoundError``/``PermissionError`` from fsspec, a
-file larger than expected. After ``policy.retries`` retries the last transient error is raised as
-``RemoteFileError(permanent=False)``. Every message names the URL. A retry of an HTTP download asks
-only for the missing tail (``Range: bytes=N-``) when the server honours ranges (206); on a plain
-200 it starts over.
+    fetch_size(url, policy)                       the file's size (HEAD, or fsspec ``size``)
+    probe(url, length, policy)                    the first ``length`` bytes and the file's size,
+                                                  in one range request (RangeNotSupportedError when
+                                                  the server ignores ``Range``)
+    read_range(url, start, end, policy)           bytes [start, end) in memory
+    read_suffix(url, length, policy)              the last ``length`` bytes and the file's size
+    read_all(url, policy)                         a small file (metadata) in memory
+    download(url, out, size, policy)              the whole file into the binary file ``out``
+    download_range(url, start, end, out, policy)  bytes [start, end) into ``out``
+    fs_glob(base_url, pattern, policy)            paths under ``base_url`` matching ``pattern`` (fsspec)
+
+HTTP(S) goes through ``lerobot_stream.http_client`` (Range requests, redirects, the Hub token);
+other URLs (``s3://``, ``gs://``, ...) through fsspec (``cat_file(path, start=, end=)``). A download
+checks that exactly the expected number of bytes arrived; ``out`` is written from its position at
+the call (a file opened ``wb`` or a ``BytesIO``) and truncated back to it before a restart.
 
 Thread-safe: every call is independent.
 """
@@ -23,156 +26,277 @@ Thread-safe: every call is independent.
 from __future__ import annotations
 
 import http.client
-import os
-import random
-import time
-import urllib.error
-import urllib.request
+import io
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
-from lerobot_stream.remote import hf_token, is_http_url, open_fs_file, remote_size
+from lerobot_stream.http_client import content_range, is_http_url, open_http
+from lerobot_stream.retry import (
+    RangeNotSupportedError,
+    RemoteFileError,
+    RemoteFileNotFoundError,
+    RetryPolicy,
+    TransientError,
+    with_retries,
+)
 
 _CHUNK = 1 << 20
-_TRANSIENT_HTTP = {408, 425, 429}
+Counter = Callable[[int], None]
 
 
-class RemoteFileError(OSError):
-    """A remote file could not be read; ``url`` names it, ``permanent`` says whether retrying may help."""
-
-    def __init__(self, url: str, reason: str, *, permanent: bool) -> None:
-        kind = "permanent error" if permanent else "gave up after retries"
-        super().__init__(f"{url}: {reason} ({kind})")
-        self.url = url
-        self.reason = reason
-        self.permanent = permanent
+def _no_count(n: int) -> None:
+    pass
 
 
-class _Transient(Exception):
-    """Internal: an error worth retrying."""
+def _no_retry() -> None:
+    pass
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard a download tries: retries, backoff (seconds) and the stall timeout of one read."""
-
-    retries: int = 6
-    backoff_s: float = 0.25
-    max_backoff_s: float = 10.0
-    timeout_s: float = 30.0
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to sleep before retry ``attempt`` (0-based): exponential, capped, jittered."""
-        return min(self.backoff_s * 2**attempt, self.max_backoff_s) * random.uniform(0.5, 1.5)
-
-
-def with_retries(url: str, policy: RetryPolicy, op: Callable[[], object], on_retry: Callable[[], None]):
-    """Runs ``op``, retrying ``_Transient`` failures; see Note [Transient and permanent errors]."""
-    for attempt in range(policy.retries + 1):
-        try:
-            return op()
-        except _Transient as err:
-            if attempt == policy.retries:
-                raise RemoteFileError(url, str(err), permanent=False) from err
-            on_retry()
-            time.sleep(policy.delay(attempt))
-    raise AssertionError("unreachable")
-
-
-def fetch_size(url: str, policy: RetryPolicy, on_retry: Callable[[], None] = lambda: None) -> int:
+def fetch_size(url: str, policy: RetryPolicy, on_retry: Callable[[], None] = _no_retry) -> int:
     """The size in bytes of the remote file ``url`` (HTTP HEAD, or fsspec ``size``)."""
 
     def head() -> int:
         if not is_http_url(url):
-            return _classify_fs(url, lambda: remote_size(url))
-        with _http_open(url, policy, method="HEAD") as resp:
+            return _classify_fs(url, lambda: _fs_size(url))
+        with open_http(url, policy, method="HEAD") as resp:
             length = resp.headers.get("Content-Length")
-        if length is None:
+        if length is None or not length.isdigit():
             raise RemoteFileError(url, "the server did not send Content-Length", permanent=True)
         return int(length)
 
-    return int(with_retries(url, policy, head, on_retry))
+    return with_retries(url, policy, head, on_retry)
+
+
+def probe(
+    url: str, length: int, policy: RetryPolicy, on_bytes: Counter = _no_count, on_retry=_no_retry
+) -> tuple[bytes, int]:
+    """``(the first min(length, size) bytes, size)`` of ``url``, from one range request when possible.
+
+    Raises ``RangeNotSupportedError`` when an HTTP server answers with the whole file (200): the
+    body is not read (the connection is closed at once).
+    """
+
+    def attempt() -> tuple[bytes, int]:
+        if not is_http_url(url):
+            size = _classify_fs(url, lambda: _fs_size(url))
+            data = _classify_fs(url, lambda: _fs_cat(url, 0, min(length, size)))
+            on_bytes(len(data))
+            return data, size
+        with open_http(url, policy, start=0, end=length) as resp:
+            if resp.status != 206:
+                raise RangeNotSupportedError(url)
+            parsed = content_range(resp)
+            if parsed is None or parsed[0] != 0 or parsed[2] is None:
+                raise RemoteFileError(url, "206 answer without a usable Content-Range", permanent=True)
+            out = io.BytesIO()
+            _copy_body(url, resp, out, parsed[1] + 1, on_bytes)
+            return out.getvalue(), parsed[2]
+
+    return with_retries(url, policy, attempt, on_retry)
+
+
+def read_range(
+    url: str, start: int, end: int, policy: RetryPolicy, on_bytes: Counter = _no_count, on_retry=_no_retry
+) -> bytes:
+    """Bytes ``[start, end)`` of ``url``; raises ``RangeNotSupportedError`` if ranges are ignored."""
+    out = io.BytesIO()
+    download_range(url, start, end, out, policy, on_bytes, on_retry)
+    return out.getvalue()
+
+
+def read_suffix(
+    url: str, length: int, policy: RetryPolicy, on_bytes: Counter = _no_count, on_retry=_no_retry
+) -> tuple[bytes, int]:
+    """``(the last min(length, size) bytes, size)`` of ``url`` (one suffix range request over HTTP)."""
+
+    def attempt() -> tuple[bytes, int]:
+        if not is_http_url(url):
+            size = _classify_fs(url, lambda: _fs_size(url))
+            data = _classify_fs(url, lambda: _fs_cat(url, max(size - length, 0), size))
+            on_bytes(len(data))
+            return data, size
+        with open_http(url, policy, suffix=length) as resp:
+            if resp.status != 206:
+                raise RangeNotSupportedError(url)
+            parsed = content_range(resp)
+            if parsed is None or parsed[2] is None or parsed[1] + 1 != parsed[2]:
+                raise RemoteFileError(url, f"206 answer for the wrong range ({parsed})", permanent=True)
+            out = io.BytesIO()
+            _copy_body(url, resp, out, parsed[1] + 1 - parsed[0], on_bytes)
+            data = out.getvalue()
+            if len(data) != parsed[1] + 1 - parsed[0]:
+                raise TransientError(f"short body: got {len(data)} of {parsed[1] + 1 - parsed[0]} bytes")
+            return data, parsed[2]
+
+    return with_retries(url, policy, attempt, on_retry)
+
+
+def read_all(url: str, policy: RetryPolicy, on_retry: Callable[[], None] = _no_retry) -> bytes:
+    """The whole (small) file ``url`` in memory: one GET, retried from scratch on failure."""
+
+    def attempt() -> bytes:
+        if not is_http_url(url):
+            return _classify_fs(url, lambda: _fs_cat(url, None, None))
+        with open_http(url, policy) as resp:
+            announced = resp.headers.get("Content-Length")
+            try:
+                data = resp.read()
+            except (OSError, http.client.HTTPException) as err:
+                raise TransientError(f"{type(err).__name__}: {err}") from err
+        if announced is not None and announced.isdigit() and len(data) != int(announced):
+            raise TransientError(f"short body: got {len(data)} of {announced} bytes")
+        return data
+
+    return with_retries(url, policy, attempt, on_retry)
 
 
 def download(
     url: str,
-    dest: str,
+    out: IO[bytes],
     size: int,
     policy: RetryPolicy,
-    on_bytes: Callable[[int], None] = lambda n: None,
-    on_retry: Callable[[], None] = lambda: None,
+    on_bytes: Counter = _no_count,
+    on_retry: Callable[[], None] = _no_retry,
 ) -> None:
-    """Writes the ``size`` bytes of ``url`` to ``dest`` (created or truncated); raises RemoteFileError."""
-    with open(dest, "wb") as out:
+    """Writes the ``size`` bytes of ``url`` to ``out``; raises RemoteFileError naming ``url``."""
+    base = out.tell()
 
-        def attempt() -> None:
-            have = out.tell()
-            if is_http_url(url):
-                _http_copy(url, out, have, size, policy, on_bytes)
-            else:
-                _classify_fs(url, lambda: _fs_copy(url, out, have, on_bytes))
-            got = out.tell()
-            if got < size:
-                raise _Transient(f"short body: got {got} of {size} bytes")
-            if got > size:
-                raise RemoteFileError(
-                    url, f"file is larger than expected: {got} > {size} bytes", permanent=True
-                )
+    def attempt() -> None:
+        have = out.tell() - base
+        if is_http_url(url):
+            _http_copy(url, out, base, have, size, policy, on_bytes, ranged=False)
+        else:
+            _classify_fs(url, lambda: _fs_copy(url, out, have, on_bytes))
+        _check_count(url, out.tell() - base, size)
 
-        with_retries(url, policy, attempt, on_retry)
-        out.flush()
-        os.fsync(out.fileno())
+    with_retries(url, policy, attempt, on_retry)
 
 
-def _http_open(url: str, policy: RetryPolicy, *, method: str = "GET", start: int = 0):
-    headers = {"User-Agent": "lerobot-stream"}
-    if start:
-        headers["Range"] = f"bytes={start}-"
-    token = hf_token(url)
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, headers=headers, method=method)
-    try:
-        return urllib.request.urlopen(request, timeout=policy.timeout_s)
-    except urllib.error.HTTPError as err:
-        err.close()
-        if err.code in _TRANSIENT_HTTP or err.code >= 500:
-            raise _Transient(f"HTTP {err.code} {err.reason}") from err
-        raise RemoteFileError(url, f"HTTP {err.code} {err.reason}", permanent=True) from err
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
-        raise _Transient(f"{type(err).__name__}: {getattr(err, 'reason', err)}") from err
+def download_range(
+    url: str,
+    start: int,
+    end: int,
+    out: IO[bytes],
+    policy: RetryPolicy,
+    on_bytes: Counter = _no_count,
+    on_retry: Callable[[], None] = _no_retry,
+) -> None:
+    """Writes bytes ``[start, end)`` of ``url`` to ``out`` (range requests, resumed on retry)."""
+    if not 0 <= start < end:
+        raise ValueError(f"{url}: bad byte range [{start}, {end})")
+    base = out.tell()
+    size = end - start
+
+    def attempt() -> None:
+        have = out.tell() - base
+        if is_http_url(url):
+            _http_copy(url, out, base - start, start + have, end, policy, on_bytes, ranged=True)
+        else:
+            data = _classify_fs(url, lambda: _fs_cat(url, start + have, end))
+            out.write(data)
+            on_bytes(len(data))
+        _check_count(url, out.tell() - base, size)
+
+    with_retries(url, policy, attempt, on_retry)
+
+
+def fs_glob(base_url: str, pattern: str, policy: RetryPolicy) -> list[str]:
+    """Paths relative to ``base_url`` (an fsspec URL) that match the glob ``pattern``."""
+
+    def attempt() -> list[str]:
+        fs, base = fs_and_path(base_url)
+        base = base.rstrip("/")
+        return [p[len(base) + 1 :] for p in fs.glob(f"{base}/{pattern}")]
+
+    return with_retries(base_url, policy, lambda: _classify_fs(base_url, attempt))
+
+
+# --- internals ----------------------------------------------------------------------------------
+def _check_count(url: str, got: int, size: int) -> None:
+    if got < size:
+        raise TransientError(f"short body: got {got} of {size} bytes")
+    if got > size:
+        raise RemoteFileError(url, f"file is larger than expected: {got} > {size} bytes", permanent=True)
 
 
 def _http_copy(
-    url: str, out: IO[bytes], have: int, size: int, policy: RetryPolicy, on_bytes: Callable[[int], None]
+    url: str,
+    out: IO[bytes],
+    origin: int,
+    first: int,
+    end: int,
+    policy: RetryPolicy,
+    on_bytes: Counter,
+    *,
+    ranged: bool,
 ) -> None:
-    with _http_open(url, policy, start=have) as resp:
-        if have and resp.status != 206:  # the server ignored the range: start over
-            out.seek(0)
-            out.truncate()
-        total = _announced_total(resp)
-        if total is not None and total != size:
-            raise RemoteFileError(url, f"the server has {total} bytes, expected {size}", permanent=True)
-        try:
-            while chunk := resp.read(min(_CHUNK, max(size - out.tell(), 0) + 1)):
-                out.write(chunk)
-                on_bytes(len(chunk))
-        except (OSError, http.client.HTTPException) as err:
-            raise _Transient(f"{type(err).__name__} after {out.tell()} of {size} bytes: {err}") from err
+    """Copies bytes ``[first, end)`` of the file to ``out`` at position ``origin + offset``.
+
+    ``ranged``: the caller needs a range (a 200 is an error); otherwise a 200 restarts the file.
+    """
+    with open_http(url, policy, start=first, end=end if ranged else None) as resp:
+        if resp.status == 206:
+            parsed = content_range(resp)
+            if parsed is None or parsed[0] != first:
+                raise RemoteFileError(url, f"206 answer for the wrong range ({parsed})", permanent=True)
+            total = parsed[2]
+        else:  # the whole file: start over from its first byte (fine unless a range was needed)
+            length = resp.headers.get("Content-Length")
+            total = int(length) if length is not None and length.isdigit() else None
+            if ranged and (first > 0 or total != end):
+                raise RangeNotSupportedError(url)
+            first = 0
+        if not ranged and total is not None and total != end:
+            raise RemoteFileError(url, f"the server has {total} bytes, expected {end}", permanent=True)
+        out.seek(origin + first)
+        out.truncate()
+        _copy_body(url, resp, out, end - first, on_bytes)
 
 
-def _announced_total(resp: http.client.HTTPResponse) -> int | None:
-    """The whole file's size as the response announces it (Content-Range total, or Content-Length)."""
-    if resp.status == 206:
-        total = resp.headers.get("Content-Range", "").rpartition("/")[2]
-        return int(total) if total.isdigit() else None
-    length = resp.headers.get("Content-Length")
-    return int(length) if length is not None and length.isdigit() else None
+def _copy_body(url: str, resp: Any, out: IO[bytes], want: int, on_bytes: Counter) -> None:
+    """Reads at most ``want`` bytes (plus one, to notice an oversized body) of ``resp`` into ``out``."""
+    got = 0
+    try:
+        while chunk := resp.read(min(_CHUNK, max(want - got, 0) + 1)):
+            out.write(chunk)
+            got += len(chunk)
+            on_bytes(len(chunk))
+            if got > want:
+                break
+    except (OSError, http.client.HTTPException) as err:
+        raise TransientError(f"{type(err).__name__} after {got} of {want} bytes: {err}") from err
 
 
-def _fs_copy(url: str, out: IO[bytes], have: int, on_bytes: Callable[[int], None]) -> None:
-    with open_fs_file(url, block_size=0 if have == 0 else None) as src:
+def fs_and_path(url: str) -> tuple[Any, str]:
+    """The fsspec filesystem and path of ``url``; ImportError naming what to install."""
+    try:
+        import fsspec
+    except ImportError as err:
+        raise ImportError(
+            f"Reading {url} needs fsspec: pip install 'lerobot-stream[remote]' (fsspec, s3fs, aiohttp)"
+        ) from err
+    try:
+        return fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as err:
+        raise ImportError(f"Reading {url}: {err}") from err
+
+
+def _fs_size(url: str) -> int:
+    fs, path = fs_and_path(url)
+    size = fs.size(path)
+    if size is None:
+        raise RemoteFileError(url, "the store did not report a size", permanent=True)
+    return int(size)
+
+
+def _fs_cat(url: str, start: int | None, end: int | None) -> bytes:
+    fs, path = fs_and_path(url)
+    return bytes(fs.cat_file(path, start=start, end=end))
+
+
+def _fs_copy(url: str, out: IO[bytes], have: int, on_bytes: Counter) -> None:
+    fs, path = fs_and_path(url)
+    with fs.open(path, "rb", block_size=0 if have == 0 else None) as src:
         if have:
             src.seek(have)
         while chunk := src.read(_CHUNK):
@@ -180,12 +304,16 @@ def _fs_copy(url: str, out: IO[bytes], have: int, on_bytes: Callable[[int], None
             on_bytes(len(chunk))
 
 
-def _classify_fs(url: str, op: Callable[[], object]):
+def _classify_fs(url: str, op: Callable[[], Any]) -> Any:
     try:
         return op()
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as err:
-        raise RemoteFileError(url, f"{type(err).__name__}: {err}", permanent=True) from err
     except RemoteFileError:
         raise
+    except FileNotFoundError as err:
+        raise RemoteFileNotFoundError(url, f"{type(err).__name__}: {err}") from err
+    except (PermissionError, IsADirectoryError) as err:
+        raise RemoteFileError(url, f"{type(err).__name__}: {err}", permanent=True) from err
+    except ImportError:
+        raise
     except Exception as err:  # fsspec backends raise many types (aiohttp, botocore): retry them
-        raise _Transient(f"{type(err).__name__}: {err}") from err
+        raise TransientError(f"{type(err).__name__}: {err}") from err

@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from lerobot_stream.remote import DatasetLocation, resolve_location
+from lerobot_stream.retry import RetryPolicy
 
 CODEBASE_VERSION = "v3.0"
 INFO_PATH = "meta/info.json"
@@ -228,17 +229,20 @@ def load_metadata(
     root: str | Path | None,
     revision: str | None = None,
     data_files_root: str | Path | None = None,
+    policy: RetryPolicy | None = None,
 ) -> DatasetMetadata:
     """Reads a LeRobot v3 dataset's metadata, local or remote; clear errors naming the file on bad input.
 
     ``data_files_root`` (a local directory or an fsspec URL) is where ``data/`` and ``videos/`` are
     read from when they do not sit next to ``meta/`` (the reference design's bucket layout);
-    metadata always comes from ``root`` / ``repo_id``.
+    metadata always comes from ``root`` / ``repo_id``. ``policy``: retries of remote reads (a
+    server that stays unreachable raises ``ServerUnreachableError``, a missing file
+    FileNotFoundError).
     """
-    location = resolve_location(repo_id, root, revision)
+    location = resolve_location(repo_id, root, revision, policy)
     data_location = location
     if data_files_root is not None:
-        data_location = resolve_location(repo_id, data_files_root, revision)
+        data_location = resolve_location(repo_id, data_files_root, revision, policy)
         if isinstance(data_location.root, Path) and not data_location.root.is_dir():
             raise FileNotFoundError(
                 f"data_files_root {data_location.root} does not exist: it should hold the dataset's data/ "
@@ -343,8 +347,7 @@ def _load_episodes(location: DatasetLocation, files_per_chunk: int) -> pa.Table:
         )
     tables = []
     for rel in paths:
-        names = location.parquet_file(rel).schema_arrow.names
-        tables.append(location.read_parquet(rel, [n for n in names if not n.startswith("stats/")]))
+        tables.append(location.read_parquet(rel, lambda name: not name.startswith("stats/")))
     try:
         return pa.concat_tables(tables, promote_options="permissive")
     except pa.ArrowException as err:
@@ -379,9 +382,10 @@ def _load_tasks(location: DatasetLocation, rel: str) -> list[str]:
 
 
 def _load_stats(location: DatasetLocation, rel: str) -> dict[str, Any] | None:
-    if not location.exists(rel):
+    try:
+        raw = location.read_json(rel)
+    except FileNotFoundError:
         return None
-    raw = location.read_json(rel)
     return {
         key: {name: np.asarray(value) for name, value in entry.items()} if isinstance(entry, dict) else entry
         for key, entry in raw.items()

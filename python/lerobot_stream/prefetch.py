@@ -1,15 +1,22 @@
-"""``VideoPrefetcher``: downloads remote video files ahead of decode into a bounded, refcounted cache.
+"""``VideoPrefetcher``: downloads remote video bytes ahead of decode into a bounded, refcounted cache.
 
-Streaming from a remote dataset, a consumer *acquires* the video files of an episode when the
-episode enters its pool (downloads start in the background), *leases* a file's local path when it
-decodes a frame (blocking only if the download is not finished: that time is ``wait_s``), and
-*releases* the files when the episode is evicted. The last release on the node deletes the file.
+Streaming from a remote dataset, a consumer *acquires* the entries an episode needs when the
+episode enters its pool (downloads start in the background), *leases* an entry when it decodes a
+frame (blocking only if the download is not finished: that time is ``wait_s``), and *releases*
+them when the episode is evicted. The last release on the node deletes the entry. An entry
+(``CacheItem``) is a whole file (a URL string is one), a byte range of a file (an episode's
+segment of a video file), or a video file's header with its sample index
+(``lerobot_stream.video_index``).
 
     prefetcher = VideoPrefetcher("/tmp/lrs-cache", max_bytes=20 << 30)
-    prefetcher.acquire(url)                  # on admit: starts the download, returns a Future
-    with prefetcher.lease(url) as path:      # on decode: waits for the file, pins it meanwhile
-        decoder.get_frames_at(str(path), ...)
-    prefetcher.release(url)                  # on evict: the last reference deletes the file
+    item = CacheItem.byte_range(url, start, end)
+    prefetcher.acquire(item)                 # on admit: starts the download, returns a Future
+    with prefetcher.lease(item) as backing:  # on decode: waits for the bytes, pins them meanwhile
+        ...                                  # backing: the entry's Path (or bytes in memory mode)
+    prefetcher.release(item)                 # on evict: the last reference deletes the entry
+
+``cache_dir=None`` keeps entries in this process's memory instead (no disk; not shared between
+processes; ``max_bytes`` bounds this process): same refcounts, bound and progress rules.
 
 Note [Refcounts shared by processes]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -22,8 +29,10 @@ temporary name, is size-checked and then renamed, so a complete-looking file is 
 
 Note [Cache bound and progress]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-``max_bytes`` bounds the bytes of complete and in-progress files in the cache directory; a
-download starts only when its file fits (files are never written past the bound). Background
+``max_bytes`` bounds the bytes of complete and in-progress entries in the cache; a download starts
+only when its entry fits (entries are never written past the bound). Headers are the exception:
+their size is known only once fetched (about 16 bytes per video frame), so they are let in without
+reserving room and count toward the bound once complete. Background
 prefetches simply wait for room. When the bound is smaller than the working set (the files of the
 episodes in the pools), waiting alone could deadlock: every pooled file holds a reference, and the
 decoder needs a file that cannot fit. So a *demand* (``lease``/``local_path`` of a file that is not
@@ -40,11 +49,15 @@ frees its blocks when they close it, so usage can exceed the bound by files open
 Note [Lingering pins]
 ~~~~~~~~~~~~~~~~~~~~~
 Writing the shared record around every decode would cost milliseconds per frame, so a pin
-outlives its lease: the prefetcher keeps one shared pin per file it has leased, and later leases
-of that file take an in-process fast path (no lock, no I/O). The pin goes when the prefetcher
-releases the file, and every idle pin goes as soon as one of its leases has to wait for a
-download. So a pinned file belongs to a consumer that is not waiting; that consumer will release
-it or wait (dropping it), which keeps the progress argument of Note [Cache bound and progress].
+outlives its lease: the prefetcher keeps one shared pin per entry it has leased, and later leases
+of that entry take an in-process fast path (no lock, no I/O). The pin goes when the prefetcher
+releases the entry, and while any lease of this prefetcher waits for room in the cache, every
+idle pin (one no thread is decoding from right now) is dropped, at each turn of the wait: several
+threads share one prefetcher (cameras decoded in parallel, the episode planner), so a pin kept by a
+thread that finished its lease must not block another that waits. So when a lease waits for room,
+a pinned entry is being decoded by a consumer that is not waiting, which keeps the progress
+argument of Note [Cache bound and progress]. (Waits for a download in flight or for a free download
+slot keep the pins: dropping them would not help, and would cost every later lease a lookup.)
 
 Thread-safe; one instance per process (a pickled or forked copy starts with no references).
 """
@@ -62,30 +75,31 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from lerobot_stream.cache_state import (
-    CacheState,
-    file_key,
-    new_record,
-    owner_id,
-    resident_bytes,
-    stale_parts,
-)
-from lerobot_stream.download import RemoteFileError, RetryPolicy, download, fetch_size
+from lerobot_stream.cache_items import Backing, CacheItem, as_item, fetch_item
+from lerobot_stream.cache_state import CacheState, MemoryCacheState, new_record, owner_id, resident_bytes
+from lerobot_stream.download import fetch_size
+from lerobot_stream.retry import RemoteFileError, RetryPolicy
 
-__all__ = ["PrefetchStats", "RemoteFileError", "VideoPrefetcher"]
+__all__ = ["CacheItem", "PrefetchStats", "RemoteFileError", "VideoPrefetcher"]
 
 _POLL_S = 0.02
 _MAX_POLL_S = 0.1
+# A background prefetch waits for this process's downloads (it is woken when one ends) or for
+# another process's (noticed by polling): polling slowly costs nothing a decode waits for.
+_MAX_BACKGROUND_POLL_S = 0.5
 
 
 @dataclass
 class PrefetchStats:
-    """This process's prefetch counters."""
+    """This process's prefetch counters (bytes and downloads of every kind of entry together)."""
 
     bytes_downloaded: int = 0
     downloads: int = 0
+    header_bytes: int = 0  # of which video headers (file boxes and sample tables)
+    segment_bytes: int = 0  # of which episode byte ranges
+    file_bytes: int = 0  # of which whole files
     cache_hits: int = 0  # acquisitions that found the file already complete in the cache
     waits: int = 0  # leases that had to wait for a download
     wait_s: float = 0.0  # seconds leases blocked on the network
@@ -98,10 +112,11 @@ class _Closed(Exception):
 
 
 class VideoPrefetcher:
-    """A bounded, node-shared, refcounted download cache for remote video files.
+    """A bounded, node-shared, refcounted download cache for remote video bytes.
 
     Where and how much:
-        cache_dir: local directory; every process on the node using it shares its files.
+        cache_dir: local directory; every process on the node using it shares its entries.
+            ``None``: this process's memory (leases give ``bytes`` instead of paths).
         max_bytes: bound on the cache's bytes (Note [Cache bound and progress]).
     Network:
         max_concurrency: downloads in flight on the node.
@@ -115,7 +130,7 @@ class VideoPrefetcher:
 
     def __init__(
         self,
-        cache_dir: str | os.PathLike,
+        cache_dir: str | os.PathLike | None,
         max_bytes: int,
         max_concurrency: int = 4,
         *,
@@ -129,22 +144,32 @@ class VideoPrefetcher:
             raise ValueError(f"max_bytes must be > 0, got {max_bytes}")
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
-        self.cache_dir = Path(cache_dir)
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.max_bytes = int(max_bytes)
         self.max_concurrency = int(max_concurrency)
         self.policy = RetryPolicy(retries, backoff_s, max_backoff_s, timeout_s)
         self._progress = progress
-        self._state = CacheState(self.cache_dir)
-        self._state.sweep_orphans()
         self._start_process()
+        self._state.sweep_orphans()
+
+    @property
+    def in_memory(self) -> bool:
+        """True when entries live in this process's memory (``cache_dir=None``)."""
+        return self.cache_dir is None
 
     def _start_process(self) -> None:
+        self._state: CacheState | MemoryCacheState = (
+            MemoryCacheState() if self.cache_dir is None else CacheState(self.cache_dir)
+        )
         self._pid = os.getpid()
         self._owner = owner_id()
         self._mutex = threading.Lock()
         self._changed = threading.Condition(self._mutex)
         self._held: Counter[str] = Counter()
         self._futures: dict[str, Future] = {}
+        self._items: dict[str, CacheItem] = {}  # held items by key (their fetch functions)
+        self._downloading: set[str] = set()  # keys this process downloads now
+        self._abandoned: set[str] = set()  # of which released meanwhile: stop them
         self._failures: dict[str, BaseException] = {}  # background downloads that gave up
         self._leases: Counter[str] = Counter()  # leases open now, per key
         self._pinned: set[str] = set()  # keys this prefetcher pins in the shared record
@@ -159,95 +184,115 @@ class VideoPrefetcher:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._state = CacheState(self.cache_dir)
         self._start_process()
 
     # --- public API ---------------------------------------------------------------------------
-    def acquire(self, url: str, expected_size: int | None = None) -> Future:
-        """Adds a reference to ``url`` and starts its download in the background if needed.
+    def acquire(self, item: CacheItem | str, expected_size: int | None = None) -> Future:
+        """Adds a reference to ``item`` and starts its download in the background if needed.
 
-        Returns a Future that completes when the file is in the cache (or fails with
-        RemoteFileError). ``expected_size`` skips the HEAD request that asks for the size.
+        Returns a Future that completes with the entry's backing (Path, or bytes in memory mode)
+        when it is in the cache, or fails with RemoteFileError. A string is a whole-file URL;
+        ``expected_size`` (whole files) skips the HEAD request that asks for the size.
         """
         self._check_process()
-        key = file_key(url)
+        item = as_item(item, expected_size)
+        key = item.key
         with self._state.locked() as files:
-            record = files.setdefault(key, new_record(url, expected_size))
-            if record["size"] is None and expected_size is not None:
-                record["size"] = int(expected_size)
+            record = files.setdefault(key, new_record(item.url, item.size, item.kind))
+            if record["size"] is None and item.size is not None:
+                record["size"] = int(item.size)
             record["refs"][self._owner] = record["refs"].get(self._owner, 0) + 1
-            ready = record["status"] == "ready"
+            ready = record["status"] == "ready" and self._state.has(key)
+            backing = self._state.backing(key) if ready else None
         with self._mutex:
             self._held[key] += 1
+            self._items.setdefault(key, item)
+            self._abandoned.discard(key)
             if ready:
                 self.stats.cache_hits += 1
                 done: Future = Future()
-                done.set_result(self._state.data_path(key))
+                done.set_result(backing)
                 return done
             future = self._futures.get(key)
             if future is None or (future.done() and future.exception() is not None):
                 self._failures.pop(key, None)
-                future = self._pool().submit(self._ensure, key, url, False, False, None)
+                future = self._pool().submit(self._ensure, key, False, False, None)
                 self._futures[key] = future
             return future
 
-    def release(self, url: str) -> None:
-        """Drops one reference to ``url``; the node's last reference deletes the file."""
+    def release(self, *items: CacheItem | str) -> None:
+        """Drops one reference to each item; the node's last reference deletes an entry."""
         self._check_process()
-        key = file_key(url)
+        keys = [as_item(item).key for item in items]
+        unpins = []
         with self._mutex:
-            if self._held[key] <= 0:
-                raise ValueError(f"release({url!r}) without a matching acquire in this process")
-            self._held[key] -= 1
-            unpin = not self._held[key] and key in self._pinned and not self._leases.get(key)
-            if not self._held[key]:
-                del self._held[key]
-            if unpin:
-                self._pinned.discard(key)
+            for item, key in zip(items, keys, strict=True):
+                if self._held[key] <= 0:
+                    raise ValueError(f"release({item!r}) without a matching acquire in this process")
+                self._held[key] -= 1
+                unpin = not self._held[key] and key in self._pinned and not self._leases.get(key)
+                if not self._held[key]:
+                    del self._held[key]
+                    self._items.pop(key, None)
+                    self._futures.pop(key, None)
+                    self._failures.pop(key, None)
+                    if key in self._downloading:
+                        self._abandoned.add(key)  # nobody here wants it any more: stop downloading
+                if unpin:
+                    self._pinned.discard(key)
+                unpins.append(unpin)
         with self._state.locked() as files:
-            record = files.get(key)
-            if record is not None and unpin:
-                record["pins"].pop(self._owner, None)
-            if record is not None and self._owner in record["refs"]:
-                record["refs"][self._owner] -= 1
-                if not record["refs"][self._owner]:
-                    del record["refs"][self._owner]
-                if not record["refs"] and record["status"] != "downloading":
-                    self._state.forget(files, key)
+            for key, unpin in zip(keys, unpins, strict=True):
+                record = files.get(key)
+                if record is not None and unpin:
+                    record["pins"].pop(self._owner, None)
+                if record is not None and self._owner in record["refs"]:
+                    record["refs"][self._owner] -= 1
+                    if not record["refs"][self._owner]:
+                        del record["refs"][self._owner]
+                    if not record["refs"] and record["status"] != "downloading":
+                        self._state.forget(files, key)
         with self._changed:
             self._changed.notify_all()
 
     @contextlib.contextmanager
-    def lease(self, url: str, timeout: float | None = None) -> Iterator[Path]:
-        """The local path of an acquired ``url``, pinned (never dropped) until the block exits.
+    def lease(self, item: CacheItem | str, timeout: float | None = None) -> Iterator[Backing]:
+        """The backing of an acquired ``item`` (Path, or bytes in memory mode), pinned in the block.
 
-        Blocks until the file is downloaded (time counted in ``stats.wait_s``); raises
+        Blocks until the entry is downloaded (time counted in ``stats.wait_s``); raises
         RemoteFileError for a failed download and TimeoutError after ``timeout`` seconds.
         """
-        key = file_key(url)
+        key = as_item(item).key
         with self._mutex:  # fast path: already pinned by this process (Note [Lingering pins])
             fast = key in self._pinned and bool(self._held.get(key))
             if fast:
                 self._leases[key] += 1
+        if fast:
+            try:
+                backing: Backing = self._state.backing(key)
+            except KeyError:  # memory mode: evicted between our pin check and now (cannot happen
+                fast = False  # while pinned; kept for safety)
+                with self._mutex:
+                    self._leases[key] -= 1
         if not fast:
-            self._wait_ready(key, url, pin=True, timeout=timeout)
+            backing = self._wait_ready(key, pin=True, timeout=timeout)
             with self._mutex:
                 self._pinned.add(key)
                 self._leases[key] += 1
         try:
-            yield self._state.data_path(key)
+            yield backing
         finally:
             with self._mutex:
                 self._leases[key] -= 1
                 if not self._leases[key]:
                     del self._leases[key]
 
-    def local_path(self, url: str, timeout: float | None = None) -> Path:
-        """Waits for an acquired ``url`` and returns its local path, unpinned (prefer ``lease``)."""
-        return self._wait_ready(self._key_of_held(url), url, pin=False, timeout=timeout)
+    def local_path(self, item: CacheItem | str, timeout: float | None = None) -> Backing:
+        """Waits for an acquired ``item`` and returns its backing, unpinned (prefer ``lease``)."""
+        return self._wait_ready(self._key_of_held(as_item(item).key), pin=False, timeout=timeout)
 
     def cached_bytes(self) -> int:
-        """Bytes of complete and in-progress files in the cache directory (all processes)."""
+        """Bytes of complete and in-progress entries in the cache (all processes sharing it)."""
         with self._state.locked() as files:
             return resident_bytes(files)
 
@@ -257,11 +302,10 @@ class VideoPrefetcher:
             return
         with self._mutex:
             held = dict(self._held)
+            items = dict(self._items)
         for key, count in held.items():
-            url = self._url_of(key)
             for _ in range(count):
-                if url is not None:
-                    self.release(url)
+                self.release(items[key])
         self._closed = True
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
@@ -274,35 +318,32 @@ class VideoPrefetcher:
         self.close()
 
     # --- internals ------------------------------------------------------------------------------
+    def _where(self) -> str:
+        return "memory" if self.cache_dir is None else str(self.cache_dir)
+
     def _check_process(self) -> None:
         if os.getpid() != self._pid:  # a forked copy: the parent's threads and references are not ours
             self._start_process()
         if self._closed:
-            raise RuntimeError(f"VideoPrefetcher({self.cache_dir}) is closed")
+            raise RuntimeError(f"VideoPrefetcher({self._where()}) is closed")
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="lrs-prefetch")
         return self._executor
 
-    def _key_of_held(self, url: str) -> str:
-        key = file_key(url)
+    def _key_of_held(self, key: str) -> str:
         with self._mutex:
             if not self._held.get(key):
-                raise ValueError(f"{url}: not acquired by this process (call acquire() on admit)")
+                raise ValueError(f"{key}: not acquired by this process (call acquire() on admit)")
         return key
 
-    def _url_of(self, key: str) -> str | None:
-        with self._state.locked() as files:
-            record = files.get(key)
-            return None if record is None else record["url"]
-
-    def _wait_ready(self, key: str, url: str, *, pin: bool, timeout: float | None) -> Path:
+    def _wait_ready(self, key: str, *, pin: bool, timeout: float | None) -> Backing:
         self._check_process()
-        self._key_of_held(url)
+        self._key_of_held(key)
         start = time.monotonic()
         try:
-            path = self._ensure(key, url, True, pin, None if timeout is None else start + timeout)
+            backing = self._ensure(key, True, pin, None if timeout is None else start + timeout)
         finally:
             waited = time.monotonic() - start
             if waited > 0.001:
@@ -310,47 +351,49 @@ class VideoPrefetcher:
                     self.stats.waits += 1
                     self.stats.wait_s += waited
         self._first_lease_done = True
-        if path is None:
-            raise ValueError(f"{url}: released while waiting for it")
-        return path
+        if backing is None:
+            raise ValueError(f"{self._items.get(key, key)}: released while waiting for it")
+        return backing
 
-    def _ensure(self, key: str, url: str, demand: bool, pin: bool, deadline: float | None) -> Path | None:
+    def _ensure(self, key: str, demand: bool, pin: bool, deadline: float | None) -> Backing | None:
         """Loops until ``key`` is complete in the cache (downloading it here when admitted)."""
+        with self._mutex:
+            item = self._items.get(key)
+        if item is None:  # released before this (background) call started
+            return None
         poll = _POLL_S
         bar = None
-        dropped_pins = False
         try:
             while True:
                 if self._closed:
                     raise _Closed
-                if demand:  # the background download of this file gave up: report why
+                if demand:  # the background download of this entry gave up: report why
                     self._raise_background_failure(key)
-                action, size = self._step(key, url, demand, pin)
+                action, size, backing = self._step(key, demand, pin)
                 if action == "ready":
-                    return self._state.data_path(key)
+                    return backing
                 if action == "gone":
                     return None
                 if action == "size":
-                    self._learn_size(key, url)
+                    self._learn_size(key, item)
                     continue
                 if action == "download":
-                    self._download(key, url, size, background=not demand)
+                    self._download(key, item, size, background=not demand)
                     continue
-                if demand and not dropped_pins:
-                    self._drop_idle_pins()  # Note [Lingering pins]: a waiting consumer pins nothing
-                    dropped_pins = True
+                if demand and action == "wait-room":  # Note [Lingering pins]: while a lease waits
+                    self._drop_idle_pins()  # for room, this prefetcher pins only what is decoded
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(
-                        f"{url}: not in the cache after waiting (cache {self.cache_dir} holds "
+                        f"{item.url}: not in the cache after waiting (cache {self._where()} holds "
                         f"{self.cached_bytes()} of max_bytes={self.max_bytes})"
                     )
                 if demand and bar is None and size and self._show_progress():
-                    bar = _progress_bar(url, size)
+                    bar = _progress_bar(item.url, size)
                 if bar is not None:
-                    bar.update(max(_part_bytes(self.cache_dir, key) - bar.n, 0))
+                    bar.update(max(self._state.part_bytes(key) - bar.n, 0))
                 with self._changed:
                     self._changed.wait(poll)
-                poll = min(poll * 1.5, _MAX_POLL_S)
+                poll = min(poll * 1.5, _MAX_POLL_S if demand else _MAX_BACKGROUND_POLL_S)
         finally:
             if bar is not None:
                 bar.close()
@@ -358,6 +401,8 @@ class VideoPrefetcher:
     def _drop_idle_pins(self) -> None:
         with self._mutex:
             idle = {k for k in self._pinned if not self._leases.get(k)}
+            if not idle:
+                return
             self._pinned -= idle
         if idle:
             with self._state.locked() as files:
@@ -371,35 +416,39 @@ class VideoPrefetcher:
         if failure is not None:
             raise failure
 
-    def _step(self, key: str, url: str, demand: bool, pin: bool) -> tuple[str, int]:
+    def _step(self, key: str, demand: bool, pin: bool) -> tuple[str, int, Backing | None]:
         """One locked look at ``key``: ready (pinned if asked), gone, size, download or wait."""
         with self._state.locked() as files:
             record = files.get(key)
             if record is None or self._owner not in record["refs"]:
-                return "gone", 0
-            if record["status"] == "ready" and not self._state.data_path(key).exists():
+                return "gone", 0, None
+            if record["status"] == "ready" and not self._state.has(key):
                 record["status"] = "queued"  # deleted behind our back: fetch it again
             if record["status"] == "ready":
                 record["last_used"] = time.time()
                 if pin:
                     record["pins"][self._owner] = 1  # one shared pin per prefetcher
-                return "ready", record["size"]
-            if record["size"] is None:
-                return "size", 0
-            if record["status"] == "queued" and self._admit(files, key, demand):
+                return "ready", record["size"], self._state.backing(key)
+            if record["size"] is None and record.get("kind") != "header":
+                return "size", 0, None
+            if record["status"] != "queued":
+                return "wait", record["size"] or 0, None  # someone downloads it
+            verdict = self._admit(files, key, demand)
+            if verdict == "yes":
                 record["status"] = "downloading"
                 record["downloader"] = self._owner
-                return "download", record["size"]
-            return "wait", record["size"]
+                return "download", record["size"] or 0, None
+            return f"wait-{verdict}", record["size"] or 0, None
 
-    def _admit(self, files: dict[str, dict[str, Any]], key: str, demand: bool) -> bool:
-        """Whether ``key`` may start downloading now; see Note [Cache bound and progress]."""
+    def _admit(self, files: dict[str, dict[str, Any]], key: str, demand: bool) -> str:
+        """Whether ``key`` may start downloading now: "yes", "busy" (too many downloads) or "room"
+        (the bound); see Note [Cache bound and progress]."""
         if sum(r["status"] == "downloading" for r in files.values()) >= self.max_concurrency:
-            return False
-        size = files[key]["size"]
+            return "busy"
+        size = files[key]["size"] or 0  # a header's size is learned by its fetch
         used = resident_bytes(files)
         if used + size <= self.max_bytes:
-            return True
+            return "yes"
         droppable = sorted(
             (r["last_used"], k)
             for k, r in files.items()
@@ -407,15 +456,15 @@ class VideoPrefetcher:
         )
         if not demand:
             droppable = []
-        kept = used - sum(files[k]["size"] for _, k in droppable)
+        kept = used - sum(files[k]["size"] or 0 for _, k in droppable)
         if kept + size > self.max_bytes and not (kept == 0 and size > self.max_bytes):
-            return False
+            return "room"
         for _, victim in droppable:
             if used + size <= self.max_bytes:
                 break
             files[victim]["status"] = "queued"
-            self._state.data_path(victim).unlink(missing_ok=True)
-            used -= files[victim]["size"]
+            self._state.delete(victim)
+            used -= files[victim]["size"] or 0
             self.stats.evictions += 1
         if size > self.max_bytes:
             warnings.warn(
@@ -424,29 +473,38 @@ class VideoPrefetcher:
                 RuntimeWarning,
                 stacklevel=2,
             )
-        return True
+        return "yes"
 
-    def _learn_size(self, key: str, url: str) -> None:
-        size = fetch_size(url, self.policy, on_retry=self._count_retry)
+    def _learn_size(self, key: str, item: CacheItem) -> None:
+        size = fetch_size(item.url, self.policy, on_retry=self._count_retry)
         with self._state.locked() as files:
             record = files.get(key)
             if record is not None and record["size"] is None:
                 record["size"] = size
 
-    def _download(self, key: str, url: str, size: int, *, background: bool) -> None:
-        part = self._state.part_path(key, self._owner)
+    def _download(self, key: str, item: CacheItem, size: int, *, background: bool) -> None:
+        part: IO[bytes] | None = None
 
         def on_bytes(n: int) -> None:
-            if self._closed:
+            if self._closed or key in self._abandoned:
                 raise _Closed
             with self._mutex:
                 self.stats.bytes_downloaded += n
+                if item.kind == "header":
+                    self.stats.header_bytes += n
+                elif item.kind == "range":
+                    self.stats.segment_bytes += n
+                else:
+                    self.stats.file_bytes += n
 
+        with self._mutex:
+            self._downloading.add(key)
         try:
-            download(url, str(part), size, self.policy, on_bytes=on_bytes, on_retry=self._count_retry)
+            part = self._state.open_part(key, self._owner)
+            fetch_item(item, part, size, self.policy, on_bytes, self._count_retry)
         except BaseException as err:
-            if background:  # visible to waiting leases before the record goes back to "queued"
-                with self._mutex:
+            if background and not isinstance(err, _Closed):  # seen by waiting leases before the
+                with self._mutex:  # record goes back to "queued"
                     self._failures[key] = err
             with self._state.locked() as files:
                 record = files.get(key)
@@ -454,18 +512,26 @@ class VideoPrefetcher:
                     record["status"], record["downloader"] = "queued", None
                     if not record["refs"]:
                         del files[key]
-                part.unlink(missing_ok=True)
+                self._state.discard(key, self._owner, part)
             raise
+        finally:
+            with self._mutex:
+                self._downloading.discard(key)
+                self._abandoned.discard(key)
         with self._state.locked() as files:
             record = files.get(key)
             if record is None or record["downloader"] != self._owner or not record["refs"]:
-                part.unlink(missing_ok=True)  # released (or taken over) while downloading
+                self._state.discard(key, self._owner, part)  # released (or taken over) meanwhile
                 if record is not None and not record["refs"]:
                     del files[key]
             else:
-                os.rename(part, self._state.data_path(key))
+                record["size"] = self._state.commit(key, self._owner, part)
                 record["status"], record["downloader"] = "ready", None
                 record["last_used"] = time.time()
+                with self._mutex:  # pinned for our first lease (Note [Lingering pins]): no lookup
+                    if self._held.get(key):
+                        record["pins"][self._owner] = 1
+                        self._pinned.add(key)
         with self._changed:
             self.stats.downloads += 1
             self._changed.notify_all()
@@ -481,14 +547,6 @@ class VideoPrefetcher:
         if flag is not None:
             return flag not in ("0", "", "false")
         return bool(self._progress) if self._progress is not None else sys.stderr.isatty()
-
-
-def _part_bytes(cache_dir: Path, key: str) -> int:
-    total = 0
-    for part in stale_parts(cache_dir, key):
-        with contextlib.suppress(FileNotFoundError):
-            total += os.path.getsize(part)
-    return total
 
 
 def _progress_bar(url: str, size: int) -> Any:

@@ -13,13 +13,19 @@ reader joins relative paths to (``meta/info.json``, ``data/chunk-000/file-000.pa
 
 Note [Remote reads]
 ~~~~~~~~~~~~~~~~~~~
-Nothing is downloaded whole up front. JSON metadata is read with one GET. Parquet files are opened
-through an fsspec file object with a block cache (``block_size``), so ``pyarrow.parquet.ParquetFile``
-reads the footer and then only the column chunks of the row groups asked for (a few range requests
-per row group). Video files are not read here: the prefetcher downloads them whole (decoders seek
-all over a file), see ``lerobot_stream.prefetch``.
+Nothing is downloaded whole up front, and every read retries like a download does (Note [Transient
+and permanent errors] in ``lerobot_stream.retry``). JSON metadata and the small metadata parquet
+files (tasks, episodes) are read with one GET each, once per process (the metadata is pickled into
+DataLoader workers). Data parquet files are opened with exact range requests: the footer once per
+process, then the row groups an episode needs (Note [Parquet bytes] in
+``lerobot_stream.remote_parquet``). Video files are not read here: the video prefetcher fetches
+each file's header once per node and each pooled episode's byte range (``lerobot_stream.video_files``).
+A 404 means "missing" (FileNotFoundError naming the file); a server that cannot be reached after
+the retries (refused, reset, timed out, 5xx) raises ``ServerUnreachableError`` naming the URL.
+``hf://`` files are read through the Hub's ``resolve`` HTTPS URLs (Note [Redirects and the Hub
+token] in ``lerobot_stream.http_client``); other schemes (``s3://``, ``gs://``) through fsspec.
 
-Thread-safe: fsspec filesystems are cached per protocol and safe to share; file objects are not.
+Thread-safe: every read is independent; fsspec filesystems are cached per protocol and safe to share.
 """
 
 from __future__ import annotations
@@ -27,16 +33,23 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-PARQUET_BLOCK_SIZE = 1 << 20
-_HF_ENDPOINT = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+from lerobot_stream.download import fetch_size, fs_glob, read_all
+from lerobot_stream.http_client import hf_endpoint, hf_token, is_http_url
+from lerobot_stream.remote_parquet import open_remote_parquet
+from lerobot_stream.retry import RemoteFileError, RetryPolicy, ServerUnreachableError
+
+__all__ = ["DatasetLocation", "hf_token", "is_http_url", "is_url", "resolve_location"]
+
+T = TypeVar("T")
 
 
 def is_url(path: str | os.PathLike) -> bool:
@@ -44,26 +57,18 @@ def is_url(path: str | os.PathLike) -> bool:
     return isinstance(path, str) and "://" in path and not path.startswith("file://")
 
 
-def is_http_url(url: str) -> bool:
-    """True for ``http://`` and ``https://`` URLs."""
-    return url.startswith(("http://", "https://"))
-
-
-def hf_token(url: str) -> str | None:
-    """The Hub token to send with ``url`` (only to the Hub endpoint): ``$HF_TOKEN`` when set."""
-    return os.environ.get("HF_TOKEN") if url.startswith(_HF_ENDPOINT) else None
-
-
 @dataclass(frozen=True)
 class DatasetLocation:
     """The root of one dataset: a local ``Path`` or a URL string; joins and reads relative paths.
 
-    ``root`` is what error messages show. ``download_url(rel)`` is the URL the video prefetcher
-    fetches (``hf://`` files map to the Hub's ``resolve`` HTTPS URL so they download with ranges).
+    ``root`` is what error messages show. ``download_url(rel)`` is the URL remote reads fetch
+    (``hf://`` files map to the Hub's ``resolve`` HTTPS URL, read with range requests). ``policy``
+    is the retry policy of every remote read.
     """
 
     root: Path | str
     revision: str | None = None
+    policy: RetryPolicy = field(default_factory=RetryPolicy, compare=False)
 
     @property
     def is_local(self) -> bool:
@@ -77,14 +82,14 @@ class DatasetLocation:
         return f"{self.root.rstrip('/')}/{Path(rel).as_posix()}"
 
     def download_url(self, rel: str | os.PathLike) -> str:
-        """The URL a downloader fetches for ``rel`` (the local path as a string for local datasets)."""
+        """The URL a remote read fetches for ``rel`` (the local path as a string for local datasets)."""
         url = str(self.join(rel))
         if url.startswith("hf://datasets/"):
             repo_path = url[len("hf://datasets/") :]
             org, name, *rest = repo_path.split("/")
             name, _, rev = name.partition("@")
             revision = quote(rev or self.revision or "main", safe="")
-            return f"{_HF_ENDPOINT}/datasets/{org}/{name}/resolve/{revision}/{'/'.join(rest)}"
+            return f"{hf_endpoint()}/datasets/{org}/{name}/resolve/{revision}/{'/'.join(rest)}"
         return url
 
     def exists(self, rel: str | os.PathLike) -> bool:
@@ -92,8 +97,11 @@ class DatasetLocation:
         target = self.join(rel)
         if isinstance(target, Path):
             return target.exists()
-        fs, path = _fs_and_path(target)
-        return bool(fs.exists(path))
+        try:
+            self._remote(rel, lambda url: fetch_size(url, self.policy))
+        except FileNotFoundError:
+            return False
+        return True
 
     def read_json(self, rel: str | os.PathLike) -> Any:
         """Parses ``rel`` as JSON; FileNotFoundError / ValueError naming the file."""
@@ -102,8 +110,7 @@ class DatasetLocation:
             if isinstance(target, Path):
                 data = target.read_bytes()
             else:
-                with open_fs_file(target, block_size=0) as f:
-                    data = f.read()
+                data = self._remote(rel, lambda url: read_all(url, self.policy))
         except FileNotFoundError:
             raise FileNotFoundError(f"Missing dataset metadata file {target}") from None
         try:
@@ -112,39 +119,56 @@ class DatasetLocation:
             raise ValueError(f"{target} is not valid JSON: {err}") from err
 
     def parquet_file(self, rel: str | os.PathLike) -> pq.ParquetFile:
-        """Opens ``rel`` for row-group reads (range requests for URLs, see Note [Remote reads])."""
+        """Opens ``rel`` for row-group reads (exact range requests for URLs, see Note [Remote reads])."""
         target = self.join(rel)
         try:
             if isinstance(target, Path):
                 if not target.is_file():
                     raise FileNotFoundError(target)
                 return pq.ParquetFile(target)
-            return pq.ParquetFile(open_fs_file(target, block_size=PARQUET_BLOCK_SIZE))
+            return self._remote(rel, lambda url: open_remote_parquet(url, self.policy))
         except FileNotFoundError:
             raise FileNotFoundError(f"Missing dataset file {target}") from None
+        except RemoteFileError:
+            raise
         except (OSError, pa.ArrowException) as err:
             raise ValueError(f"Cannot read parquet file {target}: {err}") from err
 
-    def read_parquet(self, rel: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
-        """Reads the ``columns`` of ``rel`` (all row groups)."""
-        pf = self.parquet_file(rel)
+    def read_parquet(
+        self, rel: str | os.PathLike, columns: list[str] | Callable[[str], bool] | None = None
+    ) -> pa.Table:
+        """Reads ``rel`` whole (one GET when remote): ``columns`` names or a predicate on names."""
+        target = self.join(rel)
         try:
+            if isinstance(target, Path):
+                if not target.is_file():
+                    raise FileNotFoundError(target)
+                pf = pq.ParquetFile(target)
+            else:
+                data = self._remote(rel, lambda url: read_all(url, self.policy))
+                pf = pq.ParquetFile(pa.BufferReader(data))
+            if callable(columns):
+                columns = [n for n in pf.schema_arrow.names if columns(n)]
             return pf.read(columns=columns)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"Missing dataset file {target}") from None
+        except RemoteFileError:
+            raise
         except (OSError, pa.ArrowException) as err:
-            raise ValueError(f"Cannot read parquet file {self.join(rel)}: {err}") from err
+            raise ValueError(f"Cannot read parquet file {target}: {err}") from err
 
     def list_numbered_files(self, pattern: str, files_per_chunk: int) -> list[str]:
         """Relative paths of ``pattern.format(chunk_index=c, file_index=f)`` that exist, in order.
 
-        Local and listable stores (s3, hf) are globbed; plain HTTP servers cannot list, so files are
-        probed in order (file f+1 of the chunk, else file 0 of the next chunk) until one is missing.
+        Local and listable stores (s3, gs) are globbed; HTTP servers (and the Hub, read over HTTPS)
+        cannot list, so files are probed in order (file f+1 of the chunk, else file 0 of the next
+        chunk) until one is missing.
         """
         glob = re.sub(r"\{[^}]*\}", "*", pattern)
         if isinstance(self.root, Path):
             return sorted(p.relative_to(self.root).as_posix() for p in self.root.glob(glob))
-        if not is_http_url(self.root):
-            fs, base = _fs_and_path(str(self.join("")))
-            return sorted(p[len(base.rstrip("/")) + 1 :] for p in fs.glob(f"{base.rstrip('/')}/{glob}"))
+        if not is_http_url(self.download_url("x")):
+            return sorted(self._remote(None, lambda url: fs_glob(url, glob, self.policy)))
         found: list[str] = []
         chunk, index = 0, 0
         while True:
@@ -158,24 +182,40 @@ class DatasetLocation:
                 return found
             chunk, index = chunk + 1, 0
 
+    def _remote(self, rel: str | os.PathLike | None, op: Callable[[str], T]) -> T:
+        """Runs ``op(url of rel)`` (``rel`` None: the root); a read that gave up after retries becomes
+        ServerUnreachableError."""
+        url = str(self.root) if rel is None else self.download_url(rel)
+        try:
+            return op(url)
+        except ServerUnreachableError:
+            raise
+        except RemoteFileError as err:
+            if err.permanent:
+                raise
+            raise ServerUnreachableError(url, err.reason, self.policy.retries + 1) from err
 
-def resolve_location(repo_id: str, root: str | os.PathLike | None, revision: str | None) -> DatasetLocation:
+
+def resolve_location(
+    repo_id: str, root: str | os.PathLike | None, revision: str | None, policy: RetryPolicy | None = None
+) -> DatasetLocation:
     """The dataset root for lerobot's (``repo_id``, ``root``, ``revision``); see the module docstring."""
     from lerobot_stream.metadata import default_root  # metadata imports this module
 
+    policy = policy or RetryPolicy()
     if root is not None:
         if is_url(str(root)):
-            return _url_location(str(root), revision)
-        return DatasetLocation(Path(str(root).removeprefix("file://")), revision)
+            return _url_location(str(root), revision, policy)
+        return DatasetLocation(Path(str(root).removeprefix("file://")), revision, policy)
     if is_url(repo_id):
-        return _url_location(repo_id, revision)
+        return _url_location(repo_id, revision, policy)
     local = default_root(repo_id)
     if local.is_dir():
-        return DatasetLocation(local, revision)
-    return _url_location(f"hf://datasets/{repo_id}", revision)
+        return DatasetLocation(local, revision, policy)
+    return _url_location(f"hf://datasets/{repo_id}", revision, policy)
 
 
-def _url_location(url: str, revision: str | None) -> DatasetLocation:
+def _url_location(url: str, revision: str | None, policy: RetryPolicy) -> DatasetLocation:
     """A URL root; ``hf://datasets/org/name`` gets ``@revision`` (fsspec's spelling) when one is given."""
     url = url.rstrip("/")
     if url.startswith("hf://datasets/") and revision:
@@ -183,35 +223,4 @@ def _url_location(url: str, revision: str | None) -> DatasetLocation:
         if len(org_name) >= 2 and "@" not in org_name[1]:
             org_name[1] += "@" + quote(revision, safe="")
             url = "hf://datasets/" + "/".join(org_name)
-    return DatasetLocation(url, revision)
-
-
-def open_fs_file(url: str, *, block_size: int | None = None) -> IO[bytes]:
-    """Opens ``url`` for reading via fsspec; ``block_size`` sets the range-request size (0: stream)."""
-    fs, path = _fs_and_path(url)
-    kwargs: dict[str, Any] = {}
-    if block_size is not None:
-        kwargs["block_size"] = block_size
-    return fs.open(path, "rb", **kwargs)
-
-
-def remote_size(url: str) -> int:
-    """Size in bytes of ``url`` via fsspec."""
-    fs, path = _fs_and_path(url)
-    size = fs.size(path)
-    if size is None:
-        raise OSError(f"{url}: the store did not report a size")
-    return int(size)
-
-
-def _fs_and_path(url: str):
-    try:
-        import fsspec
-    except ImportError as err:
-        raise ImportError(
-            f"Reading {url} needs fsspec: pip install 'lerobot-stream[remote]' (fsspec, aiohttp)"
-        ) from err
-    try:
-        return fsspec.core.url_to_fs(url)
-    except (ImportError, ValueError) as err:
-        raise ImportError(f"Reading {url}: {err}") from err
+    return DatasetLocation(url, revision, policy)

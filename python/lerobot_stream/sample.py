@@ -214,7 +214,9 @@ class SampleBuilder:
         with contextlib.ExitStack() as held:
             paths = [held.enter_context(self._videos.local(r.episode, r.key)) for r in requests]
             depth = [self.is_depth(r.key) for r in requests]
-            sizes = [None if d else self._frame_sizes.get(p) for p, d in zip(paths, depth, strict=True)]
+            # Frame sizes are learned per camera: remote episodes decode from a new ByteSource each time.
+            known_sizes = self._frame_sizes
+            sizes = [None if d else known_sizes.get(r.key) for r, d in zip(requests, depth, strict=True)]
             tensors = [None if d else t for t, d in zip(outputs(sizes), depth, strict=True)]
             known = [i for i, t in enumerate(tensors) if t is not None]
             if known:
@@ -223,7 +225,7 @@ class SampleBuilder:
                     [requests[i].timestamps for i in known],
                     [tensors[i] for i in known],
                     self._tolerance_s,
-                    parallelism=min(self.parallelism, len({paths[i] for i in known})),
+                    parallelism=min(self.parallelism, len(known)),
                 )
             decoded: list[torch.Tensor] = []
             for i, tensor in enumerate(tensors):
@@ -236,7 +238,7 @@ class SampleBuilder:
                     tensor = self._decoder.get_frames_at(
                         paths[i], requests[i].timestamps, self._tolerance_s, dtype=self.dtype
                     )
-                    self._frame_sizes[paths[i]] = (int(tensor.shape[-2]), int(tensor.shape[-1]))
+                    self._frame_sizes[requests[i].key] = (int(tensor.shape[-2]), int(tensor.shape[-1]))
                 decoded.append(tensor)
             return decoded
 

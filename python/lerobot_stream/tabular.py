@@ -44,6 +44,11 @@ class TabularStats:
     row_groups_read: int = 0
     bytes_read: int = 0
 
+    def add(self, other: TabularStats) -> None:
+        """Adds another reader's counters to these."""
+        for name, value in vars(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
     def as_dict(self) -> dict[str, float]:
         """Counters plus ``read_amplification`` (rows read per row needed)."""
         d: dict[str, float] = dict(vars(self))
@@ -82,6 +87,10 @@ class TabularReader:
         self._row_group_ranges: dict[Path | str, np.ndarray | None] = {}
         self._row_groups: OrderedDict[tuple[Path | str, int], pa.Table] = OrderedDict()
         self.stats = TabularStats()
+
+    def fork(self) -> TabularReader:
+        """A new reader of the same dataset and columns (for another thread)."""
+        return TabularReader(self._meta, self._columns)
 
     def read_episode(self, episode_index: int) -> EpisodeRows:
         """All rows of ``episode_index``, in frame order; errors name the data file."""

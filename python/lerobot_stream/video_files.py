@@ -1,19 +1,33 @@
-"""The video files a consumer's pooled episodes need: local paths, or remote files via the prefetcher.
+"""The video bytes a consumer's pooled episodes need: local files, or remote episode segments.
 
 The dataset calls three hooks (Note [Prefetch on admit]); for a local dataset they do nothing but
 join paths. For a remote one:
 
-    admit(episode)   when the episode enters the pool: acquire each camera's file (downloads start)
-    local(ep, key)   around each decode: lease the file's local path (waits only if not downloaded)
-    evict(episode)   when the episode leaves the pool: release its files (the last one deletes them)
+    admit(episode)   the episode entered the pool: plan and start fetching its bytes per camera
+    local(ep, key)   around each decode: what to decode (a ByteSource of the episode's segment,
+                     or a whole file's path); waits only if its bytes have not arrived
+    evict(episode)   the episode left the pool: release its bytes (the last release deletes them)
 
 Note [Prefetch on admit]
 ~~~~~~~~~~~~~~~~~~~~~~~~
-v3 packs many episodes per video file, so a file is acquired once per pooled episode that uses it
-and stays while any of them is pooled. With ``prefetch=False`` nothing starts on admit: the first
-decode of an episode acquires its file and waits for the whole download (the "no prefetch"
-baseline of the benchmark); it is still released on evict. ``close()`` (end of the iterator)
-releases everything this consumer still holds, so the cache is empty once every consumer ends.
+With ``fetch="ranges"`` (the default), admitting an episode plans each camera in the background:
+the file's index (Note [Header entries] in ``lerobot_stream.video_headers``) gives the byte range
+of the episode's samples (Note [Episode byte ranges] in ``lerobot_stream.video_index``), which is
+acquired from the prefetcher as a segment entry and downloads with one range request. Disk use is
+then about the pooled episodes' size, not their files'. A decode builds a ``ByteSource`` of the
+file's header pieces (in memory) and the segment (its cache file, or bytes in memory mode) and
+decodes exactly the frames the whole file would give. With ``fetch="whole_files"`` (and for files
+that cannot be read by ranges: Note [Whole-file fallback]) an episode acquires its whole video
+files instead, held while any pooled episode uses them. With ``prefetch=False`` nothing starts on
+admit: the first decode of an episode plans it and waits for its bytes (the "no prefetch" baseline
+of the benchmark); it is still released on evict. ``close()`` (end of the iterator) releases
+everything this consumer still holds, so the cache is empty once every consumer ends.
+
+A decode does not queue behind the background planner: it plans the camera itself when nobody has
+started to (a plan is made once: a thread asking for a slot being planned waits for that plan,
+which takes a cached index lookup and an acquire, or the file's header download), so a consumer
+waits only for downloads (Note [Cache bound and progress] in ``lerobot_stream.prefetch``). No lock
+is held across network or cache-record I/O.
 
 One instance per consumer (per process); the prefetcher underneath is thread-safe, and ``local``
 may be called from several decode threads at once.
@@ -27,12 +41,21 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
+from lerobot_stream.cache_items import CacheItem
 from lerobot_stream.metadata import DatasetMetadata
 from lerobot_stream.prefetch import VideoPrefetcher
+from lerobot_stream.video_headers import VideoHeaders
+from lerobot_stream.video_index import FileIndex, Segment
 
+FetchMode = Literal["ranges", "whole_files"]
+FETCH_MODES = ("ranges", "whole_files")
 _DEFAULT_MAX_BYTES = 20 << 30
+_DEFAULT_MEMORY_MAX_BYTES = 2 << 30
 
 
 def default_cache_dir() -> Path:
@@ -40,20 +63,49 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("LRS_CACHE_DIR") or Path(tempfile.gettempdir()) / "lerobot-stream-videos")
 
 
-def default_max_bytes(cache_dir: Path) -> int:
-    """20 GiB, or half the free space of ``cache_dir``'s disk when that is less."""
+def default_max_bytes(cache_dir: Path | None) -> int:
+    """On disk: 20 GiB, or half the free space of ``cache_dir``'s disk when less. In memory: 2 GiB."""
+    if cache_dir is None:
+        return _DEFAULT_MEMORY_MAX_BYTES
     cache_dir.mkdir(parents=True, exist_ok=True)
     return min(_DEFAULT_MAX_BYTES, shutil.disk_usage(cache_dir).free // 2)
 
 
-class EpisodeVideoFiles:
-    """Per-consumer bookkeeping of pooled episodes' video files; see Note [Prefetch on admit]."""
+@dataclass
+class _Plan:
+    """What one camera of one pooled episode holds in the prefetcher."""
 
-    def __init__(self, meta: DatasetMetadata, prefetcher: VideoPrefetcher | None, *, prefetch: bool) -> None:
+    item: CacheItem
+    index: FileIndex | None = None  # None: the whole file
+    segment: Segment | None = None
+    source: Any = None  # the ByteSource, built at the first decode
+
+
+class EpisodeVideoFiles:
+    """Per-consumer bookkeeping of pooled episodes' video bytes; see Note [Prefetch on admit]."""
+
+    def __init__(
+        self,
+        meta: DatasetMetadata,
+        prefetcher: VideoPrefetcher | None,
+        *,
+        prefetch: bool,
+        fetch: FetchMode = "ranges",
+        headers: VideoHeaders | None = None,
+    ) -> None:
+        if fetch not in FETCH_MODES:
+            raise ValueError(f"video fetch mode must be one of {FETCH_MODES}, got {fetch!r}")
         self._meta = meta
         self._prefetcher = prefetcher if not meta.data_location.is_local else None
         self._prefetch = prefetch
-        self._held: dict[int, list[str]] = {}
+        self.mode: FetchMode = fetch
+        self._headers = None
+        if self._prefetcher is not None and fetch == "ranges":
+            self._headers = headers or VideoHeaders(self._prefetcher)
+        self._admitted: set[int] = set()
+        self._plans: dict[tuple[int, str], _Plan] = {}
+        self._making: dict[tuple[int, str], threading.Event] = {}  # plans being made
+        self._planner: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
     @property
@@ -61,45 +113,129 @@ class EpisodeVideoFiles:
         """The prefetcher (None for local datasets)."""
         return self._prefetcher
 
+    def stats(self) -> dict[str, Any]:
+        """Fetch mode and header counters (see Note [Whole-file fallback])."""
+        headers = self._headers.stats if self._headers is not None else None
+        return {
+            "mode": self.mode,
+            "whole_file_fallbacks": headers.whole_file_fallbacks if headers else 0,
+            "headers_loaded": headers.loaded if headers else 0,
+        }
+
     def admit(self, episode_index: int) -> None:
-        """The episode entered the pool: start downloading its files (remote, with prefetch)."""
-        if self._prefetcher is not None and self._prefetch:
-            self._acquire(episode_index)
-
-    def evict(self, episode_index: int) -> None:
-        """The episode left the pool: release the files it held."""
-        with self._lock:
-            urls = self._held.pop(episode_index, [])
-        for url in urls:
-            self._prefetcher.release(url)  # type: ignore[union-attr]
-
-    @contextlib.contextmanager
-    def local(self, episode_index: int, video_key: str) -> Iterator[str]:
-        """The local path of ``video_key``'s file of the episode, valid inside the block."""
-        rel = self._meta.get_video_file_path(episode_index, video_key)
-        if self._prefetcher is None:
-            yield str(self._meta.data_location.join(rel))
+        """The episode entered the pool: plan and start fetching its bytes (remote, with prefetch)."""
+        if self._prefetcher is None or not self._prefetch:
             return
         with self._lock:
-            held = episode_index in self._held
-        if not held:
-            self._acquire(episode_index)
-        with self._prefetcher.lease(self._meta.data_location.download_url(rel)) as path:
-            yield str(path)
+            self._admitted.add(episode_index)
+            if self._planner is None:
+                self._planner = ThreadPoolExecutor(2, thread_name_prefix="lrs-plan")
+            planner = self._planner
+        future: Future = planner.submit(self._plan_episode, episode_index)
+        future.add_done_callback(_ignore_failure)  # a decode plans again and raises the error
+
+    def evict(self, episode_index: int) -> None:
+        """The episode left the pool: release the bytes it held."""
+        with self._lock:
+            self._admitted.discard(episode_index)
+            items = [self._plans.pop(k).item for k in list(self._plans) if k[0] == episode_index]
+        if items:
+            self._prefetcher.release(*items)  # type: ignore[union-attr]
+
+    @contextlib.contextmanager
+    def local(self, episode_index: int, video_key: str) -> Iterator[Any]:
+        """What to decode for ``video_key`` of the episode (a path or a ByteSource), valid in the block."""
+        if self._prefetcher is None:
+            yield str(self._meta.data_location.join(self._meta.get_video_file_path(episode_index, video_key)))
+            return
+        with self._lock:
+            self._admitted.add(episode_index)  # prefetch=False: the first decode admits
+        plan = self._plan(episode_index, video_key)
+        assert plan is not None
+        with self._prefetcher.lease(plan.item) as backing:
+            yield self._decodable(plan, backing)
 
     def close(self) -> None:
-        """Releases every file still held (the iterator ended or was abandoned)."""
-        for episode in list(self._held):
-            self.evict(episode)
-
-    def _acquire(self, episode_index: int) -> None:
+        """Releases everything still held (the iterator ended or was abandoned)."""
         with self._lock:
-            if episode_index in self._held:
-                return
-            urls = [
-                self._meta.data_location.download_url(self._meta.get_video_file_path(episode_index, key))
-                for key in self._meta.video_keys
-            ]
-            for url in urls:  # under the lock: a concurrent local() must not lease before this
-                self._prefetcher.acquire(url)  # type: ignore[union-attr]
-            self._held[episode_index] = urls
+            planner, self._planner = self._planner, None
+            self._admitted.clear()
+        if planner is not None:
+            planner.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            plans, self._plans = self._plans, {}
+        if plans:
+            self._prefetcher.release(*(plan.item for plan in plans.values()))  # type: ignore[union-attr]
+        if self._headers is not None:
+            self._headers.close()
+
+    # --- internals ------------------------------------------------------------------------------
+    def _plan_episode(self, episode_index: int) -> None:
+        for key in self._meta.video_keys:
+            if self._plan(episode_index, key) is None:
+                return  # evicted meanwhile
+
+    def _plan(self, episode_index: int, video_key: str) -> _Plan | None:
+        """The plan of one camera of an admitted episode, made (and its bytes acquired) once.
+
+        One thread makes a slot's plan, without holding the lock while it reads the file's index or
+        acquires (decodes of other slots go on); another thread asking for the same slot waits for
+        it. None: the episode was evicted (or never admitted).
+        """
+        slot = (episode_index, video_key)
+        while True:
+            with self._lock:
+                plan = self._plans.get(slot)
+                if plan is not None or episode_index not in self._admitted:
+                    return plan
+                making = self._making.get(slot)
+                if making is None:
+                    making = self._making[slot] = threading.Event()
+                    break
+            making.wait()  # the maker always sets it (finally below): look again
+        try:
+            plan = self._make_plan(episode_index, video_key)
+            self._prefetcher.acquire(plan.item)  # type: ignore[union-attr]
+            with self._lock:
+                evicted = episode_index not in self._admitted
+                if not evicted:
+                    self._plans[slot] = plan
+            if evicted:
+                self._prefetcher.release(plan.item)  # type: ignore[union-attr]
+                return None
+            return plan
+        finally:
+            with self._lock:
+                self._making.pop(slot, None)
+            making.set()
+
+    def _make_plan(self, episode_index: int, video_key: str) -> _Plan:
+        url = self._meta.data_location.download_url(self._meta.get_video_file_path(episode_index, video_key))
+        index = self._headers.get(url) if self._headers is not None else None
+        if index is None:
+            return _Plan(CacheItem.whole_file(url))
+        row = self._meta.episode_row(episode_index)
+        where = self._meta.videos[video_key]
+        begin_s, end_s = float(where.from_timestamp[row]), float(where.to_timestamp[row])
+        segment = index.segment(begin_s, end_s, self._meta.fps)
+        return _Plan(CacheItem.byte_range(url, segment.begin, segment.end), index, segment)
+
+    def _decodable(self, plan: _Plan, backing: Path | bytes) -> Any:
+        """A path (whole file on disk), or a ByteSource (a segment, or a whole file in memory)."""
+        if plan.source is not None:
+            return plan.source
+        if plan.index is None or plan.segment is None:
+            if isinstance(backing, Path):
+                return str(backing)
+            from lerobot_stream import _core
+
+            source = _core.ByteSource(plan.item.url, len(backing), [(0, len(backing), backing, 0)])
+        else:
+            source = plan.index.source(plan.segment, backing)
+        plan.source = source  # reused while the episode is pooled (a racing thread builds an equal one)
+        return source
+
+
+def _ignore_failure(future: Future) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: the decode that needs the plan makes it again and raises

@@ -50,6 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--encoder-threads", type=int, default=None, help="threads per encoder (default: the encoder decides)"
     )
+    p.add_argument("--no-faststart", action="store_true", help="write the mp4 sample table after the media")
+    p.add_argument(
+        "--mid-gop-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="one encoder per video file, every N-th episode of a file starting mid-GOP; 0: off "
+        "(lerobot's layout)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     return p
 
@@ -84,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             gop=args.gop,
             crf=args.crf,
             preset=preset,
+            faststart=not args.no_faststart,
+            mid_gop_every=args.mid_gop_every,
             encoder_threads=args.encoder_threads,
             overwrite=args.overwrite,
         )

@@ -61,6 +61,8 @@ class SyntheticCamera:
         video_files_size_in_mb: float,
         chunks_size: int,
         stats_step: int,
+        faststart: bool = True,
+        mid_gop_every: int = 0,
     ) -> None:
         if storage not in CAMERA_STORAGES:
             raise ValueError(f"camera storage must be one of {CAMERA_STORAGES}, got {storage!r}")
@@ -85,6 +87,8 @@ class SyntheticCamera:
                 file_size_in_mb=video_files_size_in_mb,
                 chunks_size=chunks_size,
                 pix_fmt="gray12le" if depth else "yuv420p",
+                faststart=faststart,
+                mid_gop_every=mid_gop_every,
             )
 
     @property

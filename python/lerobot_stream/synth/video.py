@@ -11,6 +11,14 @@ frames already there. An episode's ``from_timestamp`` is ``frames_before_it_in_t
 and its ``to_timestamp`` is ``from_timestamp + length / fps``, which is what lerobot stores (it
 reads them back as the previous file's stream duration).
 
+lerobot writes the ``moov`` box (the sample table) before the media (``movflags=faststart``), and so
+do we; ``faststart=False`` leaves it after the media, as a plain mux does (for readers that must
+handle both). ``mid_gop_every=n`` (n >= 1) departs from lerobot on purpose: one encoder per file
+encodes its episodes as one stream, with a keyframe forced at each episode's first frame except for
+every n-th episode of the file, which then starts mid-GOP (its first frame is not a keyframe unless
+the GOP happens to end there); remote readers must fetch such an episode from the keyframe before
+it. Roll-over then follows the bytes muxed so far.
+
 Size caps follow lerobot's rule: if the file's size plus the episode's encoded size reaches the
 cap, the episode starts the next file instead (sizes are the per-episode mp4 sizes, so the choice
 is deterministic). A file always holds at least one episode; a tiny cap gives one episode per
@@ -137,8 +145,14 @@ class CameraVideoWriter:
         file_size_in_mb: float,
         chunks_size: int,
         pix_fmt: str = "yuv420p",
+        faststart: bool = True,
+        mid_gop_every: int = 0,
     ) -> None:
         self._root, self._key, self._settings, self._pix_fmt = root, video_key, settings, pix_fmt
+        if mid_gop_every < 0:
+            raise ValueError(f"mid_gop_every must be >= 0, got {mid_gop_every}")
+        self._faststart, self._mid_gop_every = faststart, mid_gop_every
+        self._episodes_in_file = 0
         self._fps, self._height, self._width = fps, height, width
         self._cap_bytes = file_size_in_mb * 1024 * 1024
         self._chunks_size = chunks_size
@@ -163,6 +177,8 @@ class CameraVideoWriter:
         """
         if length <= 0:
             raise ValueError(f"{self._key}: an episode needs at least one frame")
+        if self._mid_gop_every:
+            return self._encode_into_file(frames_yuv420p, length)
         episode_mp4 = self._encode_episode(frames_yuv420p, length)
         size = episode_mp4.getbuffer().nbytes
         if self._container is None or self._bytes_in_file + size >= self._cap_bytes:
@@ -177,8 +193,42 @@ class CameraVideoWriter:
     def close(self) -> None:
         """Finalise the current file (idempotent)."""
         if self._container is not None:
+            if self._mid_gop_every and self._stream is not None:
+                self._container.mux(self._stream.encode(None))
             self._container.close()
             self._container = self._stream = None
+
+    def _encode_into_file(self, frames_yuv420p: Iterable[np.ndarray], length: int) -> EpisodeVideo:
+        """``mid_gop_every``: encode the episode with the file's running encoder (see the Note)."""
+        if self._container is None or self._bytes_in_file >= self._cap_bytes:
+            self._open_next_file()
+            options = self._settings.options()
+            if self._settings.codec != "av1":
+                options["forced-idr"] = "1"  # a forced I frame is a keyframe (IDR) in the index
+            stream = self._container.add_stream(  # type: ignore[union-attr]
+                self._settings.encoder_name, rate=self._fps, options=options
+            )
+            stream.width, stream.height, stream.pix_fmt = self._width, self._height, self._pix_fmt
+            self._stream = stream
+        assert self._container is not None and self._stream is not None
+        start = self._frames_in_file
+        force_key = self._episodes_in_file % self._mid_gop_every != 0
+        self._episodes_in_file += 1
+        count = 0
+        for i, plane in enumerate(frames_yuv420p):
+            frame = av.VideoFrame.from_ndarray(plane, format=self._pix_fmt)
+            frame.pts = start + i
+            if i == 0 and force_key:
+                frame.pict_type = av.video.frame.PictureType.I
+            for packet in self._stream.encode(frame):
+                self._bytes_in_file += packet.size
+                self._container.mux(packet)
+            count += 1
+        if count != length:
+            raise ValueError(f"{self._key}: episode announced {length} frames but gave {count}")
+        self._frames_in_file += length
+        assert self._slot is not None
+        return EpisodeVideo(self._slot, start / self._fps, (start + length) / self._fps)
 
     def _encode_episode(self, frames_yuv420p: Iterable[np.ndarray], length: int) -> io.BytesIO:
         """Encode the episode on its own, into an in-memory mp4 (lerobot's per-episode temporary file)."""
@@ -229,8 +279,9 @@ class CameraVideoWriter:
             video_key=self._key, chunk_index=self._slot.chunk_index, file_index=self._slot.file_index
         )
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._container = av.open(str(path), "w")
-        self._frames_in_file = self._bytes_in_file = 0
+        options = {"movflags": "faststart"} if self._faststart else {}
+        self._container = av.open(str(path), "w", options=options)
+        self._frames_in_file = self._bytes_in_file = self._episodes_in_file = 0
         self.paths.append(path)
 
 

@@ -69,6 +69,11 @@ def write_dataset(root: str | Path, **options: Any) -> Path:
         codec ``"av1"`` (libsvtav1), ``"h264"`` (libx264) or ``"hevc"`` (libx265), yuv420p,
         ``gop`` (keyframe interval), ``crf``, ``preset`` (None: 10 for SVT-AV1, the encoder's
         default otherwise), ``encoder_threads`` (None: the encoder decides).
+        ``faststart`` (default True, as lerobot): the mp4 sample table before the media.
+        ``mid_gop_every`` (default 0: off, lerobot's layout): n >= 1 encodes each video file with one
+        encoder, a keyframe forced at every episode's start except every n-th episode of the file,
+        which starts mid-GOP (for readers that fetch episodes by byte range; see Note [Episodes
+        packed in one mp4]).
     Everything is deterministic given ``seed`` (encoders may differ across thread counts).
     ``root`` must not exist or be empty unless ``overwrite`` is set (then it is replaced).
 
@@ -103,6 +108,8 @@ def write_dataset_with_report(
     crf: int = 30,
     preset: int | str | None = None,
     encoder_threads: int | None = None,
+    faststart: bool = True,
+    mid_gop_every: int = 0,
     overwrite: bool = False,
 ) -> WriteReport:
     """Writes the dataset (see :func:`write_dataset`) and reports file counts and the time taken."""
@@ -136,6 +143,8 @@ def write_dataset_with_report(
             video_files_size_in_mb=video_files_size_in_mb,
             chunks_size=chunks_size,
             stats_step=image_downsample_step(height, width),
+            faststart=faststart,
+            mid_gop_every=mid_gop_every,
         )
         for i in range(num_cameras + depth_cameras)
     ]
