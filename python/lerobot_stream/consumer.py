@@ -33,6 +33,21 @@ if TYPE_CHECKING:
 _SCHEDULE_CHUNK = 64
 
 
+def dataset_video_files(
+    ds: StreamingLeRobotDataset, *, prefetch: bool, fetch: bool = True
+) -> EpisodeVideoFiles:
+    """The holder of ``ds``'s episodes' video bytes for one process (Note [Prefetch on admit] in
+    ``lerobot_stream.video_files``): for a remote dataset with videos (and ``fetch``), over a
+    ``VideoPrefetcher`` with the dataset's cache, bound, download threads and retry policy."""
+    prefetcher = None
+    if fetch and not ds.meta.data_location.is_local and ds.meta.video_keys:
+        cache_dir = None if ds._video_in_memory else ds._video_cache_dir
+        max_bytes = ds._video_cache_max_bytes or default_max_bytes(cache_dir)
+        retry = asdict(ds._remote_retry)
+        prefetcher = VideoPrefetcher(cache_dir, max_bytes, ds._video_prefetch_workers, **retry)
+    return EpisodeVideoFiles(ds.meta, prefetcher, prefetch=prefetch, fetch=ds._video_fetch)
+
+
 class ConsumerRuntime:
     """A consumer's per-process resources: parquet reader, decoder cache, sample builder."""
 
@@ -48,15 +63,11 @@ class ConsumerRuntime:
                 ds.decoder_cache_size, threads=ds._decode_threads, max_bytes=ds.decoder_cache_max_bytes
             )
         )
-        prefetcher = None
-        if not ds.meta.data_location.is_local and ds.meta.video_keys:
-            cache_dir = None if ds._video_in_memory else ds._video_cache_dir
-            max_bytes = ds._video_cache_max_bytes or default_max_bytes(cache_dir)
-            retry = asdict(ds._remote_retry)
-            prefetcher = VideoPrefetcher(cache_dir, max_bytes, ds._video_prefetch_workers, **retry)
-        self.videos = EpisodeVideoFiles(
-            ds.meta, prefetcher, prefetch=ds._prefetch_videos, fetch=ds._video_fetch
-        )
+        # With the decode stage the workers decode nothing: their prefetch only warms the node's disk
+        # cache for the stage (Note [Stage leases] in lerobot_stream.stage_videos); an in-memory cache
+        # would be this worker's own, so they fetch nothing then.
+        fetch = not (ds.emits_frame_requests and ds._video_in_memory)
+        self.videos = dataset_video_files(ds, prefetch=ds._prefetch_videos, fetch=fetch)
         _, num_workers = current_worker()
         consumers = num_workers * max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)
         # Note [Shared frame blocks]: frames go to reused shared memory only from a worker.

@@ -10,13 +10,15 @@ samples are built. With ``StreamingLeRobotDataset(video_decode_device="cuda")`` 
 clock, Note [Video frame timestamps]): what a worker would decode, not decoded. The DataLoader
 collates them like any other field (``episode`` into ``[B]``, ``timestamps`` into ``[B, T]``;
 ``StreamingLeRobotDataset(batch_size=B)`` collates them itself). ``DecodeStage`` takes each collated
-batch, finds each request's video file as the workers do (episode and camera key -> the file of
-``meta/episodes``), hands the requests to ``_core.DecodeStage`` (Note [Decode stage] in
-``cpp/decode/decode_stage.h``: a pool of C++ threads, the GIL released, a bounded number of batches
-decoded ahead, every backend writing the batch through ``VideoDecoder::decode_into``) and yields the
-batch with every camera key filled in: ``[B, 3, H, W]`` (one frame per sample) or
-``[B, T, 3, H, W]`` (a window), uint8 or float32 in [0, 1] as ``return_uint8`` says (the decoders
-write float32 themselves, bitwise uint8 / 255: Note [Float frames]), on the decode device.
+batch, finds each request's video as the workers do (``lerobot_stream.stage_videos``: the file of
+``meta/episodes`` for a local dataset; for a remote one the episode's bytes in the video cache,
+leased until the batch is decoded, Note [Stage leases]), hands the requests to
+``_core.DecodeStage`` (Note [Decode stage] in ``cpp/decode/decode_stage.h``: a pool of C++ threads,
+the GIL released, a bounded number of batches decoded ahead, every backend writing the batch
+through ``VideoDecoder::decode_into``) and yields the batch with every camera key filled in:
+``[B, 3, H, W]`` (one frame per sample) or ``[B, T, 3, H, W]`` (a window), uint8 or float32 in
+[0, 1] as ``return_uint8`` says (the decoders write float32 themselves, bitwise uint8 / 255: Note
+[Float frames]), on the decode device.
 ``image_transforms`` then run per sample, in this process, on that device.
 
 What changes nothing: batches come out in the DataLoader's order with the same samples, so the
@@ -28,10 +30,11 @@ batches land in pinned memory, ready for ``.to("cuda", non_blocking=True)``.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -48,6 +51,7 @@ from lerobot_stream.decoding import (
     resolve_device,
 )
 from lerobot_stream.sample import VIDEO_REQUESTS_KEY
+from lerobot_stream.stage_videos import BatchLeases, StageVideos
 
 if TYPE_CHECKING:
     from lerobot_stream.dataset import StreamingLeRobotDataset
@@ -81,21 +85,26 @@ def wants_decode_stage(device: str | torch.device, decode_stage: bool | None, cu
 
 
 def check_stage_dataset(meta: DatasetMetadata, device: str) -> None:
-    """Raises NotImplementedError, naming the dataset, for what the decode stage cannot decode yet.
-
-    Depth-map videos (decoded to depth units by ``lerobot_stream.depth`` in the workers), and remote
-    datasets: a worker holds a remote episode's files in the node's download cache only while the
-    episode is pooled (Note [Prefetch on admit]), so the stage would need its own leases on them.
-    """
+    """Raises NotImplementedError, naming the dataset, for what the decode stage cannot decode yet:
+    depth-map videos (decoded to depth units by ``lerobot_stream.depth`` in the workers)."""
     if meta.depth_keys:
         raise NotImplementedError(
-            f"{meta.root}: the decode stage does not decode depth-map videos yet: {meta.depth_keys}"
+            f"{meta.root}: the decode stage (video_decode_device={device!r}) does not decode depth-map "
+            f"videos yet: {meta.depth_keys}"
         )
-    if not meta.data_location.is_local and meta.video_keys:
-        raise NotImplementedError(
-            f"{meta.root}: the decode stage (video_decode_device={device!r}) reads local datasets only for "
-            "now; decode remote ones in the workers (video_decode_device='cpu')"
-        )
+
+
+@dataclass
+class _Submitted:
+    """A batch handed to the C++ stage, until it is yielded."""
+
+    ticket: int
+    size: int
+    batch: dict[str, Any]
+    leases: BatchLeases
+    taken: bool = False
+    frames: list[torch.Tensor] | None = None
+    error: BaseException | None = None
 
 
 def default_stage_threads() -> int:
@@ -170,7 +179,8 @@ class DecodeStage:
         self._cameras = list(dataset.meta.video_keys)
         self._sizes = [_frame_size(dataset.meta.features[key], key) for key in self._cameras]
         self._dtype = FRAME_DTYPES[torch.uint8 if dataset.return_uint8 else torch.float32]
-        self._paths: dict[tuple[int, str], str] = {}
+        self._keep_episodes = 2 * dataset.episode_pool_size * workers  # Note [Stage leases]
+        self._videos: StageVideos | None = None  # made on first iteration, released after each pass
 
     def __len__(self) -> int:
         return len(self.loader)  # type: ignore[arg-type]
@@ -178,18 +188,21 @@ class DecodeStage:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         stage = self._core_stage()
         stream = current_stream(self.device)
-        pending: deque[tuple[int, int, dict[str, Any]]] = deque()
+        if self._videos is None:
+            self._videos = StageVideos(self.dataset, self._keep_episodes)
+        pending: deque[_Submitted] = deque()
+        drain = functools.partial(self._drain, stage, pending)
         try:
             for batch in self.loader:
-                pending.append((*self._submit(stage, batch, stream), batch))
+                pending.append(self._submit(stage, batch, stream, drain))
                 if len(pending) > self._batches_ahead:
-                    yield self._finish(stage, *pending.popleft())
+                    yield self._finish(stage, pending.popleft())
             while pending:
-                yield self._finish(stage, *pending.popleft())
+                yield self._finish(stage, pending.popleft())
         finally:
-            for ticket, _, _ in pending:  # abandoned mid-epoch: free what was decoded ahead
-                with contextlib.suppress(Exception):  # the consumer stopped: these batches are dropped
-                    stage.take(ticket)
+            for submitted in pending:  # abandoned mid-epoch: free what was decoded ahead
+                self._take(stage, submitted)  # the consumer stopped: these batches are dropped
+            self._videos.close()  # Note [Stage leases]: the pass is over
 
     def stats(self) -> dict[str, Any]:
         """Counters: batches, frames, frames_by_backend ("cpu", "nvdec", "cpu->cuda"), decode_seconds
@@ -197,7 +210,13 @@ class DecodeStage:
         and the decoder cache's (incl. opened_by_backend and backend_notes)."""
         if self._stage is None:
             return {}
-        return {"device": self.device, "threads": self._threads, **self._stage.stats()}
+        prefetch = self._videos.stats() if self._videos is not None else {}
+        return {
+            "device": self.device,
+            "threads": self._threads,
+            **self._stage.stats(),
+            **({"prefetch": prefetch} if prefetch else {}),
+        }
 
     def _core_stage(self) -> Any:
         if self._stage is None:
@@ -213,39 +232,60 @@ class DecodeStage:
             )
         return self._stage
 
-    def _submit(self, stage: Any, batch: dict[str, Any], stream: int) -> tuple[int, int]:
-        """Queues the batch's frame requests (removing them from ``batch``): (ticket, batch size)."""
+    def _submit(
+        self, stage: Any, batch: dict[str, Any], stream: int, drain: Callable[[], bool]
+    ) -> _Submitted:
+        """Queues the batch's frame requests (removing them from ``batch``), their videos leased."""
         requests = batch.pop(VIDEO_REQUESTS_KEY, None)
         if requests is None:
             raise ValueError(
                 f"a batch has no {VIDEO_REQUESTS_KEY!r}: DecodeStage needs batches collated from "
                 f"{self.dataset.root} with frame requests (and a collate_fn that keeps that key)"
             )
-        sources = [
-            [self._source(int(episode), key) for episode in requests[key]["episode"].tolist()]
-            for key in self._cameras
-        ]
+        assert self._videos is not None
+        episodes = {key: requests[key]["episode"].tolist() for key in self._cameras}
+        sources, leases = self._videos.hold(episodes, drain)
         timestamps = [
             np.ascontiguousarray(requests[key]["timestamps"].numpy(), dtype=np.float64)
             for key in self._cameras
         ]
         size = int(timestamps[0].shape[0]) if timestamps else 0
-        ticket = stage.submit(
-            sources, timestamps, self._sizes, self.dataset.tolerance_s, stream, dtype=self._dtype
-        )
-        return ticket, size
+        try:
+            ticket = stage.submit(
+                sources, timestamps, self._sizes, self.dataset.tolerance_s, stream, dtype=self._dtype
+            )
+        except BaseException:
+            leases.release()
+            raise
+        return _Submitted(ticket, size, batch, leases)
 
-    def _source(self, episode: int, key: str) -> str:
-        """The video file of ``episode``'s camera ``key``, as the workers find it."""
-        path = self._paths.get((episode, key))
-        if path is None:
-            meta = self.dataset.meta
-            path = str(meta.data_location.join(meta.get_video_file_path(episode, key)))
-            self._paths[(episode, key)] = path
-        return path
+    @staticmethod
+    def _take(stage: Any, submitted: _Submitted) -> None:
+        """Takes the batch's frames (or its error) from the C++ stage, then ends its leases."""
+        if submitted.taken:
+            return
+        submitted.taken = True
+        try:
+            submitted.frames = stage.take(submitted.ticket)
+        except Exception as error:  # raised when the batch is yielded
+            submitted.error = error
+        finally:
+            submitted.leases.release()
 
-    def _finish(self, stage: Any, ticket: int, size: int, batch: dict[str, Any]) -> dict[str, Any]:
-        frames = stage.take(ticket)
+    def _drain(self, stage: Any, pending: deque[_Submitted]) -> bool:
+        """Takes the oldest batch not taken yet (Note [Stage leases]); False when there is none."""
+        for submitted in pending:
+            if not submitted.taken:
+                self._take(stage, submitted)
+                return True
+        return False
+
+    def _finish(self, stage: Any, submitted: _Submitted) -> dict[str, Any]:
+        self._take(stage, submitted)
+        if submitted.error is not None:
+            raise submitted.error
+        frames, size, batch = submitted.frames, submitted.size, submitted.batch
+        assert frames is not None
         log_backend_notes(stage.stats()["decoder_cache"]["backend_notes"])
         cameras: dict[str, torch.Tensor] = {}
         for key, flat in zip(self._cameras, frames, strict=True):
