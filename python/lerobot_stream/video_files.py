@@ -143,8 +143,11 @@ class EpisodeVideoFiles:
             self._prefetcher.release(*items)  # type: ignore[union-attr]
 
     @contextlib.contextmanager
-    def local(self, episode_index: int, video_key: str) -> Iterator[Any]:
-        """What to decode for ``video_key`` of the episode (a path or a ByteSource), valid in the block."""
+    def local(self, episode_index: int, video_key: str, timeout: float | None = None) -> Iterator[Any]:
+        """What to decode for ``video_key`` of the episode (a path or a ByteSource), valid in the block.
+
+        ``timeout``: seconds to wait for the bytes (TimeoutError after; they stay acquired).
+        """
         if self._prefetcher is None:
             yield str(self._meta.data_location.join(self._meta.get_video_file_path(episode_index, video_key)))
             return
@@ -152,7 +155,7 @@ class EpisodeVideoFiles:
             self._admitted.add(episode_index)  # prefetch=False: the first decode admits
         plan = self._plan(episode_index, video_key)
         assert plan is not None
-        with self._prefetcher.lease(plan.item) as backing:
+        with self._prefetcher.lease(plan.item, timeout=timeout) as backing:
             yield self._decodable(plan, backing)
 
     def close(self) -> None:
