@@ -11,6 +11,7 @@ episodes as the schedule says. One per process (a forked worker opens its own); 
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -48,12 +49,33 @@ def dataset_video_files(
     return EpisodeVideoFiles(ds.meta, prefetcher, prefetch=prefetch, fetch=ds._video_fetch)
 
 
+def freeze_inherited_objects() -> None:
+    """Moves the objects a DataLoader worker starts with out of the garbage collector's sight.
+
+    Note [Garbage collection in workers]
+    ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+    A worker inherits every object of the training process (torch's modules, the dataset's
+    metadata): hundreds of thousands of tracked objects. Python's full collections walk all of them,
+    triggered by allocation counts, and the sample loop allocates steadily (dicts, tensors, the
+    remote cache's records): measured on a 2-camera dataset over HTTP, collections took about a
+    fifth of a consumer's CPU. ``gc.freeze()`` (what CPython recommends for forked workers) moves
+    the inherited objects to a permanent generation once, after a collection, so later collections
+    walk only what the worker itself allocates; it also stops the collector from writing to the
+    inherited pages (copy-on-write). Only in workers: the training process's collector is left
+    alone.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 class ConsumerRuntime:
     """A consumer's per-process resources: parquet reader, decoder cache, sample builder."""
 
     def __init__(self, ds: StreamingLeRobotDataset) -> None:  # reads the dataset's settings
         self._ds = ds
         self.pid = os.getpid()
+        if in_worker_process():
+            freeze_inherited_objects()
         self.reader = TabularReader(ds.meta)
         # With the decode stage, workers only emit frame requests: no decoders here.
         self.decoder = (

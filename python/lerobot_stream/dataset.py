@@ -105,7 +105,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             with ``"cpu"``: the same samples, bitwise, decoded by C++ threads of the training process).
         cuda_backend: ``"auto"``, ``"nvdec"`` or ``"cpu->cuda"`` (``lerobot_stream.decoding``).
         decoder_cache_size (alias ``video_decoder_cache_size``): open video decoders per consumer,
-            default ``min((episode_pool_size + 1) * num_cameras, 128)``.
+            default ``min((episode_pool_size + 1) * num_cameras, 128)``, twice that for a remote dataset
+            read by episode ranges (a decoder per pooled episode's segment, not per file).
         decoder_cache_max_bytes: bound on those decoders' estimated memory per consumer (default
             1 GiB; ``None`` bounds by count only).
         decode_threads: libav threads per decoder. A sample's cameras decode in parallel only when
@@ -270,6 +271,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             int(cache_size)
             if cache_size is not None
             else default_decoder_cache_capacity(self.episode_pool_size, len(self.meta.video_keys))
+            * (2 if not self.meta.data_location.is_local and video_fetch == "ranges" else 1)
         )
         self.decoder_cache_max_bytes = decoder_cache_max_bytes
         self._fingerprint = dataset_fingerprint(self._selected_episodes, self._episode_lengths)
