@@ -497,7 +497,7 @@ class _ConsumerRuntime:
     def __init__(self, ds: StreamingLeRobotDataset) -> None:
         self._ds = ds
         self.pid = os.getpid()
-        self.reader = TabularReader(ds.meta)
+        self.reader = TabularReader(ds.meta, tolerance_s=ds.tolerance_s)
         self.decoder = DecoderCache(
             ds.decoder_cache_size, threads=ds._decode_threads, max_bytes=ds.decoder_cache_max_bytes
         )

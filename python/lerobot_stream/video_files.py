@@ -48,7 +48,8 @@ from typing import Any, Literal
 
 from lerobot_stream.cache_items import CacheItem
 from lerobot_stream.metadata import DatasetMetadata
-from lerobot_stream.prefetch import VideoPrefetcher
+from lerobot_stream.prefetch import NoRoomError, VideoPrefetcher
+from lerobot_stream.validation import check_segment_frames
 from lerobot_stream.video_headers import VideoHeaders
 from lerobot_stream.video_index import FileIndex, Segment
 
@@ -148,12 +149,41 @@ class EpisodeVideoFiles:
         if self._prefetcher is None:
             yield str(self._meta.data_location.join(self._meta.get_video_file_path(episode_index, video_key)))
             return
+        plan = self._admitted_plan(episode_index, video_key)
+        with self._prefetcher.lease(plan.item) as backing:
+            yield self._decodable(plan, backing)
+
+    @contextlib.contextmanager
+    def local_all(self, slots: list[tuple[int, str]]) -> Iterator[list[Any] | None]:
+        """What to decode for every (episode, key) of ``slots`` at once, valid in the block; None when
+        the cache cannot hold them together now (Note [Leases of several entries] in
+        ``lerobot_stream.prefetch``): then decode them one at a time with ``local``."""
+        if self._prefetcher is None or len(slots) == 1:
+            with contextlib.ExitStack() as held:
+                yield [held.enter_context(self.local(ep, key)) for ep, key in slots]
+            return
+        plans = [self._admitted_plan(ep, key) for ep, key in slots]  # planned before any lease is held
+        with contextlib.ExitStack() as held:
+            try:
+                backings = [
+                    held.enter_context(self._prefetcher.lease(plan.item, wait_for_room=i == 0))
+                    for i, plan in enumerate(plans)
+                ]
+            except NoRoomError:
+                backings = None
+                held.close()  # release the leases held before decoding one at a time
+            yield (
+                None
+                if backings is None
+                else [self._decodable(p, b) for p, b in zip(plans, backings, strict=True)]
+            )
+
+    def _admitted_plan(self, episode_index: int, video_key: str) -> _Plan:
         with self._lock:
             self._admitted.add(episode_index)  # prefetch=False: the first decode admits
         plan = self._plan(episode_index, video_key)
         assert plan is not None
-        with self._prefetcher.lease(plan.item) as backing:
-            yield self._decodable(plan, backing)
+        return plan
 
     def close(self) -> None:
         """Releases everything still held (the iterator ended or was abandoned)."""
@@ -218,6 +248,8 @@ class EpisodeVideoFiles:
         where = self._meta.videos[video_key]
         begin_s, end_s = float(where.from_timestamp[row]), float(where.to_timestamp[row])
         segment = index.segment(begin_s, end_s, self._meta.fps)
+        num, den = index.time_base
+        check_segment_frames(self._meta, index.pts * (num / den), episode_index, video_key, url)
         return _Plan(CacheItem.byte_range(url, segment.begin, segment.end), index, segment)
 
     def _decodable(self, plan: _Plan, backing: Path | bytes) -> Any:
