@@ -35,6 +35,7 @@ may be called from several decode threads at once.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -47,6 +48,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lerobot_stream.cache_items import CacheItem
+from lerobot_stream.cache_state import CacheState
 from lerobot_stream.metadata import DatasetMetadata
 from lerobot_stream.prefetch import NoRoomError, VideoPrefetcher
 from lerobot_stream.validation import check_segment_frames
@@ -70,6 +72,40 @@ def default_max_bytes(cache_dir: Path | None) -> int:
         return _DEFAULT_MEMORY_MAX_BYTES
     cache_dir.mkdir(parents=True, exist_ok=True)
     return min(_DEFAULT_MAX_BYTES, shutil.disk_usage(cache_dir).free // 2)
+
+
+_swept_at_exit: set[Path] = set()
+
+
+def check_cache_dir(cache_dir: Path) -> None:
+    """Creates ``cache_dir`` and checks that files can be written there; ValueError naming the
+    ``video_cache_dir`` option and the path otherwise (at construction, not at the first batch)."""
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=cache_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ValueError(
+            f"video_cache_dir={str(cache_dir)!r} is not a writable directory ({err.strerror or err}): "
+            "pass video_cache_dir= a writable local directory (or $LRS_CACHE_DIR), or video_cache='memory'"
+        ) from None
+
+
+def sweep_at_exit(cache_dir: Path) -> None:
+    """When this process exits, drop what dead processes left in ``cache_dir`` (a DataLoader worker
+    killed mid-epoch cannot release its entries; Note [Owners and crashed processes])."""
+    if cache_dir in _swept_at_exit:
+        return
+    _swept_at_exit.add(cache_dir)
+    pid = os.getpid()
+
+    def sweep() -> None:
+        if os.getpid() == pid and cache_dir.is_dir():
+            with contextlib.suppress(OSError):
+                CacheState(cache_dir).sweep_orphans()
+
+    atexit.register(sweep)
 
 
 @dataclass
