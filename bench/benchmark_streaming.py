@@ -64,7 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     load = p.add_argument_group("loading")
     load.add_argument("--mode", choices=["single", "sarm", "window"], default="single")
     load.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where batches are consumed")
-    load.add_argument("--video-decode-device", default="cpu", help="passed to StreamingLeRobotDataset")
+    load.add_argument(
+        "--video-decode-device",
+        default="cpu",
+        help="passed to StreamingLeRobotDataset; 'cuda' decodes in this process's decode stage (ours)",
+    )
+    load.add_argument(
+        "--video-decode-stage",
+        action="store_true",
+        help="ours decodes in the training process's C++ decode stage (implied by a cuda decode device)",
+    )
     load.add_argument("--num-workers", type=int, default=2)
     load.add_argument("--batch-size", type=int, default=16)
     load.add_argument("--episode-pool-size", type=int, default=16)
@@ -219,6 +228,8 @@ def run_peer(peer: Any, args: argparse.Namespace) -> dict[str, Any]:
         cpu_at_end = tree_cpu_seconds()
         del it  # shuts the workers down before the next peer starts
     extra = {"decode_backend": peer.decode_backend} if hasattr(peer, "decode_backend") else {}
+    if callable(getattr(loader, "stats", None)):  # ours' decode stage: frames per backend, waits
+        extra["decode_stage"] = loader.stats()
     summary = recorder.summary(end, rss.peak_bytes, cpu_at_end)
     if summary["dtype"] not in (None, peer.cfg.dtype):
         name = getattr(peer, "name", type(peer).__name__)
@@ -269,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         episode_pool_size=args.episode_pool_size,
         device=args.device,
         video_decode_device=args.video_decode_device,
+        video_decode_stage=True if args.video_decode_stage else None,
         seed=args.seed,
         decoder_cache_size=args.decoder_cache_size,
         dtype="uint8" if args.uint8 else "float32",
@@ -310,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         "fps": ours.fps,
         "device": args.device,
         "video_decode_device": args.video_decode_device,
+        "video_decode_stage": bool(args.video_decode_stage or args.video_decode_device != "cpu"),
         "prefetch_factor": cfg.prefetch_factor,
         "cpu_count": cores(),
         "load_average": os.getloadavg(),

@@ -119,6 +119,7 @@ class BenchConfig:
     episode_pool_size: int
     device: str
     video_decode_device: str = "cpu"
+    video_decode_stage: bool | None = None
     seed: int = 0
     decoder_cache_size: int | None = None
     dtype: FrameDtype = "float32"
@@ -285,6 +286,7 @@ class OursPeer:
             decoder_cache_size=cfg.decoder_cache_size,
             num_workers=max(cfg.num_workers, 1),
             video_decode_device=cfg.video_decode_device,
+            video_decode_stage=cfg.video_decode_stage,
             **({"batch_size": cfg.batch_size} if self.batched else {}),
             **cfg.extra,
         )
@@ -297,10 +299,19 @@ class OursPeer:
     def camera_keys(self) -> list[str]:
         return list(self.dataset.video_keys)
 
-    def loader(self) -> DataLoader:
+    def loader(self) -> Any:
         if self.batched:
-            return self.cfg.loader(_ProbedBatches(self.dataset), batch_size=None)
-        return self.cfg.loader(_ProbedStream(self.dataset))
+            loader = self.cfg.loader(_ProbedBatches(self.dataset), batch_size=None)
+        else:
+            loader = self.cfg.loader(_ProbedStream(self.dataset))
+        if not self.dataset.emits_frame_requests:
+            return loader
+        # video_decode_device="cuda" / video_decode_stage: the workers emit frame requests and the
+        # decode stage of this process decodes them: the DecodeStage ds.dataloader() makes, around
+        # the probed loader (Note [Worker-side probes]), so the consumer gets frames.
+        from lerobot_stream import DecodeStage
+
+        return DecodeStage(loader, self.dataset)
 
 
 class OursBatchedPeer(OursPeer):

@@ -3,13 +3,15 @@
 ``make_dataset(**overrides) -> Path`` writes a dataset with ``lerobot_stream.synth.write_dataset``
 (``TINY_DATASET`` defaults overridden by keyword) the first time a given set of arguments is asked
 for, and returns the cached path afterwards. Treat the returned folder as read-only: copy it
-(``shutil.copytree``) before damaging or extending it.
+(``shutil.copytree``) before damaging or extending it. With ``LRS_TEST_MEDIA=DIR`` datasets are
+taken from (or stored in) DIR, like the clips of ``tests/clips.py``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,9 +56,10 @@ MakeDataset = Callable[..., Path]
 @pytest.fixture(scope="session")
 def make_dataset(tmp_path_factory: pytest.TempPathFactory) -> MakeDataset:
     """Factory: ``make_dataset(**overrides)`` → root of a cached synthetic dataset (read-only)."""
-    from lerobot_stream.synth import write_dataset
+    from clips import media_dir, media_key
 
     base = tmp_path_factory.mktemp("datasets")
+    media = media_dir()
     cache: dict[str, Path] = {}
 
     def make(**overrides: Any) -> Path:
@@ -66,7 +69,15 @@ def make_dataset(tmp_path_factory: pytest.TempPathFactory) -> MakeDataset:
             kwargs["num_episodes"] = overrides.get("num_episodes", len(kwargs["episode_lengths"]))
         key = hashlib.sha1(json.dumps(kwargs, sort_keys=True).encode()).hexdigest()[:16]
         if key not in cache:
-            cache[key] = write_dataset(base / key, **kwargs)
+            stored = media / "datasets" / media_key("dataset", kwargs) if media else None
+            if stored is not None and (stored / "meta" / "info.json").exists():
+                cache[key] = stored
+            else:
+                from lerobot_stream.synth import write_dataset
+
+                cache[key] = write_dataset(base / key, **kwargs)
+                if stored is not None:
+                    shutil.copytree(cache[key], stored, dirs_exist_ok=True)
         return cache[key]
 
     return make

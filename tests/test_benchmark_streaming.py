@@ -107,3 +107,18 @@ def test_uint8_for_every_peer_and_dataset_built_batches(
     assert result["dtype"] == "uint8"
     assert result["peers"]["ours-batched"]["frames_measured"] == result["frames_measured"]
     assert result["frames_per_cpu_s"] > 0 and result["decode_limit_frames_per_s"] is None
+
+
+def test_decode_stage_run_delivers_frames_not_requests(
+    bench_main: Any, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    """--video-decode-stage (what --video-decode-device cuda implies) runs ours through the decode stage:
+    the consumer gets camera frames, counted as usual, and the stage's counters are recorded."""
+    args = ["--root", str(tiny_dataset), "--mode", "window", "--num-workers", "2", "--batch-size", "3"]
+    args += ["--max-batches", "4", "--out-dir", str(tmp_path), "--no-limit", "--video-decode-stage"]
+    assert bench_main(args) == 0
+    result = json.loads((tmp_path / "local_window_bs3_w2_cpu.json").read_text())
+    assert result["video_decode_stage"] is True
+    assert result["frames_measured"] == 3 * 3 * result["num_cameras"] * 2  # 3 measured batches, 2 frames each
+    stage = result["decode_stage"]
+    assert stage["device"] == "cpu" and stage["frames"] == stage["frames_by_backend"]["cpu"] > 0

@@ -1,8 +1,8 @@
 """A dataset served by nginx on 127.0.0.1 streams exactly like its local copy.
 
 Contracts: the same samples in the same order (bitwise), with DataLoader workers sharing one
-download cache, also after a resume; the video cache is empty once the iterators end; a missing
-remote file raises an error naming it.
+download cache, also after a resume, and through the decode stage (Note [Stage leases]); the video
+cache is empty once the iterators end; a missing remote file raises an error naming it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lerobot_stream import StreamingLeRobotDataset
+from lerobot_stream import DecodeStage, StreamingLeRobotDataset
 from lerobot_stream.cache_state import INTERNAL_FILES
 from lerobot_stream.remote import DatasetLocation, resolve_location
 from servers import NginxServer, nginx_binary
@@ -65,6 +65,83 @@ def test_http_stream_with_workers_and_resume_equals_local(served_dataset, tmp_pa
         run_loader(actual, batch_size=4, num_workers=2), run_loader(expected, batch_size=4, num_workers=2)
     )
     assert cache_files(tmp_path) == []  # the workers' iterators released everything
+
+
+@pytest.mark.parametrize("video_cache", ["disk", "memory"])
+def test_decode_stage_over_http_equals_local_worker_batches(served_dataset, tmp_path, video_cache):
+    """The decode stage decodes a remote dataset's requests from the episodes' bytes in the video
+    cache (the workers' prefetch warms the node's disk cache; in memory the stage fetches them), and
+    yields the local worker-decoded batches; the cache is empty afterwards."""
+    root, url = served_dataset
+    common = {"seed": 4, "episode_pool_size": 2, "num_workers": 2}
+    window = {"delta_timestamps": {"observation.images.cam0": [-1 / 30, 0.0]}}
+    expected = run_loader(
+        StreamingLeRobotDataset("synth/tiny", root=root, **common, **window), batch_size=4, num_workers=2
+    )
+    remote = StreamingLeRobotDataset(
+        "synth/tiny",
+        root=url,
+        video_decode_stage=True,
+        video_cache=video_cache,
+        video_cache_dir=tmp_path,
+        video_cache_max_bytes=1 << 20,
+        **common,
+        **window,
+    )
+    stage = remote.dataloader(batch_size=4, stage_threads=2)
+    assert isinstance(stage, DecodeStage)
+    assert_batches_equal(list(stage), expected)
+    stats = stage.stats()
+    assert stats["frames_by_backend"]["cpu"] == stats["frames"] > 0
+    assert stats["prefetch"]["mode"] == "ranges"
+    if video_cache == "memory":  # the workers fetched nothing: the stage downloaded every segment
+        assert stats["prefetch"]["downloads"] > 0
+    assert cache_files(tmp_path) == []
+
+
+@pytest.mark.timeout(120)  # without the drain this lease waits for room forever
+def test_stage_lease_waiting_for_room_drains_the_callers_older_batch(served_dataset, tmp_path):
+    """Note [Stage leases]: with a cache bound that holds one episode's bytes but not two, the next
+    batch's lease gets its bytes once the caller's older batch (whose leases pin the first episode)
+    is drained, instead of waiting for room that only the caller could free."""
+    from lerobot_stream.stage_videos import StageVideos
+
+    _, url = served_dataset
+    keys = ["observation.images.cam0", "observation.images.cam1"]
+
+    def videos(cache: Path, max_bytes: int) -> StageVideos:
+        ds = StreamingLeRobotDataset(
+            "synth/tiny", root=url, video_cache_dir=cache, video_cache_max_bytes=max_bytes
+        )
+        return StageVideos(ds, keep_episodes=0)
+
+    def no_batch_pending() -> bool:
+        return False
+
+    sizes = []  # bytes in the cache (headers + the episode's segments) holding one episode alone
+    for episode in (0, 1):
+        measure = videos(tmp_path / f"measure{episode}", 1 << 30)
+        _, leases = measure.hold({key: [episode] for key in keys}, no_batch_pending)
+        sizes.append(measure._videos.prefetcher.cached_bytes())
+        leases.release()
+        measure.close()
+    stage_videos = videos(tmp_path / "bounded", max(sizes))
+    _, older = stage_videos.hold({key: [0] for key in keys}, no_batch_pending)
+    drained = []
+
+    def drain() -> bool:
+        if drained:
+            return False
+        older.release()
+        drained.append(True)
+        return True
+
+    sources, newer = stage_videos.hold({key: [1] for key in keys}, drain)
+    assert drained == [True]
+    assert all(type(source[0]).__name__ == "ByteSource" for source in sources)
+    newer.release()
+    stage_videos.close()
+    assert cache_files(tmp_path / "bounded") == []
 
 
 def test_missing_remote_metadata_names_the_url(served_dataset):

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <numeric>
 #include <sstream>
 
 extern "C" {
@@ -12,6 +11,7 @@ extern "C" {
 }
 
 #include "common/errors.h"
+#include "decode/batch_fill.h"
 
 namespace lrs::av {
 namespace {
@@ -86,44 +86,15 @@ void CpuVideoDecoder::scan_packets() {
 
 void CpuVideoDecoder::decode_into(std::span<const double> timestamps_s, double tolerance_s,
                                   const FrameDestinations& out) {
-  if (!(tolerance_s > 0)) fail("tolerance_s must be > 0, got " + std::to_string(tolerance_s));
-  if (out.frames.size() != timestamps_s.size()) {
-    fail(std::to_string(timestamps_s.size()) + " timestamps but " + std::to_string(out.frames.size()) +
-         " output frames");
-  }
-  if (out.height != info_.height || out.width != info_.width) {
-    fail("output frames are 3x" + std::to_string(out.height) + "x" + std::to_string(out.width) +
-         " but the video is 3x" + std::to_string(info_.height) + "x" + std::to_string(info_.width));
-  }
-  const auto align = static_cast<uintptr_t>(pixel_bytes(out.dtype));
-  for (uint8_t* slot : out.frames) {
-    if (slot == nullptr || reinterpret_cast<uintptr_t>(slot) % align != 0) {
-      fail(std::string("an output frame is null or not aligned for ") + pixel_type_name(out.dtype));
-    }
-  }
-  std::vector<int64_t> wanted(timestamps_s.size());
-  for (size_t i = 0; i < timestamps_s.size(); ++i) wanted[i] = frames_->nearest(timestamps_s[i], tolerance_s);
+  const std::vector<int64_t> wanted = prepare_fill(*frames_, info_, path_, DecodeDevice{}, timestamps_s, tolerance_s, out);
   stats_.frames_requested += static_cast<int64_t>(wanted.size());
-
-  // Decode each distinct frame once, in presentation order; copy duplicates afterwards.
-  std::vector<size_t> order(wanted.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return wanted[a] < wanted[b]; });
   const int64_t frame_bytes = 3 * info_.height * info_.width * pixel_bytes(out.dtype);
-  size_t prev = SIZE_MAX;
-  for (size_t slot : order) {
-    if (prev != SIZE_MAX && wanted[prev] == wanted[slot]) {
-      std::copy_n(out.frames[prev], frame_bytes, out.frames[slot]);
-      ++stats_.frames_reused;
-    } else {
-      decode_to(wanted[slot], out.frames[slot], out.dtype);
-    }
-    prev = slot;
-  }
-}
-
-void CpuVideoDecoder::decode_to(int64_t frame_idx, uint8_t* out, PixelType dtype) {
-  convert(&decode_frame(frame_idx), out, dtype);
+  fill_in_presentation_order(  // Note [Batch fill]
+      wanted, [&](int64_t frame, size_t slot) { convert(&decode_frame(frame), out.frames[slot], out.dtype); },
+      [&](size_t from, size_t to) {
+        std::copy_n(out.frames[from], frame_bytes, out.frames[to]);
+        ++stats_.frames_reused;
+      });
 }
 
 const AVFrame& CpuVideoDecoder::decode_frame(int64_t frame_idx) {
@@ -131,7 +102,7 @@ const AVFrame& CpuVideoDecoder::decode_frame(int64_t frame_idx) {
   const std::vector<int64_t>& keyframe_pts = frames_->keyframe_pts();
   const int64_t target = frame_pts[frame_idx];
   const auto key_it = std::upper_bound(keyframe_pts.begin(), keyframe_pts.end(), target);
-  const int64_t key_pts = *std::prev(key_it);  // keyframe_pts[0] == first frame: never begin()
+  const int64_t key_pts = *std::prev(key_it);  // keyframe_pts[0] <= first frame: never begin()
   // Note [Seeking]: decode forward when the decoder is already in the target's GOP, or when the
   // frames to decode forward are no more than a seek would decode (sequential reads cross GOPs).
   bool can_continue = false;

@@ -64,7 +64,8 @@ class CpuVideoDecoder final : public VideoDecoder {
   int64_t memory_bytes() const override { return VideoDecoder::memory_bytes() + source_bytes_; }
 
   // Presentation times (seconds) of every frame, ascending.
-  const std::vector<double>& frame_times() const { return frames_->seconds(); }
+  const std::vector<double>& frame_times() const override { return frames_->seconds(); }
+  const FrameTable& frame_table() const { return *frames_; }
 
   // Index (into frame_times()) of the frame nearest `timestamp_s` (Note [Frame choice]); throws
   // FrameTimestampError. With decode_frame, the building block of outputs other than RGB
@@ -72,14 +73,14 @@ class CpuVideoDecoder final : public VideoDecoder {
   int64_t frame_index_at(double timestamp_s, double tolerance_s) const {
     return frames_->nearest(timestamp_s, tolerance_s);
   }
-  // Decodes frame `frame_idx` (Note [Seeking]) and returns it, as the codec produced it; valid until
-  // the next decode.
+  // Decodes frame `frame_idx` (Note [Seeking]) and returns it, as the codec produced it (software
+  // pixel format); valid until the next decode. Also what the hybrid path stages for the GPU
+  // (cuda/hybrid_decoder.h). Throws InvalidInput naming the file when it cannot be decoded.
   const AVFrame& decode_frame(int64_t frame_idx);
 
  private:
   void open_codec(const CpuDecoderOptions& options);
   void scan_packets();
-  void decode_to(int64_t frame_idx, uint8_t* out, PixelType dtype);
   void seek_to_keyframe_of(int64_t frame_idx, int64_t keyframe_steps_back);
   bool receive_next_frame();  // false at end of stream
   void convert(const AVFrame* frame, uint8_t* out, PixelType dtype);

@@ -154,7 +154,10 @@ FrameTable Demuxer::scan_frame_table(int64_t* packets_read) {
         if (first) first_pts = pts;
         first = false;
         // Note [Episode segments]: leading pictures before the segment's first keyframe are not decodable.
-        if (!is_segment() || pts >= first_pts) packets.push_back({pts, (packet->flags & AV_PKT_FLAG_KEY) != 0});
+        // Note [Discarded samples] (frame_table.h): outside the edit list, a seek point but no frame.
+        if (!is_segment() || pts >= first_pts) {
+          packets.push_back({pts, (packet->flags & AV_PKT_FLAG_KEY) != 0, (packet->flags & AV_PKT_FLAG_DISCARD) != 0});
+        }
       }
     }
     av_packet_unref(packet.get());

@@ -25,13 +25,14 @@ FrameTable::FrameTable(std::string path, const std::vector<Packet>& packets, dou
   if (packets.empty()) fail("contains no video frames (empty, truncated or corrupt stream)");
   pts_.reserve(packets.size());
   for (const Packet& p : packets) {
-    pts_.push_back(p.pts);
+    if (!p.discard) pts_.push_back(p.pts);  // Note [Discarded samples]
     if (p.key) keyframe_pts_.push_back(p.pts);
   }
+  if (pts_.empty()) fail("contains no video frames: its edit list discards all " + std::to_string(packets.size()) + " samples");
   std::sort(pts_.begin(), pts_.end());
   std::sort(keyframe_pts_.begin(), keyframe_pts_.end());
-  if (keyframe_pts_.empty() || keyframe_pts_.front() != pts_.front()) {
-    fail("first video frame is not a keyframe (corrupt stream)");
+  if (keyframe_pts_.empty() || keyframe_pts_.front() > pts_.front()) {
+    fail("first video frame is not a keyframe and follows none (corrupt stream)");
   }
   if (std::adjacent_find(pts_.begin(), pts_.end()) != pts_.end()) {
     fail("two video frames share a presentation timestamp (corrupt stream)");
@@ -57,7 +58,7 @@ int64_t FrameTable::index_of_pts(int64_t pts) const {
 }
 
 int64_t FrameTable::keyframe_pts_of(int64_t frame) const {
-  // keyframe_pts_[0] is the first frame, so a keyframe at or before any frame exists.
+  // keyframe_pts_[0] is at or before the first frame, so a keyframe at or before any frame exists.
   return *std::prev(std::upper_bound(keyframe_pts_.begin(), keyframe_pts_.end(), pts_[frame]));
 }
 

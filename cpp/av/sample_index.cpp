@@ -25,6 +25,7 @@ SampleIndex scan_sample_index(const ByteSource& header_source) {
     index.pts.push_back(packet->pts != AV_NOPTS_VALUE ? packet->pts : packet->dts);
     index.dts.push_back(packet->dts);
     index.key.push_back((packet->flags & AV_PKT_FLAG_KEY) != 0 ? 1 : 0);
+    index.discard.push_back((packet->flags & AV_PKT_FLAG_DISCARD) != 0 ? 1 : 0);
     av_packet_unref(packet.get());
   }
   if (index.pos.empty()) demuxer.fail("the header lists no video samples");

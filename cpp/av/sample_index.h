@@ -1,6 +1,6 @@
 // scan_sample_index: the sample table of a remote mp4 from its header bytes alone, as libav's own
 // demuxer sees it (edit lists, composition offsets, B-frame reordering): per sample in decode (file)
-// order its byte position and size, pts, dts and keyframe flag. Episode byte ranges computed from
+// order its byte position and size, pts, dts, keyframe and discard flags. Episode byte ranges computed from
 // it agree with what the decoder will read (Note [Episode segments] in av/demuxer.h).
 //
 // Owns nothing after it returns; reentrant (each call opens its own demuxer).
@@ -20,6 +20,9 @@ struct SampleIndex {
   std::vector<int64_t> pts;   // stream time base units
   std::vector<int64_t> dts;
   std::vector<uint8_t> key;   // 1 for keyframes (sync samples)
+  // 1 for samples outside the edit list: needed to decode others, never shown (Note [Discarded
+  // samples] in av/frame_table.h).
+  std::vector<uint8_t> discard;
   int time_base_num = 0;
   int time_base_den = 1;
   std::string codec;  // libav codec name: "av1", "h264", "hevc", ...

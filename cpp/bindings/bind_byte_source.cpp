@@ -133,6 +133,7 @@ void bind_byte_source(nb::module_& m) {
         d["pts"] = to_numpy(std::move(index.pts));
         d["dts"] = to_numpy(std::move(index.dts));
         d["key"] = to_numpy<bool>(std::move(index.key));
+        d["discard"] = to_numpy<bool>(std::move(index.discard));
         d["time_base_num"] = index.time_base_num;
         d["time_base_den"] = index.time_base_den;
         d["codec"] = index.codec;
@@ -143,5 +144,5 @@ void bind_byte_source(nb::module_& m) {
       "source"_a, nb::sig("def scan_sample_index(source: ByteSource) -> dict[str, typing.Any]"),
       "The video stream's samples in decode (file) order, from the header pieces alone (unfetched bytes "
       "read as zeros), as libav's demuxer sees them: dict of numpy arrays pos, size, pts, dts (int64), key "
-      "(bool), and time_base_num, time_base_den, codec, width, height.");
+      "and discard (bool: outside the edit list, decoded but never shown), and time_base_num, time_base_den, codec, width, height.");
 }

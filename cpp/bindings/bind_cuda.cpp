@@ -59,7 +59,8 @@ void bind_cuda(nb::module_& m) {
         "capability, NVDEC support per codec) and, when unavailable, the reason.");
 
   using lrs::cuda::NvdecVideoDecoder;
-  nb::class_<NvdecVideoDecoder>(m, "NvdecVideoDecoder",
+  // info, backend, stats, set_stream, get_frames_at: inherited from VideoDecoderHandle (bind_stage.cpp).
+  nb::class_<NvdecVideoDecoder, lrs::VideoDecoder>(m, "NvdecVideoDecoder",
                                 "Decodes one H.264 / HEVC / AV1 file on the GPU with NVDEC into CUDA tensors.")
       .def(
           "__init__",
@@ -70,22 +71,5 @@ void bind_cuda(nb::module_& m) {
           "path"_a, "device_index"_a = 0, "stream"_a = 0,
           "Opens `path` on GPU `device_index`; frames are handed to CUDA stream `stream` (a cuda_stream "
           "handle, 0 = the default stream). Raises CudaUnavailableError naming the file, codec, GPU and "
-          "reason when NVDEC cannot decode it.")
-      .def_prop_ro("info", [](const NvdecVideoDecoder& d) { return lrs::bindings::stream_info_dict(d.info()); })
-      .def_prop_ro("backend", &NvdecVideoDecoder::backend)
-      .def("stats", [](const NvdecVideoDecoder& d) { return lrs::bindings::decoder_stats_dict(d.stats()); })
-      .def("set_stream", &NvdecVideoDecoder::set_consumer_stream, "stream"_a,
-           "CUDA stream (cuda_stream handle) later batches are handed to.")
-      .def(
-          "get_frames_at",
-          [](NvdecVideoDecoder& d, const std::vector<double>& timestamps, double tolerance_s) {
-            lrs::FrameBatch batch;
-            {
-              nb::gil_scoped_release release;
-              batch = d.get_frames_at(timestamps, tolerance_s);
-            }
-            return lrs::bindings::to_tensor(std::move(batch));
-          },
-          "timestamps"_a, "tolerance_s"_a = 1e-4,
-          "uint8 RGB frames [T, 3, H, W] on the GPU nearest to `timestamps` (s), in request order.");
+          "reason when NVDEC cannot decode it.");
 }

@@ -1,8 +1,9 @@
-// Python bindings of the decode layer: CpuVideoDecoder and DecoderCache, over a file path or a
-// ByteSource (bind_byte_source.cpp). Frames cross as DLPack (nb::ndarray<nb::pytorch>, uint8 or
-// float32) whose owner is the FrameBatch itself, so torch sees the decoder's buffer without a copy;
-// DecoderCache.decode_into writes into tensors the caller allocated (e.g. the slots of a batch in
-// shared memory). The GIL is released around opening, decoding and closing.
+// Python bindings of the decode layer: CpuVideoDecoder and DecoderCache (on any device, opened
+// through decode/decoder_factory.h), over a file path or a ByteSource (bind_byte_source.cpp).
+// Frames cross as DLPack (nb::ndarray<nb::pytorch>, uint8 or float32) whose owner is the
+// FrameBatch itself, so torch sees the decoder's buffer without a copy; DecoderCache.decode_into
+// writes into tensors the caller allocated (e.g. the slots of a batch in shared memory, or GPU
+// tensors for a CUDA cache). The GIL is released around opening, decoding and closing.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/shared_ptr.h>
@@ -13,6 +14,7 @@
 #include "bindings/decode_types.h"
 #include "common/errors.h"
 #include "decode/decoder_cache.h"
+#include "decode/decoder_factory.h"
 #include "decode/multi_decode.h"
 
 namespace nb = nanobind;
@@ -24,16 +26,12 @@ using lrs::bindings::decoder_stats_dict;
 using lrs::bindings::pixel_type_from_name;
 using lrs::bindings::stream_info_dict;
 using lrs::bindings::to_tensor;
+using lrs::bindings::video_source_of;
 
 lrs::VideoSource source_of(const std::shared_ptr<lrs::av::ByteSource>& bytes) {
   return lrs::VideoSource(std::shared_ptr<const lrs::av::ByteSource>(bytes));
 }
 
-// A path (str) or a ByteSource, as the Python side passes either.
-lrs::VideoSource source_of(nb::handle obj) {
-  if (nb::isinstance<nb::str>(obj)) return lrs::VideoSource(nb::cast<std::string>(obj));
-  return source_of(nb::cast<std::shared_ptr<lrs::av::ByteSource>>(obj));
-}
 
 auto cache_frames(lrs::DecoderCache& cache, const lrs::VideoSource& source, const std::vector<double>& timestamps,
                   double tolerance_s, const std::string& dtype) {
@@ -46,13 +44,21 @@ auto cache_frames(lrs::DecoderCache& cache, const lrs::VideoSource& source, cons
   return to_tensor(std::move(batch));
 }
 
-// A writable CPU tensor the caller allocated: [3, H, W] (one frame) or [T, 3, H, W].
-using OutputTensor = nb::ndarray<nb::device::cpu, nb::c_contig>;
+// A writable tensor the caller allocated, on the CPU or a GPU: [3, H, W] (one frame) or [T, 3, H, W].
+using OutputTensor = nb::ndarray<nb::c_contig>;
 
-// One FileRequest per (source, timestamps, output); checks the outputs' type and shape.
+lrs::DecodeDevice device_of(const OutputTensor& out, const std::string& where) {
+  if (out.device_type() == nb::device::cpu::value) return {};
+  if (out.device_type() == nb::device::cuda::value) return {lrs::DeviceKind::kCUDA, out.device_id()};
+  throw lrs::InvalidInput(where + " must be a CPU or CUDA tensor");
+}
+
+// One FileRequest per (source, timestamps, output); checks the outputs' type, shape and device
+// (all outputs share one dtype and one device: `dtype`, `device`).
 std::vector<lrs::FileRequest> file_requests(const std::vector<nb::object>& sources,
                                             const std::vector<std::vector<double>>& timestamps,
-                                            const std::vector<OutputTensor>& outputs, lrs::PixelType* dtype) {
+                                            const std::vector<OutputTensor>& outputs, lrs::PixelType* dtype,
+                                            lrs::DecodeDevice* device) {
   if (sources.size() != timestamps.size() || sources.size() != outputs.size()) {
     throw lrs::InvalidInput("decode_into: " + std::to_string(sources.size()) + " sources, " +
                             std::to_string(timestamps.size()) + " timestamp lists and " +
@@ -62,14 +68,16 @@ std::vector<lrs::FileRequest> file_requests(const std::vector<nb::object>& sourc
   requests.reserve(sources.size());
   for (size_t i = 0; i < sources.size(); ++i) {
     const OutputTensor& out = outputs[i];
-    lrs::FileRequest r{source_of(sources[i]), timestamps[i], {}, 0, 0};
+    lrs::FileRequest r{video_source_of(sources[i]), timestamps[i], {}, 0, 0};
     const std::string where = "decode_into: output for " + r.source.name();
     lrs::PixelType type;
     if (out.dtype() == nb::dtype<uint8_t>()) type = lrs::PixelType::kUInt8;
     else if (out.dtype() == nb::dtype<float>()) type = lrs::PixelType::kFloat32;
     else throw lrs::InvalidInput(where + " must be uint8 or float32");
-    if (i == 0) *dtype = type;
+    const lrs::DecodeDevice on = device_of(out, where);
+    if (i == 0) *dtype = type, *device = on;
     if (type != *dtype) throw lrs::InvalidInput(where + ": every output must have the same dtype");
+    if (!(on == *device)) throw lrs::InvalidInput(where + ": every output must be on the same device");
     if (out.ndim() != 3 && out.ndim() != 4) throw lrs::InvalidInput(where + " must be [3, H, W] or [T, 3, H, W]");
     const size_t lead = out.ndim() - 3;
     const auto frames = static_cast<size_t>(out.ndim() == 4 ? out.shape(0) : 1);
@@ -93,7 +101,7 @@ std::vector<lrs::FileRequest> file_requests(const std::vector<nb::object>& sourc
 void bind_decode(nb::module_& m) {
   nb::class_<lrs::FrameBatch>(m, "_FrameBatch", "Owner of a decoded batch's memory (internal).");
 
-  nb::class_<lrs::av::CpuVideoDecoder>(
+  nb::class_<lrs::av::CpuVideoDecoder, lrs::VideoDecoder>(
       m, "CpuVideoDecoder",
       "Decodes one video file, or one episode segment of a remote file (a ByteSource), on the CPU with libav "
       "(dav1d for AV1).")
@@ -140,18 +148,20 @@ void bind_decode(nb::module_& m) {
         "num_cameras"_a, "min((episode_pool_size + 1) * num_cameras, 128).");
 
   nb::class_<lrs::DecoderCache>(m, "DecoderCache",
-                                "LRU of open CPU decoders keyed by file path or ByteSource.key.")
+                                "LRU of open decoders (one device) keyed by file path or ByteSource.key.")
       .def(
           "__init__",
-          [](lrs::DecoderCache* self, int64_t capacity, int threads, int64_t max_bytes) {
-            new (self) lrs::DecoderCache(
-                capacity,
-                [threads](const lrs::VideoSource& source) {
-                  return std::make_unique<lrs::av::CpuVideoDecoder>(source, lrs::av::CpuDecoderOptions{threads});
-                },
-                max_bytes);
+          [](lrs::DecoderCache* self, int64_t capacity, int threads, int64_t max_bytes, const std::string& device,
+             const std::string& cuda_backend) {
+            const lrs::DecodeDevice dev = lrs::parse_decode_device(device);
+            const lrs::CudaBackend backend = lrs::parse_cuda_backend(cuda_backend);
+            {
+              nb::gil_scoped_release release;
+              lrs::require_device(dev);
+            }
+            new (self) lrs::DecoderCache(capacity, lrs::decoder_factory({dev, threads, backend, 0}), max_bytes);
           },
-          "capacity"_a, "threads"_a = 1, "max_bytes"_a = 0)
+          "capacity"_a, "threads"_a = 1, "max_bytes"_a = 0, "device"_a = "cpu", "cuda_backend"_a = "auto")
       .def(
           "get_frames_at",
           [](lrs::DecoderCache& cache, const std::shared_ptr<lrs::av::ByteSource>& source,
@@ -173,20 +183,22 @@ void bind_decode(nb::module_& m) {
           "decode_into",
           [](lrs::DecoderCache& cache, const std::vector<nb::object>& sources,
              const std::vector<std::vector<double>>& timestamps, const std::vector<OutputTensor>& outputs,
-             double tolerance_s, int parallelism) {
+             double tolerance_s, int parallelism, uintptr_t stream) {
             lrs::PixelType dtype = lrs::PixelType::kUInt8;
-            const std::vector<lrs::FileRequest> requests = file_requests(sources, timestamps, outputs, &dtype);
+            lrs::DecodeDevice device;
+            const std::vector<lrs::FileRequest> requests =
+                file_requests(sources, timestamps, outputs, &dtype, &device);
             nb::gil_scoped_release release;
-            lrs::decode_files(cache, requests, tolerance_s, dtype, parallelism);
+            lrs::decode_files(cache, requests, tolerance_s, dtype, parallelism, device, stream);
           },
-          "sources"_a, "timestamps"_a, "outputs"_a, "tolerance_s"_a = 1e-4, "parallelism"_a = 1,
+          "sources"_a, "timestamps"_a, "outputs"_a, "tolerance_s"_a = 1e-4, "parallelism"_a = 1, "stream"_a = 0,
           "Writes the frames of sources[i] (a path or a ByteSource) nearest to timestamps[i] into outputs[i] "
-          "([T, 3, H, W] or, for one timestamp, [3, H, W]; uint8 or float32), decoding up to `parallelism` "
-          "videos at once.")
+          "([T, 3, H, W] or, for one timestamp, [3, H, W]; uint8 or float32; on the CPU, or on the cache's GPU "
+          "with the writes handed to CUDA stream `stream`), decoding up to `parallelism` videos at once.")
       .def(
           "stream_info",
           [](lrs::DecoderCache& cache, nb::handle source) {
-            const lrs::VideoSource video = source_of(source);
+            const lrs::VideoSource video = video_source_of(source);
             lrs::StreamInfo info;
             {
               nb::gil_scoped_release release;
@@ -195,20 +207,7 @@ void bind_decode(nb::module_& m) {
             return stream_info_dict(info);
           },
           "source"_a, "The stream facts of `source` (opens its decoder on a miss).")
-      .def("stats",
-           [](const lrs::DecoderCache& cache) {
-             const lrs::DecoderCacheStats s = cache.stats();
-             nb::dict d;
-             d["hits"] = s.hits;
-             d["misses"] = s.misses;
-             d["evictions"] = s.evictions;
-             d["open_decoders"] = s.open_decoders;
-             d["capacity"] = s.capacity;
-             d["bytes"] = s.bytes;
-             d["max_bytes"] = s.max_bytes;
-             d["decoder"] = decoder_stats_dict(s.decoder);
-             return d;
-           })
+      .def("stats", [](const lrs::DecoderCache& cache) { return lrs::bindings::cache_stats_dict(cache.stats()); })
       .def_prop_ro("capacity", &lrs::DecoderCache::capacity)
       .def("clear", &lrs::DecoderCache::clear, nb::call_guard<nb::gil_scoped_release>());
 }

@@ -14,6 +14,7 @@ extern "C" {
 namespace nb = nanobind;
 
 void bind_batch(nb::module_& m);
+void bind_stage(nb::module_& m);
 void bind_byte_source(nb::module_& m);
 void bind_decode(nb::module_& m);
 void bind_depth(nb::module_& m);
@@ -50,6 +51,7 @@ NB_MODULE(_core, m) {
       "Sets libav's log level (e.g. -8 quiet, 16 errors, 24 warnings, 32 info).");
   av_log_set_level(AV_LOG_ERROR);
 
+  bind_stage(m);  // first: binds the VideoDecoder base the concrete decoders derive from
   bind_byte_source(m);
   bind_decode(m);
   bind_depth(m);

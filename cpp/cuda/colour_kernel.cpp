@@ -11,14 +11,27 @@ ColourKernel::ColourKernel() {
   const DriverApi& api = driver_api();
   check_cuda(api.cuModuleLoadData(&module_, lrs_nv12_to_rgb_fatbin),
              "loading the colour kernel (no SASS or PTX in the embedded fatbin for this GPU?)");
-  check_cuda(api.cuModuleGetFunction(&to_u8_, module_, "lrs_yuv420_to_rgb_u8"), "cuModuleGetFunction");
-  check_cuda(api.cuModuleGetFunction(&to_f32_, module_, "lrs_yuv420_to_rgb_f32"), "cuModuleGetFunction");
+  const auto get = [&](CUfunction& f, const char* name) {
+    check_cuda(api.cuModuleGetFunction(&f, module_, name), std::string("cuModuleGetFunction(") + name + ")");
+  };
+  get(semi_planar_u8_, "lrs_yuv420_to_rgb_u8");
+  get(semi_planar_f32_, "lrs_yuv420_to_rgb_f32");
+  get(planar_u8_, "lrs_yuv420p_to_rgb_u8");
+  get(planar_f32_, "lrs_yuv420p_to_rgb_f32");
 }
 
 ColourKernel::~ColourKernel() { driver_api().cuModuleUnload(module_); }
 
+void ColourKernel::run(CUfunction f, const CropWindow& crop, void** args, CUstream stream) const {
+  constexpr unsigned kBlockX = 32, kBlockY = 8;
+  const unsigned grid_x = (static_cast<unsigned>(crop.width) + kBlockX - 1) / kBlockX;
+  const unsigned grid_y = (static_cast<unsigned>(crop.height) + kBlockY - 1) / kBlockY;
+  check_cuda(driver_api().cuLaunchKernel(f, grid_x, grid_y, 1, kBlockX, kBlockY, 1, 0, stream, args, nullptr),
+             "launching the colour kernel");
+}
+
 void ColourKernel::launch(const Yuv420Surface& src, const CropWindow& crop, const ColourParams& params,
-                          ChromaUpsampling upsampling, bool as_float, CUdeviceptr out, CUstream stream) const {
+                          ChromaUpsampling upsampling, OutputType type, CUdeviceptr out, CUstream stream) const {
   // Arguments in the kernels' parameter order; cuLaunchKernel copies them at launch.
   const uint8_t* luma = reinterpret_cast<const uint8_t*>(src.luma);
   const uint8_t* chroma = reinterpret_cast<const uint8_t*>(src.chroma);
@@ -30,12 +43,20 @@ void ColourKernel::launch(const Yuv420Surface& src, const CropWindow& crop, cons
   int shift = src.bit_depth > 8 ? 16 - src.bit_depth : 0;
   void* dst = reinterpret_cast<void*>(out);
   void* args[] = {&luma, &chroma, &pitch, &window, &p, &mode, &sample_bytes, &shift, &dst};
-  constexpr unsigned kBlockX = 32, kBlockY = 8;
-  const unsigned grid_x = (static_cast<unsigned>(crop.width) + kBlockX - 1) / kBlockX;
-  const unsigned grid_y = (static_cast<unsigned>(crop.height) + kBlockY - 1) / kBlockY;
-  check_cuda(driver_api().cuLaunchKernel(as_float ? to_f32_ : to_u8_, grid_x, grid_y, 1, kBlockX, kBlockY, 1, 0,
-                                         stream, args, nullptr),
-             "launching the colour kernel");
+  run(type == OutputType::kFloat32 ? semi_planar_f32_ : semi_planar_u8_, crop, args, stream);
+}
+
+void ColourKernel::launch(const PlanarSurface& src, const CropWindow& crop, const ColourParams& params,
+                          ChromaUpsampling upsampling, OutputType type, CUdeviceptr out, CUstream stream) const {
+  PlanarYuv planes{reinterpret_cast<const uint8_t*>(src.y), reinterpret_cast<const uint8_t*>(src.cb),
+                   reinterpret_cast<const uint8_t*>(src.cr), src.luma_pitch, src.chroma_pitch};
+  CropWindow window = crop;
+  ColourParams p = params;
+  int mode = static_cast<int>(upsampling);
+  int sample_bytes = src.bit_depth > 8 ? 2 : 1;
+  void* dst = reinterpret_cast<void*>(out);
+  void* args[] = {&planes, &window, &p, &mode, &sample_bytes, &dst};
+  run(type == OutputType::kFloat32 ? planar_f32_ : planar_u8_, crop, args, stream);
 }
 
 }  // namespace lrs::cuda

@@ -1,6 +1,7 @@
-// YUV 4:2:0 (NV12 / P010) -> RGB colour math, shared by the CUDA kernel (nv12_to_rgb.cu) and its
-// CPU test (tests/cpp/colour_math_test.cpp, which checks it against libswscale). Plain functions
-// and one small parameter struct; no CUDA headers needed, so g++ compiles it too.
+// YUV 4:2:0 (semi-planar NV12 / P010 from NVDEC, planar I420 / yuv420p10 from dav1d in the hybrid
+// path) -> RGB colour math, shared by the CUDA kernels (nv12_to_rgb.cu) and their CPU tests
+// (tests/cpp/colour_math_test.cpp and hybrid_host_test.cpp, which check it against libswscale).
+// Plain functions and one small parameter struct; no CUDA headers needed, so g++ compiles it too.
 // Owns nothing; thread-safe (pure functions).
 #pragma once
 
@@ -124,6 +125,11 @@ LRS_HD Rgb yuv_to_rgb(const ColourParams& p, float y, float cb, float cr) {
 
 LRS_HD uint8_t to_u8(float x01) { return static_cast<uint8_t>(x01 * 255.0f + 0.5f); }
 
+// Float output is the uint8 value / 255 (IEEE division), as the CPU path's float32 frames are its
+// uint8 frames / 255 (lerobot's rule): a float frame always equals the uint8 frame of the same
+// decode, exactly, on either device.
+LRS_HD float to_unit_float(float x01) { return static_cast<float>(to_u8(x01)) / 255.0f; }
+
 // How 4:2:0 chroma is brought to luma resolution (see Note [Colour conversion parity]).
 enum class ChromaUpsampling : int {
   kNearest = 0,   // each chroma sample covers its 2x2 luma block (swscale's yuv420p -> RGB24 path)
@@ -156,20 +162,21 @@ struct CropWindow {
   int height;
 };
 
-// One sample of a semi-planar 4:2:0 surface. `Sample` is uint8_t (NV12) or uint16_t (P010/P016,
-// value in the high bits, `shift` = 16 - bits). Pitches are in bytes. Chroma rows: Cb, Cr pairs.
+// One sample of a 4:2:0 plane. `Sample` is uint8_t (8-bit) or uint16_t (16-bit words: P010/P016 with
+// the value in the high bits, `shift` = 16 - bits; planar yuv420p10le with it in the low bits,
+// `shift` = 0). Pitches are in bytes.
 template <typename Sample>
 LRS_HD float load_sample(const uint8_t* plane, int64_t pitch, int x, int y, int shift) {
   const Sample* row = reinterpret_cast<const Sample*>(plane + y * pitch);
   return static_cast<float>(static_cast<int>(row[x]) >> shift);
 }
 
-// RGB of output pixel (ox, oy) of the crop window (0 <= ox < crop.width, 0 <= oy < crop.height).
-template <typename Sample>
-LRS_HD Rgb semi_planar_pixel_to_rgb(const ColourParams& p, const uint8_t* luma, const uint8_t* chroma, int64_t pitch,
-                                    const CropWindow& crop, ChromaUpsampling up, int shift, int ox, int oy) {
-  const int x = ox + crop.left;
-  const int y = oy + crop.top;
+// Cb and Cr at output pixel (ox, oy) of the crop window, upsampled as `up` says; `cb_at(cx, cy)` and
+// `cr_at(cx, cy)` read one chroma sample. Shared by the semi-planar (NVDEC) and planar (hybrid)
+// layouts, so both convert identically.
+template <typename CbAt, typename CrAt>
+LRS_HD void upsampled_chroma(const CropWindow& crop, ChromaUpsampling up, int x, int y, CbAt cb_at, CrAt cr_at,
+                             float& cb, float& cr) {
   const ChromaTaps tx = chroma_taps(x, crop.left >> 1, (crop.left + crop.width - 1) >> 1,
                                     up == ChromaUpsampling::kBilinear);
   const ChromaTaps ty = chroma_taps(y, crop.top >> 1, (crop.top + crop.height - 1) >> 1,
@@ -177,16 +184,50 @@ LRS_HD Rgb semi_planar_pixel_to_rgb(const ColourParams& p, const uint8_t* luma, 
   const int rows[2] = {ty.near_index, ty.far_index};
   const int cols[2] = {tx.near_index, tx.far_index};
   const float weights[2] = {0.75f, 0.25f};
-  float cb = 0.0f, cr = 0.0f;
+  cb = 0.0f, cr = 0.0f;
   for (int j = 0; j < 2; ++j) {
     for (int i = 0; i < 2; ++i) {
       const float w = weights[j] * weights[i];
-      cb += w * load_sample<Sample>(chroma, pitch, 2 * cols[i], rows[j], shift);
-      cr += w * load_sample<Sample>(chroma, pitch, 2 * cols[i] + 1, rows[j], shift);
+      cb += w * cb_at(cols[i], rows[j]);
+      cr += w * cr_at(cols[i], rows[j]);
     }
   }
-  const float yv = load_sample<Sample>(luma, pitch, x, y, shift);
-  return yuv_to_rgb(p, yv, cb, cr);
+}
+
+// RGB of output pixel (ox, oy) of the crop window (0 <= ox < crop.width, 0 <= oy < crop.height) of a
+// semi-planar surface (NV12 / P010 as NVDEC maps it): chroma rows hold Cb, Cr pairs.
+template <typename Sample>
+LRS_HD Rgb semi_planar_pixel_to_rgb(const ColourParams& p, const uint8_t* luma, const uint8_t* chroma, int64_t pitch,
+                                    const CropWindow& crop, ChromaUpsampling up, int shift, int ox, int oy) {
+  const int x = ox + crop.left;
+  const int y = oy + crop.top;
+  float cb = 0.0f, cr = 0.0f;
+  upsampled_chroma(
+      crop, up, x, y, [&](int cx, int cy) { return load_sample<Sample>(chroma, pitch, 2 * cx, cy, shift); },
+      [&](int cx, int cy) { return load_sample<Sample>(chroma, pitch, 2 * cx + 1, cy, shift); }, cb, cr);
+  return yuv_to_rgb(p, load_sample<Sample>(luma, pitch, x, y, shift), cb, cr);
+}
+
+// A planar 4:2:0 picture (I420 / yuv420p10le, what dav1d decodes to), as the hybrid path stages it.
+struct PlanarYuv {
+  const uint8_t* y;
+  const uint8_t* cb;
+  const uint8_t* cr;
+  int64_t luma_pitch;    // bytes per luma row
+  int64_t chroma_pitch;  // bytes per Cb / Cr row
+};
+
+// RGB of output pixel (ox, oy) of the crop window of a planar picture (see semi_planar_pixel_to_rgb).
+template <typename Sample>
+LRS_HD Rgb planar_pixel_to_rgb(const ColourParams& p, const PlanarYuv& src, const CropWindow& crop,
+                               ChromaUpsampling up, int shift, int ox, int oy) {
+  const int x = ox + crop.left;
+  const int y = oy + crop.top;
+  float cb = 0.0f, cr = 0.0f;
+  upsampled_chroma(
+      crop, up, x, y, [&](int cx, int cy) { return load_sample<Sample>(src.cb, src.chroma_pitch, cx, cy, shift); },
+      [&](int cx, int cy) { return load_sample<Sample>(src.cr, src.chroma_pitch, cx, cy, shift); }, cb, cr);
+  return yuv_to_rgb(p, load_sample<Sample>(src.y, src.luma_pitch, x, y, shift), cb, cr);
 }
 
 }  // namespace lrs::cuda

@@ -34,6 +34,7 @@ namespace lrs::cuda {
   X(cuEventCreate)                   \
   X(cuEventDestroy)                  \
   X(cuEventRecord)                   \
+  X(cuEventSynchronize)              \
   X(cuMemPoolCreate)                 \
   X(cuMemPoolDestroy)                \
   X(cuMemPoolSetAttribute)           \

@@ -8,8 +8,6 @@ extern "C" {
 #include <cmath>
 #include <cstring>
 #include <exception>
-#include <mutex>
-#include <numeric>
 #include <optional>
 #include <utility>
 
@@ -20,6 +18,7 @@ extern "C" {
 #include "cuda/colour_kernel.h"
 #include "cuda/cuda_context.h"
 #include "cuda/cuda_loader.h"
+#include "cuda/device_fill.h"
 
 namespace lrs::cuda {
 namespace {
@@ -73,6 +72,7 @@ struct NvdecVideoDecoder::Impl {
   // Decode state.
   int64_t target_pts = 0;
   CUdeviceptr target_out = 0;
+  OutputType target_type = OutputType::kUint8;
   bool target_done = false;
   int64_t last_displayed_pts = INT64_MIN;
   bool at_eof = true;  // forces a seek before the first decode
@@ -85,7 +85,7 @@ struct NvdecVideoDecoder::Impl {
   void scan();
   void check_capability();
   void create_parser();
-  void decode_to(int64_t frame_idx, CUdeviceptr out);
+  void decode_to(int64_t frame_idx, CUdeviceptr out, OutputType type);
   void seek_to_keyframe_of(int64_t pts);
   bool feed_next_packet();  // false after end of stream was sent
   void parse(const uint8_t* data, size_t size, int64_t pts, unsigned flags);
@@ -104,13 +104,15 @@ void NvdecVideoDecoder::Impl::open_demuxer(const VideoSource& source) {
   const auto* mapping = std::find_if(std::begin(kCodecs), std::end(kCodecs),
                                      [&](const CodecMapping& m) { return m.av == par->codec_id; });
   if (mapping == std::end(kCodecs)) {
-    throw CudaUnavailable(path + ": NVDEC decoding supports h264, hevc and av1 here, not " + info.codec);
+    throw NvdecUnsupported(path, "NVDEC on " + device_label(options.device_index) +
+                                     ": this decoder supports h264, hevc and av1, not " + info.codec);
   }
   codec = mapping->nv;
   const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(static_cast<AVPixelFormat>(par->format));
   bit_depth = desc ? desc->comp[0].depth : 8;
   if (desc && (desc->log2_chroma_w != 1 || desc->log2_chroma_h != 1)) {
-    throw CudaUnavailable(path + ": NVDEC path handles 4:2:0 only, the stream is " + info.pixel_format);
+    throw NvdecUnsupported(path, "NVDEC on " + device_label(options.device_index) + ": this decoder takes 4:2:0 "
+                                     "only, the " + info.codec + " stream is " + info.pixel_format);
   }
   if (mapping->bsf[0] != '\0') {
     demuxer->set_bitstream_filter(mapping->bsf);
@@ -135,21 +137,24 @@ void NvdecVideoDecoder::Impl::check_capability() {
   caps.eChromaFormat = cudaVideoChromaFormat_420;
   caps.nBitDepthMinus8 = static_cast<unsigned>(bit_depth - 8);
   check_cuda(cuvid.cuvidGetDecoderCaps(&caps), path + ": cuvidGetDecoderCaps");
-  char name[256] = {};
-  driver_api().cuDeviceGetName(name, sizeof(name) - 1, context->device());
-  const std::string what = path + ": NVDEC on GPU " + std::to_string(options.device_index) + " (" + name +
-                           ") cannot decode this " + info.codec + " " + std::to_string(info.width) + "x" +
-                           std::to_string(info.height) + " " + std::to_string(bit_depth) + "-bit 4:2:0 stream: ";
+  // The reason names GPU, codec, depth and cause but not the file or its size, so a backend choice
+  // made because of it is reported once per cause (Note [CUDA backend choice]).
+  const std::string what = "NVDEC on " + device_label(options.device_index) + " cannot decode " + info.codec + " " +
+                           std::to_string(bit_depth) + "-bit 4:2:0: ";
   const std::string advice =
-      "; decode it on the CPU (decode_backend='cpu' or the hybrid path) or transcode the dataset to h264/hevc "
-      "(python -m lerobot_stream.transcode)";
-  if (!caps.bIsSupported) throw CudaUnavailable(what + "this GPU has no NVDEC support for it" + advice);
+      " (the stream is " + std::to_string(info.width) + "x" + std::to_string(info.height) +
+      "); decode it with cuda_backend='cpu->cuda' (CPU decode, GPU colour conversion) or 'auto', on the CPU "
+      "(device='cpu'), or transcode the dataset to h264/hevc (python -m lerobot_stream.transcode)";
+  if (!caps.bIsSupported) throw NvdecUnsupported(path, what + "this GPU has no NVDEC support for it", advice);
   const unsigned w = static_cast<unsigned>(info.width), h = static_cast<unsigned>(info.height);
   if (w > caps.nMaxWidth || h > caps.nMaxHeight || w < caps.nMinWidth || h < caps.nMinHeight ||
       ((w + 15) / 16) * ((h + 15) / 16) > caps.nMaxMBCount) {
-    throw CudaUnavailable(what + "size outside NVDEC's range " + std::to_string(caps.nMinWidth) + "x" +
-                          std::to_string(caps.nMinHeight) + " .. " + std::to_string(caps.nMaxWidth) + "x" +
-                          std::to_string(caps.nMaxHeight) + advice);
+    throw NvdecUnsupported(path,
+                           what + std::to_string(w) + "x" + std::to_string(h) + " is outside NVDEC's range " +
+                               std::to_string(caps.nMinWidth) + "x" +
+                               std::to_string(caps.nMinHeight) + " .. " + std::to_string(caps.nMaxWidth) + "x" +
+                               std::to_string(caps.nMaxHeight),
+                           advice);
   }
 }
 
@@ -246,10 +251,11 @@ int NvdecVideoDecoder::Impl::on_display(CUVIDPARSERDISPINFO* disp) {
     src.pitch = pitch;
     src.bit_depth = seq.bit_depth_luma_minus8 + 8;
     // Note [Colour conversion parity]: nearest chroma matches the CPU path's RGB24 conversion.
-    kernel->launch(src, crop, colour, ChromaUpsampling::kNearest, false, target_out, stream->get());
+    kernel->launch(src, crop, colour, ChromaUpsampling::kNearest, target_type, target_out, stream->get());
     const CUresult sync = driver_api().cuStreamSynchronize(stream->get());  // Note [Stream handoff]
     cuvid.cuvidUnmapVideoFrame64(decoder, surface);
     check_cuda(sync, path + ": colour conversion");
+    ++stats.frames_converted;
     target_done = true;
     return 1;
   } catch (...) {
@@ -275,6 +281,7 @@ void NvdecVideoDecoder::Impl::seek_to_keyframe_of(int64_t pts) {
   const int64_t key = *std::prev(std::upper_bound(key_pts.begin(), key_pts.end(), pts));
   demuxer->seek_to_keyframe(key);  // also flushes the bitstream filter
   ++stats.seeks;
+  ++stats.flushes;
   at_eof = false;
   last_displayed_pts = INT64_MIN;
   unsigned flags = CUVID_PKT_DISCONTINUITY;
@@ -298,13 +305,14 @@ bool NvdecVideoDecoder::Impl::feed_next_packet() {
   return true;
 }
 
-void NvdecVideoDecoder::Impl::decode_to(int64_t frame_idx, CUdeviceptr out) {
+void NvdecVideoDecoder::Impl::decode_to(int64_t frame_idx, CUdeviceptr out, OutputType type) {
   const int64_t target = frames->pts()[frame_idx];
   const int64_t key = frames->keyframe_pts_of(frame_idx);
   const bool can_continue = !at_eof && last_displayed_pts != INT64_MIN && last_displayed_pts < target &&
                             key <= last_displayed_pts;
   target_pts = target;
   target_out = out;
+  target_type = type;
   target_done = false;
   if (!can_continue) seek_to_keyframe_of(target);
   while (!target_done) {
@@ -328,23 +336,6 @@ NvdecVideoDecoder::Impl::~Impl() {
   api.cuCtxPopCurrent(&popped);
 }
 
-namespace {
-
-// One pool per device, shared by every decoder on it (Note [Device buffer pool]).
-std::shared_ptr<DevicePool> shared_pool(const std::shared_ptr<PrimaryContext>& context) {
-  static std::mutex mutex;
-  static std::vector<std::weak_ptr<DevicePool>> pools;
-  const std::lock_guard<std::mutex> lock(mutex);
-  const size_t i = static_cast<size_t>(context->index());
-  if (pools.size() <= i) pools.resize(i + 1);
-  if (auto pool = pools[i].lock()) return pool;
-  auto pool = std::make_shared<DevicePool>(context);
-  pools[i] = pool;
-  return pool;
-}
-
-}  // namespace
-
 NvdecVideoDecoder::NvdecVideoDecoder(VideoSource source, NvdecOptions options) : impl_(std::make_unique<Impl>()) {
   Impl& d = *impl_;
   d.path = source.name();
@@ -359,7 +350,7 @@ NvdecVideoDecoder::NvdecVideoDecoder(VideoSource source, NvdecOptions options) :
   d.stream = std::make_unique<CudaStream>();
   d.done = std::make_unique<CudaEvent>();
   d.kernel = std::make_unique<ColourKernel>();
-  d.pool = shared_pool(d.context);
+  d.pool = DevicePool::for_device(options.device_index);
   d.create_parser();
 }
 
@@ -371,56 +362,27 @@ DecoderStats NvdecVideoDecoder::stats() const { return impl_->stats; }
 
 void NvdecVideoDecoder::set_consumer_stream(uintptr_t stream) { impl_->options.consumer_stream = stream; }
 
-void NvdecVideoDecoder::decode_into(std::span<const double>, double, const FrameDestinations&) {
-  impl_->fail("NVDEC decodes into device memory; decode_into (host outputs) needs the CPU decoder");
+const std::vector<double>& NvdecVideoDecoder::frame_times() const { return impl_->frames->seconds(); }
+
+// The frame table, stream and event the shared device fill works with (cuda/device_fill.h).
+DeviceFill NvdecVideoDecoder::device_fill() const {
+  const Impl& d = *impl_;
+  return DeviceFill{*d.frames, d.info, d.path, d.options.device_index, d.stream->get(), d.done->get()};
 }
 
 FrameBatch NvdecVideoDecoder::get_frames_at(std::span<const double> timestamps_s, double tolerance_s,
                                             PixelType dtype) {
+  const ScopedContext current(impl_->context->get());
+  return frames_on_device(device_fill(), *impl_->pool, timestamps_s.size(), dtype, impl_->options.consumer_stream,
+                          [&](const FrameDestinations& out) { decode_into(timestamps_s, tolerance_s, out); });
+}
+
+void NvdecVideoDecoder::decode_into(std::span<const double> timestamps_s, double tolerance_s,
+                                    const FrameDestinations& out) {
   Impl& d = *impl_;
-  if (!(tolerance_s > 0)) d.fail("tolerance_s must be > 0, got " + std::to_string(tolerance_s));
-  if (dtype != PixelType::kUInt8) {
-    d.fail(std::string("NVDEC returns uint8 frames; ") + pixel_type_name(dtype) + " is not supported on this path");
-  }
-  std::vector<int64_t> wanted(timestamps_s.size());
-  for (size_t i = 0; i < timestamps_s.size(); ++i) wanted[i] = d.frames->nearest(timestamps_s[i], tolerance_s);
-
   const ScopedContext current(d.context->get());
-  const DriverApi& api = driver_api();
-  const auto consumer = reinterpret_cast<CUstream>(d.options.consumer_stream);
-  FrameBatch batch;
-  batch.num_frames = static_cast<int64_t>(wanted.size());
-  batch.height = d.info.height;
-  batch.width = d.info.width;
-  batch.device = DeviceKind::kCUDA;
-  batch.device_index = d.options.device_index;
-  auto storage = d.pool->allocate(static_cast<size_t>(batch.size_bytes()), d.stream->get(), consumer);
-  batch.data = storage.get();
-  batch.owner = std::move(storage);
-  d.stats.frames_requested += batch.num_frames;
-
-  // Each distinct frame decoded once, in presentation order; duplicates copied on the device.
-  std::vector<size_t> order(wanted.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return wanted[a] < wanted[b]; });
-  const int64_t frame_bytes = batch.frame_bytes();
-  const auto slot_ptr = [&](size_t slot) {
-    return reinterpret_cast<CUdeviceptr>(batch.data) + static_cast<CUdeviceptr>(slot * frame_bytes);
-  };
-  size_t prev = SIZE_MAX;
-  for (size_t slot : order) {
-    if (prev != SIZE_MAX && wanted[prev] == wanted[slot]) {
-      check_cuda(api.cuMemcpyDtoDAsync(slot_ptr(slot), slot_ptr(prev), frame_bytes, d.stream->get()),
-                 d.path + ": copying a repeated frame");
-    } else {
-      d.decode_to(wanted[slot], slot_ptr(slot));
-    }
-    prev = slot;
-  }
-  // Note [Stream handoff]: the consumer stream waits for our work; the host does not.
-  check_cuda(api.cuEventRecord(d.done->get(), d.stream->get()), d.path + ": cuEventRecord");
-  check_cuda(api.cuStreamWaitEvent(consumer, d.done->get(), 0), d.path + ": cuStreamWaitEvent");
-  return batch;
+  fill_on_device(device_fill(), timestamps_s, tolerance_s, out, d.stats,
+                 [&](int64_t frame, CUdeviceptr slot, OutputType type) { d.decode_to(frame, slot, type); });
 }
 
 }  // namespace lrs::cuda

@@ -43,7 +43,7 @@ std::vector<FileGroup> group_by_file(std::span<const FileRequest> requests) {
 }  // namespace
 
 void decode_files(DecoderCache& cache, std::span<const FileRequest> requests, double tolerance_s, PixelType dtype,
-                  int parallelism) {
+                  int parallelism, const DecodeDevice& device, uintptr_t cuda_stream) {
   const std::vector<FileGroup> groups = group_by_file(requests);
   std::vector<std::exception_ptr> errors(groups.size());
   std::atomic<size_t> next = 0;
@@ -53,7 +53,7 @@ void decode_files(DecoderCache& cache, std::span<const FileRequest> requests, do
       try {
         DecoderCache::Lease held = cache.lease(g.first->source);
         held->decode_into(g.timestamps_s, tolerance_s,
-                          FrameDestinations{g.destinations, dtype, g.first->height, g.first->width});
+                          FrameDestinations{g.destinations, dtype, g.first->height, g.first->width, device, cuda_stream});
       } catch (...) {
         errors[i] = std::current_exception();
       }

@@ -1,5 +1,6 @@
 // decode_files: one sample's (or one batch's) frames from several video files, written into
-// caller-owned memory, through one DecoderCache, by up to `parallelism` threads at once.
+// caller-owned memory (host, or the cache's GPU), through one DecoderCache, by up to `parallelism`
+// threads at once.
 //
 // Requests of the same video (VideoSource::key) are merged into one decoder call (one lease, frames decoded in
 // presentation order, each distinct frame once). Different files decode in parallel: the calling
@@ -37,9 +38,11 @@ struct FileRequest {
   int64_t width = 0;
 };
 
-// Decodes every request. Throws the first failure (in request order) after all threads finished:
-// the decoders' own errors, or InvalidInput for a request whose counts or sizes do not agree.
+// Decodes every request into destinations of `dtype` on `device` (each decoder's decode_into; CUDA
+// backends hand their writes to `cuda_stream`). Throws the first failure (in request order) after
+// all threads finished: the decoders' own errors, or InvalidInput for a request whose counts or
+// sizes do not agree.
 void decode_files(DecoderCache& cache, std::span<const FileRequest> requests, double tolerance_s, PixelType dtype,
-                  int parallelism);
+                  int parallelism, const DecodeDevice& device = {}, uintptr_t cuda_stream = 0);
 
 }  // namespace lrs

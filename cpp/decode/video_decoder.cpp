@@ -6,6 +6,8 @@ namespace lrs {
 
 const char* pixel_type_name(PixelType type) { return type == PixelType::kFloat32 ? "float32" : "uint8"; }
 
+std::string DecodeDevice::str() const { return kind == DeviceKind::kCPU ? "cpu" : "cuda:" + std::to_string(index); }
+
 namespace {
 
 template <typename Op>
@@ -36,6 +38,12 @@ DecoderStats& DecoderStats::operator-=(const DecoderStats& o) {
   return *this;
 }
 
+std::vector<uint8_t*> frame_slots(const FrameBatch& batch) {
+  std::vector<uint8_t*> slots(static_cast<size_t>(batch.num_frames));
+  for (size_t i = 0; i < slots.size(); ++i) slots[i] = batch.data + static_cast<int64_t>(i) * batch.frame_bytes();
+  return slots;
+}
+
 FrameBatch VideoDecoder::get_frames_at(std::span<const double> timestamps_s, double tolerance_s, PixelType dtype) {
   FrameBatch batch;
   batch.num_frames = static_cast<int64_t>(timestamps_s.size());
@@ -45,8 +53,7 @@ FrameBatch VideoDecoder::get_frames_at(std::span<const double> timestamps_s, dou
   auto storage = allocate_host_bytes(static_cast<size_t>(batch.size_bytes()));
   batch.data = storage.get();
   batch.owner = std::move(storage);
-  std::vector<uint8_t*> slots(static_cast<size_t>(batch.num_frames));
-  for (size_t i = 0; i < slots.size(); ++i) slots[i] = batch.data + static_cast<int64_t>(i) * batch.frame_bytes();
+  const std::vector<uint8_t*> slots = frame_slots(batch);
   decode_into(timestamps_s, tolerance_s, FrameDestinations{slots, dtype, batch.height, batch.width});
   return batch;
 }

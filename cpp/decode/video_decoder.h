@@ -1,12 +1,13 @@
-// The decoder interface shared by the CPU (libav) and GPU (NVDEC) backends, and the frame batch
-// they return.
+// The decoder interface shared by the CPU (libav), GPU (NVDEC) and hybrid (CPU decode -> GPU colour)
+// backends, the frame batch they return and the caller-owned memory they write into.
 //
-// A VideoDecoder opens one file once and returns the frames nearest to requested presentation
+// A VideoDecoder opens one video once and returns the frames nearest to requested presentation
 // timestamps, in request order, as RGB CHW frames (see Note [Frame choice]): either a new
-// contiguous batch [T, 3, H, W] (get_frames_at) or written into caller-owned host memory
-// (decode_into), as uint8 or float32 (Note [Float frames]). A decoder is NOT thread-safe: one
-// thread uses it at a time (the DecoderCache hands out exclusive leases). FrameBatch is an
-// immutable owning buffer, safe to share between threads once built.
+// contiguous batch [T, 3, H, W] on the decoder's device (get_frames_at) or written into memory the
+// caller owns (decode_into: host memory for the CPU backend, the GPU's memory for the CUDA ones;
+// e.g. the slots of a larger batch), as uint8 or float32 (Note [Float frames]). A decoder is NOT
+// thread-safe: one thread uses it at a time (the DecoderCache hands out exclusive leases).
+// FrameBatch is an immutable owning buffer, safe to share between threads once built.
 #pragma once
 
 #include <cstdint>
@@ -59,15 +60,31 @@ struct FrameBatch {
   int64_t size_bytes() const { return num_frames * frame_bytes(); }
 };
 
-// Caller-owned host memory that decode_into writes: one frame [3, height, width] of `dtype` per
+// The address of each frame of `batch`, in order: the destinations decode_into fills it through.
+std::vector<uint8_t*> frame_slots(const FrameBatch& batch);
+
+// A device frames live on: the host, or GPU `index` ("cpu" / "cuda:N").
+struct DecodeDevice {
+  DeviceKind kind = DeviceKind::kCPU;
+  int index = 0;
+  std::string str() const;  // "cpu" or "cuda:N"
+  bool operator==(const DecodeDevice& o) const { return kind == o.kind && (kind == DeviceKind::kCPU || index == o.index); }
+};
+
+// Caller-owned memory that decode_into writes: one frame [3, height, width] of `dtype` per
 // requested timestamp, at frames[i] (anywhere, e.g. the slots of a larger batch; they must not
-// overlap). height and width are what the caller allocated for; a decoder whose stream
-// has another size throws InvalidInput instead of writing.
+// overlap), on `device` (host pointers, or device pointers of that GPU). height and width are what
+// the caller allocated for; a decoder whose stream has another size, or that writes another
+// device's memory, throws InvalidInput instead of writing. CUDA backends write on their own stream
+// and make `cuda_stream` (a CUstream; 0 = the legacy default stream) wait for those writes without
+// blocking the host (Note [Stream handoff] in cuda/nvdec_decoder.h); host backends ignore it.
 struct FrameDestinations {
   std::span<uint8_t* const> frames;
   PixelType dtype = PixelType::kUInt8;
   int64_t height = 0;
   int64_t width = 0;
+  DecodeDevice device;
+  uintptr_t cuda_stream = 0;
 };
 
 struct StreamInfo {
@@ -108,18 +125,27 @@ class VideoDecoder {
   virtual ~VideoDecoder() = default;
   virtual const StreamInfo& info() const = 0;
   // Frames nearest to `timestamps_s` (seconds from stream start), in request order, in a new batch
-  // of `dtype`; duplicates allowed. Throws FrameTimestampError when a query has no frame within
-  // tolerance_s. Host backends allocate the batch and call decode_into; device backends override.
+  // of `dtype` on the decoder's device; duplicates allowed. Throws FrameTimestampError when a query
+  // has no frame within tolerance_s. Host backends allocate the batch and call decode_into; device
+  // backends override (device memory from their pool, handed to the consumer stream).
   virtual FrameBatch get_frames_at(std::span<const double> timestamps_s, double tolerance_s,
                                    PixelType dtype = PixelType::kUInt8);
-  // The same frames written into caller-owned host memory (one destination per timestamp). Throws
-  // InvalidInput when the destinations do not fit the stream (count, height, width) or the backend
-  // cannot write host memory.
+  // The same frames written into caller-owned memory (one destination per timestamp, Note [Batch
+  // fill] in decode/batch_fill.h). Throws InvalidInput when the destinations do not fit the stream
+  // (count, height, width, alignment) or lie on another device than the decoder writes.
   virtual void decode_into(std::span<const double> timestamps_s, double tolerance_s,
                            const FrameDestinations& out) = 0;
   virtual DecoderStats stats() const = 0;
+  // Presentation time (seconds) of every frame, ascending.
+  virtual const std::vector<double>& frame_times() const = 0;
   // Which backend decodes this stream: "cpu", "nvdec" or "cpu->cuda" (hybrid).
   virtual std::string backend() const = 0;
+  // CUDA backends: the stream later get_frames_at batches are handed to (a CUstream; Note [Stream
+  // handoff]). The CPU backend ignores it.
+  virtual void set_consumer_stream(uintptr_t /*stream*/) {}
+  // Why this backend was chosen when a rule chose it (Note [CUDA backend choice] in
+  // decode/decoder_factory.h); "" when the caller asked for it by name.
+  virtual std::string backend_note() const { return {}; }
   // Estimated host memory this open decoder holds (codec reference frames, staging buffers):
   // what the DecoderCache's byte bound counts. The default assumes libavcodec's frame pool of about
   // 10 yuv420p frames of the stream's size, which is what dav1d/h264/hevc decoders keep at 1 thread.

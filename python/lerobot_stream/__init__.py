@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from lerobot_stream._core import cuda_info
 from lerobot_stream.dataset import StreamingLeRobotDataset
+from lerobot_stream.decode_stage import DecodeStage
 from lerobot_stream.decoding import (
+    CudaUnavailableError,
     DecoderCache,
     FrameTimestampError,
     VideoDecoder,
@@ -19,6 +21,8 @@ from lerobot_stream.retry import RemoteFileError, RetryPolicy, ServerUnreachable
 __version__ = "0.1.0"
 
 __all__ = [
+    "CudaUnavailableError",
+    "DecodeStage",
     "DecoderCache",
     "FrameTimestampError",
     "RemoteFileError",

@@ -8,7 +8,9 @@ files decoding in parallel when cores are idle), so there is no per-sample frame
 stacking copy and less Python per sample (Note [Decode into the output] in
 ``lerobot_stream.sample``). In a DataLoader worker the batch tensors live in reused shared blocks
 and reach the main process without a copy (Note [Shared frame blocks] in
-``lerobot_stream.shared_frames``).
+``lerobot_stream.shared_frames``). When the builder emits frame requests instead of frames (the
+decode stage decodes them in the training process), a batch is the collated samples, requests
+included (Note [Decode stage requests] in ``lerobot_stream.decode_stage``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class BatchBuilder:
     def build(self, chunk: list[tuple[EpisodeRows, int]]) -> dict[str, Any]:
         """One batch, equal to ``default_collate([builder.build(rows, frame) for rows, frame in chunk])``."""
         builder = self._builder
+        if builder.emits_requests:  # nothing to decode here: the decode stage fills the cameras in
+            return default_collate([builder.build(rows, frame) for rows, frame in chunk])
         tabular = [builder.tabular(rows, frame) for rows, frame in chunk]
         requests = [
             builder.video_requests(rows, frame, windows)

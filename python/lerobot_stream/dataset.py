@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, replace
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,8 +25,9 @@ import numpy as np
 import torch
 
 from lerobot_stream import _core
-from lerobot_stream.batching import BatchBuilder
-from lerobot_stream.decoding import DecoderCache, decode_parallelism, default_decoder_cache_capacity
+from lerobot_stream.consumer import ConsumerRuntime
+from lerobot_stream.decode_stage import check_stage_dataset, make_loader, wants_decode_stage
+from lerobot_stream.decoding import default_decoder_cache_capacity
 from lerobot_stream.depth import check_depth_unit, warn_missing_units
 from lerobot_stream.elastic import (
     FirstPass,
@@ -37,28 +38,19 @@ from lerobot_stream.elastic import (
     normalize,
     phase_tuples,
 )
-from lerobot_stream.lookahead import DEFAULT_DEPTH as LOOKAHEAD_DEPTH
-from lerobot_stream.lookahead import EpisodeLookahead, consumer_order
 from lerobot_stream.metadata import DatasetMetadata, load_metadata
-from lerobot_stream.prefetch import VideoPrefetcher
 from lerobot_stream.retry import RetryPolicy
-from lerobot_stream.sample import SampleBuilder
-from lerobot_stream.shared_frames import BlockPool, FrameSlots, shared_blocks_supported
 from lerobot_stream.state import EpochCounters, ResumeState, dataset_fingerprint
-from lerobot_stream.tabular import EpisodeRows, TabularReader
 from lerobot_stream.video_files import (
     FETCH_MODES,
-    EpisodeVideoFiles,
     FetchMode,
     check_cache_dir,
     default_cache_dir,
-    default_max_bytes,
     sweep_at_exit,
 )
 from lerobot_stream.windows import check_delta_timestamps, delta_indices
 from lerobot_stream.world import current_worker, in_worker_process, resolve_rank_world
 
-_SCHEDULE_CHUNK = 64
 # Open decoders' estimated memory per consumer; lerobot's unbounded cache reached 35 GB per worker.
 DEFAULT_DECODER_CACHE_MAX_BYTES = 1 << 30
 
@@ -111,6 +103,13 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             server that stays unreachable raises ``ServerUnreachableError`` naming the URL.
 
     Decoding:
+        video_decode_device: ``"cpu"`` (default: workers decode) or ``"cuda"`` / ``"cuda:N"``: the
+            training process decodes on the GPU; iterate ``ds.dataloader(...)``, whose batches carry
+            GPU camera tensors (a plain ``DataLoader(ds)`` yields frame requests instead; Note [Decode
+            stage requests]). No usable GPU raises ``CudaUnavailableError`` with ``cuda_info()``'s reason.
+        video_decode_stage: decode in the training process's C++ decode stage (default: for CUDA only;
+            with ``"cpu"``: the same samples, bitwise, decoded by C++ threads of the training process).
+        cuda_backend: ``"auto"``, ``"nvdec"`` or ``"cpu->cuda"`` (``lerobot_stream.decoding``).
         decoder_cache_size (alias ``video_decoder_cache_size``): open video decoders per consumer,
             default ``min((episode_pool_size + 1) * num_cameras, 128)``.
         decoder_cache_max_bytes: bound on those decoders' estimated memory per consumer (default
@@ -180,6 +179,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         decode_threads: int = 1,
         num_workers: int = 1,
         video_decode_device: str = "cpu",
+        video_decode_stage: bool | None = None,
+        cuda_backend: str = "auto",
         data_files_root: str | None = None,
         repo_type: str = "dataset",
         token: str | bool | None = None,
@@ -201,8 +202,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
                 f"'hf://buckets/{repo_id}' (metadata from root=/repo_id)"
             )
         check_depth_unit(depth_output_unit)
-        if video_decode_device != "cpu":
-            raise NotImplementedError(f"video_decode_device={video_decode_device!r}: only 'cpu' is supported")
+        # ValueError / CudaUnavailableError (cuda_info()'s reason) before any metadata is read
+        decode_stage = wants_decode_stage(video_decode_device, video_decode_stage, cuda_backend)
         if image_transforms is not None and not callable(image_transforms):
             raise TypeError("image_transforms must be callable or None.")
         if episode_pool_size < 1:
@@ -257,6 +258,11 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         self.rank, self.world_size = resolve_rank_world(rank, world_size)
         self._return_uint8 = return_uint8
         self._decode_threads = decode_threads
+        self.video_decode_device = str(video_decode_device)
+        self.cuda_backend = cuda_backend
+        self._decode_stage = decode_stage
+        if decode_stage:
+            check_stage_dataset(self.meta, self.video_decode_device)
         self._prefetch_videos = bool(prefetch_videos)
         self._video_prefetch_workers = int(video_prefetch_workers)
         self._video_cache_dir = Path(video_cache_dir) if video_cache_dir is not None else default_cache_dir()
@@ -266,7 +272,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         if not self.meta.data_location.is_local and self.meta.video_keys and not self._video_in_memory:
             check_cache_dir(self._video_cache_dir)
             sweep_at_exit(self._video_cache_dir)
-        self._num_workers_hint = max(int(num_workers), 1)
+        self._num_workers = int(num_workers)
+        self._num_workers_hint = max(self._num_workers, 1)
         self.batch_size = None if batch_size is None else int(batch_size)
         self.drop_last = bool(drop_last)
         cache_size = decoder_cache_size if decoder_cache_size is not None else video_decoder_cache_size
@@ -281,7 +288,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         self._resume: ResumeState | None = None
         self._elastic: tuple[Any, Any] | None = None  # (key, _core.ElasticPass) of the last elastic resume
         self._warned_idle = False
-        self._runtime: _ConsumerRuntime | None = None
+        self._runtime: ConsumerRuntime | None = None
 
     # --- lerobot-compatible properties --------------------------------------------------------
     @property
@@ -303,6 +310,37 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
     def video_keys(self) -> list[str]:
         """Camera features stored as videos."""
         return self.meta.video_keys
+
+    @property
+    def return_uint8(self) -> bool:
+        """Camera frames as uint8 instead of float32 in [0, 1]."""
+        return self._return_uint8
+
+    @property
+    def decode_threads(self) -> int:
+        """libav threads per decoder."""
+        return self._decode_threads
+
+    @property
+    def num_workers_hint(self) -> int:
+        """The constructor's ``num_workers`` (the DataLoader's, for ``len()``)."""
+        return self._num_workers
+
+    @property
+    def emits_frame_requests(self) -> bool:
+        """True when samples carry frame requests for a decode stage instead of frames
+        (Note [Decode stage requests] in ``lerobot_stream.decode_stage``)."""
+        return self._decode_stage
+
+    def dataloader(self, batch_size: int | None = None, **kwargs: Any) -> Iterable[dict[str, Any]]:
+        """The loader to iterate: ``DataLoader(self, ...)``, wrapped in a
+        :class:`~lerobot_stream.DecodeStage` when frames are decoded in the training process
+        (``video_decode_device="cuda"`` or ``video_decode_stage=True``). ``batch_size``: the dataset's
+        own when it builds batches (then the DataLoader gets ``batch_size=None``), else 1. Keyword
+        arguments: :func:`lerobot_stream.decode_stage.make_loader`'s. Batches, their order and the
+        resume state are the same either way: checkpoint
+        ``{"batches_consumed": step + 1, "batch_size": batch_size}``."""
+        return make_loader(self, batch_size, **kwargs)
 
     @property
     def num_frames(self) -> int:
@@ -470,11 +508,11 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             self._elastic = (key, replay)
         return self._elastic[1]
 
-    def _consumer_runtime(self) -> _ConsumerRuntime:
+    def _consumer_runtime(self) -> ConsumerRuntime:
         # A forked DataLoader worker inherits the parent's runtime, whose decoding threads did not
         # survive the fork: every process opens its own.
         if self._runtime is None or self._runtime.pid != os.getpid():
-            self._runtime = _ConsumerRuntime(self)
+            self._runtime = ConsumerRuntime(self)
         return self._runtime
 
     def stats(self) -> dict[str, Any]:
@@ -496,126 +534,6 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             f"cameras={self.meta.video_keys}, episode_pool_size={self.episode_pool_size}, "
             f"rank={self.rank}/{self.world_size}, seed={self.seed})"
         )
-
-
-class _ConsumerRuntime:
-    """A consumer's per-process resources: parquet reader, decoder cache, sample builder."""
-
-    def __init__(self, ds: StreamingLeRobotDataset) -> None:
-        self._ds = ds
-        self.pid = os.getpid()
-        self.reader = TabularReader(ds.meta, tolerance_s=ds.tolerance_s)
-        self.decoder = DecoderCache(
-            ds.decoder_cache_size, threads=ds._decode_threads, max_bytes=ds.decoder_cache_max_bytes
-        )
-        prefetcher = None
-        if not ds.meta.data_location.is_local and ds.meta.video_keys:
-            cache_dir = None if ds._video_in_memory else ds._video_cache_dir
-            max_bytes = ds._video_cache_max_bytes or default_max_bytes(cache_dir)
-            retry = asdict(ds._remote_retry)
-            prefetcher = VideoPrefetcher(cache_dir, max_bytes, ds._video_prefetch_workers, **retry)
-        self.videos = EpisodeVideoFiles(
-            ds.meta, prefetcher, prefetch=ds._prefetch_videos, fetch=ds._video_fetch
-        )
-        _, num_workers = current_worker()
-        consumers = num_workers * max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)
-        # Note [Shared frame blocks]: frames go to reused shared memory only from a worker.
-        shared = in_worker_process() and ds.meta.video_keys and shared_blocks_supported()
-        self.blocks = BlockPool() if shared else None
-        slots = None
-        if self.blocks is not None and ds.batch_size is None and ds.image_transforms is None:
-            slots = FrameSlots(self.blocks)
-        self.builder = SampleBuilder(
-            ds.meta,
-            self.decoder,
-            self.videos,
-            delta_indices=ds.delta_indices,
-            tolerance_s=ds.tolerance_s,
-            return_uint8=ds._return_uint8,
-            image_transforms=ds.image_transforms,
-            depth_output_unit=ds.depth_output_unit,
-            parallelism=decode_parallelism(len(ds.meta.video_keys), consumers),
-            slots=slots,
-        )
-        self.batches = (
-            None
-            if ds.batch_size is None
-            else BatchBuilder(self.builder, ds.batch_size, drop_last=ds.drop_last, pool=self.blocks)
-        )
-
-    def stats(self) -> dict[str, Any]:
-        prefetcher = self.videos.prefetcher
-        return {
-            "decoder_cache": dict(self.decoder.stats()),
-            "frames_requested": self.builder.frames_requested,
-            "tabular": self.reader.stats.as_dict(),
-            **({"shared_blocks": self.blocks.stats()} if self.blocks is not None else {}),
-            **({"prefetch": {**asdict(prefetcher.stats), **self.videos.stats()}} if prefetcher else {}),
-        }
-
-    def _evict(self, pool: dict[int, EpisodeRows], episode_pos: int) -> None:
-        rows = pool.pop(episode_pos, None)
-        if rows is not None:
-            self.videos.evict(rows.episode_index)
-
-    def stream(
-        self,
-        schedule: Any,
-        batches: BatchBuilder | None = None,
-        plan_slot: tuple[int, int, int] | None = None,
-    ) -> Iterator[Any]:
-        """Samples of ``schedule`` in order (or ``batches`` of them), loading admitted episodes' rows and
-        freeing evicted ones once no pending batch needs them.
-
-        ``plan_slot`` (epoch, role, num_workers) of a plain pass lets a remote consumer read ahead
-        (Note [Look-ahead] in ``lerobot_stream.lookahead``).
-        """
-        ds = self._ds
-        remote = not ds.meta.data_location.is_local and ds._prefetch_videos
-        depth = LOOKAHEAD_DEPTH if remote and plan_slot is not None else 0
-        order = []
-        if depth:
-            order = consumer_order(ds._episode_lengths, ds.seed, ds.shuffle, plan_slot[0], ds.rank,
-                                   ds.world_size, plan_slot[1], plan_slot[2])  # fmt: skip
-        ahead = EpisodeLookahead(
-            self.reader, self.videos, lambda pos: int(ds._selected_episodes[pos]), order, depth
-        )
-        schedule.take_admitted()
-        schedule.take_evicted()
-        if self.builder.slots is not None:
-            self.builder.slots.restart()  # the DataLoader's batches start again here
-        pool: dict[int, EpisodeRows] = {}
-        chunk: list[tuple[EpisodeRows, int]] = []
-        evicted: list[int] = []  # finished episodes still referenced by `chunk`
-        try:
-            for pos, _, _ in schedule.pool():
-                pool[int(pos)] = ahead.admit(int(pos))
-            while schedule.remaining > 0:
-                positions, frames = schedule.next(_SCHEDULE_CHUNK)
-                for pos, _, _ in schedule.take_admitted():
-                    if int(pos) not in pool:
-                        pool[int(pos)] = ahead.admit(int(pos))
-                for pos, frame in zip(positions.tolist(), frames.tolist(), strict=True):
-                    if batches is None:
-                        yield self.builder.build(pool[pos], frame)
-                        continue
-                    chunk.append((pool[pos], frame))
-                    if len(chunk) == batches.batch_size:
-                        yield batches.build(chunk)
-                        chunk = []
-                        for done in evicted:
-                            self._evict(pool, done)
-                        evicted = []
-                for pos, _, _ in schedule.take_evicted():
-                    if chunk:
-                        evicted.append(int(pos))
-                    else:
-                        self._evict(pool, int(pos))
-            if chunk and batches is not None and not batches.drop_last:
-                yield batches.build(chunk)
-        finally:
-            ahead.close()
-            self.videos.close()  # the iterator ended or was dropped: release every remote file
 
 
 def _warn_ignored(**values: Any) -> None:

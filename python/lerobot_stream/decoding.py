@@ -1,12 +1,14 @@
-"""Video decoding: one file's frames at given timestamps, as torch tensors.
+"""Video decoding: one file's frames at given timestamps, as torch tensors, on the CPU or a GPU.
 
-The decoders live in the C++ core (``lerobot_stream._core``); this module picks one by device
-and documents the contract. Frames come back as one contiguous tensor ``[T, 3, H, W]`` (RGB, CHW)
-that shares the decoder's buffer (DLPack, no copy): ``torch.uint8``, or ``torch.float32`` in
-[0, 1] made in the same pass and bitwise equal to ``uint8_frames / 255`` (lerobot's
-``frames.type(torch.float32) / 255``). ``DecoderCache.decode_into`` writes frames into tensors the
-caller allocated instead (e.g. the slots of a batch in shared memory), decoding several files at
-once when ``parallelism`` allows (see :func:`decode_parallelism`).
+The decoders live in the C++ core (``lerobot_stream._core``); the device choice is made in one place
+there (``decode/decoder_factory.h``) and this module is its Python face. Frames come back as one
+contiguous tensor ``[T, 3, H, W]`` (RGB, CHW) that shares the decoder's buffer (DLPack, no copy), on
+the decoder's device: ``torch.uint8``, or ``torch.float32`` in [0, 1] made in the same pass and
+bitwise equal to ``uint8_frames / 255`` (lerobot's ``frames.type(torch.float32) / 255``; on a GPU,
+the GPU's uint8 frames / 255). ``DecoderCache.decode_into`` writes frames into tensors the caller
+allocated instead (e.g. the slots of a batch in shared memory, or GPU tensors for a CUDA cache),
+decoding several files at once when ``parallelism`` allows (see :func:`decode_parallelism`): the one
+way every backend writes caller memory (Note [Batch fill] in ``cpp/decode/batch_fill.h``).
 
 Frame choice follows LeRobot: each timestamp (seconds, on the video file's own clock) maps to the
 nearest frame, and a gap of ``tolerance_s`` or more raises :class:`FrameTimestampError` naming the
@@ -20,12 +22,27 @@ keyframe) from its header alone, so the media range of an episode is: from the k
 its first frame to the end of its last sample. A decoder over a ByteSource decodes that episode
 segment only, on the file's own clock (the same timestamps and bitwise the same frames as the whole
 file); a timestamp outside the segment raises :class:`FrameTimestampError` saying so.
+
+Devices and backends (Note [CUDA backend choice] in ``cpp/decode/decoder_factory.h``):
+
+- ``device="cpu"``: libav (dav1d for AV1), colour by swscale.
+- ``device="cuda"`` / ``"cuda:N"``, with ``cuda_backend``:
+  ``"nvdec"`` (NVDEC only; a stream this GPU's NVDEC cannot decode raises
+  :class:`CudaUnavailableError` naming file, codec, GPU and reason), ``"cpu->cuda"`` (the hybrid
+  path: CPU decode, planar YUV copied to the GPU, colour conversion there), or ``"auto"`` (default:
+  NVDEC where it can, the hybrid path where NVDEC reports it cannot, e.g. AV1 on H100/H200, A100 and
+  Turing). The backend taken is ``VideoDecoder.backend`` and is counted in the caches' and the decode
+  stage's ``stats()``; each distinct reason for the hybrid path is logged once per process.
+
+Without a usable GPU, asking for ``"cuda"`` raises :class:`CudaUnavailableError` with the reason
+``lerobot_stream.cuda_info()`` gives (built without CUDA, no driver, no libnvcuvid, no device).
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import torch
@@ -34,6 +51,10 @@ from lerobot_stream import _core
 
 FrameTimestampError = _core.FrameTimestampError
 """Raised when no frame lies within ``tolerance_s`` of a requested timestamp (a ``ValueError``)."""
+
+CudaUnavailableError = _core.CudaUnavailableError
+"""Raised when a CUDA device is asked for but cannot be used here (a ``RuntimeError``); the message
+carries the reason ``cuda_info()`` reports, or names file, codec, GPU and cause for a stream."""
 
 ByteSource = _core.ByteSource
 """Fetched byte ranges of a remote video file (see the module docstring).
@@ -56,11 +77,13 @@ VideoSource = str | os.PathLike[str] | ByteSource
 def scan_sample_index(source: ByteSource) -> dict[str, Any]:
     """The video samples of a remote mp4 from its header pieces alone, in decode (file) order.
 
-    Returns a dict of numpy arrays ``pos``, ``size``, ``pts``, ``dts`` (int64) and ``key`` (bool), and
-    ``time_base_num``, ``time_base_den``, ``codec``, ``width``, ``height``. These are libav's own
-    timestamps (edit lists, B-frame reordering applied), so ranges computed from them agree with what
-    the decoder reads. Unfetched bytes after the header read as zeros; a truncated header raises
-    ``ValueError`` naming the URL. The GIL is released while scanning.
+    Returns a dict of numpy arrays ``pos``, ``size``, ``pts``, ``dts`` (int64), ``key`` and
+    ``discard`` (bool; a discarded sample lies outside the file's edit list: decoders need it as a
+    reference but never show it), and ``time_base_num``, ``time_base_den``, ``codec``, ``width``,
+    ``height``. These are libav's own timestamps (edit lists, B-frame reordering applied), so ranges
+    computed from them agree with what the decoder reads. Unfetched bytes after the header read as
+    zeros; a truncated header raises ``ValueError`` naming the URL. The GIL is released while
+    scanning.
     """
     return _core.scan_sample_index(source)
 
@@ -69,7 +92,75 @@ def _core_source(source: VideoSource) -> str | ByteSource:
     return source if isinstance(source, ByteSource) else os.fspath(source)
 
 
-Device = Literal["cpu"]
+CudaBackend = Literal["auto", "nvdec", "cpu->cuda"]
+CUDA_BACKENDS: tuple[str, ...] = ("auto", "nvdec", "cpu->cuda")
+
+_log = logging.getLogger("lerobot_stream")
+_logged_notes: set[str] = set()
+
+
+def check_device(device: str | torch.device) -> str:
+    """``str(device)`` when it names a usable device (``"cpu"``, ``"cuda"``, ``"cuda:N"``); does not
+    initialise CUDA in torch (safe before DataLoader workers fork).
+
+    Raises:
+        ValueError: not ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        CudaUnavailableError: CUDA asked for but not usable, with the reason ``cuda_info()`` gives.
+    """
+    text = str(device)
+    try:
+        _core.require_device(text)  # ValueError for a malformed name
+    except CudaUnavailableError:
+        if _core.built_with_cuda:
+            raise  # the driver's own reason (no driver, no device N, ...)
+        raise CudaUnavailableError(f"CUDA unavailable: {_core.cuda_info()['reason']}") from None
+    return text
+
+
+def resolve_device(device: str | torch.device) -> str:
+    """``"cpu"`` or ``"cuda:N"`` for ``device``; checks that a CUDA device is usable.
+
+    ``"cuda"`` without an index means torch's current device when torch has CUDA, else device 0.
+
+    Raises:
+        ValueError: not ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        CudaUnavailableError: CUDA asked for but not usable (the reason says why), or torch has no CUDA
+            to receive GPU tensors.
+    """
+    text = str(device)
+    if text == "cuda" and torch.cuda.is_available():
+        text = f"cuda:{torch.cuda.current_device()}"
+    check_device(text)
+    if text != "cpu" and not torch.cuda.is_available():
+        raise CudaUnavailableError(
+            f"CUDA unavailable: {text} is usable, but torch {torch.__version__} has no CUDA to receive GPU "
+            "tensors (install a CUDA build of torch)"
+        )
+    return text if text == "cpu" or ":" in text else f"{text}:0"
+
+
+def check_cuda_backend(cuda_backend: str) -> str:
+    """Returns ``cuda_backend`` when it is one of :data:`CUDA_BACKENDS`, else raises ValueError."""
+    if cuda_backend not in CUDA_BACKENDS:
+        raise ValueError(f"cuda_backend must be one of {list(CUDA_BACKENDS)}, got {cuda_backend!r}")
+    return cuda_backend
+
+
+def current_stream(device: str) -> int:
+    """The CUDA stream handle torch is using on ``device`` (0 for the CPU): frames are handed to it."""
+    if device == "cpu":
+        return 0
+    return int(torch.cuda.current_stream(torch.device(device)).cuda_stream)
+
+
+def log_backend_notes(notes: Iterable[str]) -> None:
+    """Logs each distinct backend note (why ``cuda_backend="auto"`` took the hybrid path) once per process."""
+    for note in notes:
+        if note and note not in _logged_notes:
+            _logged_notes.add(note)
+            _log.warning("lerobot_stream: %s", note)
+
+
 FRAME_DTYPES = {torch.uint8: "uint8", torch.float32: "float32"}
 
 
@@ -84,25 +175,51 @@ class VideoDecoder:
     """Decodes one video (AV1 via dav1d, H.264, HEVC; 8-bit 4:2:0/4:2:2/4:4:4 and more via swscale).
 
     Args:
-        source: the video file (mp4 as LeRobot writes it), or a :class:`ByteSource` holding one
-            episode segment of a remote file (then only that segment's frames can be requested).
-        device: where frames are decoded and returned. ``"cpu"`` uses libav.
-        threads: decoder threads for this file. Keep 1 inside DataLoader workers (the workers are the
-            parallelism); raise it for a single-process reader.
+        source: the video file (mp4 as LeRobot writes it), or a :class:`ByteSource` (one episode
+            segment of a remote file, decoded on the file's clock).
+        device: where frames are decoded and returned: ``"cpu"`` (libav), ``"cuda"`` or ``"cuda:N"``.
+        threads: CPU decoder threads for this file (the CPU and ``"cpu->cuda"`` backends). Keep 1
+            inside DataLoader workers (the workers are the parallelism); raise it for a single-process
+            reader.
+        cuda_backend: for ``device="cuda"``: ``"auto"``, ``"nvdec"`` or ``"cpu->cuda"`` (module docs).
+
+    CUDA frames are handed to torch's current stream at each call (the stream waits for the decode;
+    the host does not) and their memory returns to the decoder's pool on that stream when the tensor
+    is freed: use them on that stream, or ``record_stream`` them for another.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file is empty, not a video, corrupt, or its codec is unsupported; for a
-            ByteSource also reads outside its fetched ranges, an index mismatch or a truncated
-            segment. The message names the file (or URL) and the reason.
+        ValueError: the file is empty, not a video, corrupt, or its codec is unsupported; a bad
+            ``device`` or ``cuda_backend``. The message names the file (or the argument) and the reason.
+        CudaUnavailableError: CUDA asked for and not usable, or no backend can decode the stream on
+            this GPU (names file, codec, GPU and reason).
     """
 
-    def __init__(self, source: VideoSource, *, device: Device = "cpu", threads: int = 1) -> None:
-        if device != "cpu":
-            raise ValueError(f"device must be 'cpu', got {device!r}")
+    def __init__(
+        self,
+        source: VideoSource,
+        *,
+        device: str | torch.device = "cpu",
+        threads: int = 1,
+        cuda_backend: CudaBackend = "auto",
+    ) -> None:
         if threads < 0:
             raise ValueError(f"threads must be >= 0 (0 = libav's choice), got {threads}")
-        self._decoder = _core.CpuVideoDecoder(_core_source(source), threads=threads)
+        check_cuda_backend(cuda_backend)
+        self._device = resolve_device(device)
+        self._decoder = _core.open_decoder(
+            _core_source(source),
+            device=self._device,
+            threads=threads,
+            cuda_backend=cuda_backend,
+            stream=current_stream(self._device),
+        )
+        log_backend_notes([self._decoder.backend_note])
+
+    @property
+    def device(self) -> str:
+        """``"cpu"`` or ``"cuda:N"``: where frames are decoded and returned."""
+        return self._device
 
     @property
     def info(self) -> dict[str, object]:
@@ -116,8 +233,13 @@ class VideoDecoder:
 
     @property
     def backend(self) -> str:
-        """Which backend decodes this stream: ``"cpu"``."""
+        """Which backend decodes this stream: ``"cpu"``, ``"nvdec"`` or ``"cpu->cuda"``."""
         return self._decoder.backend
+
+    @property
+    def backend_note(self) -> str:
+        """Why ``cuda_backend="auto"`` chose this backend (NVDEC could not decode the stream), else ``""``."""
+        return self._decoder.backend_note
 
     def stats(self) -> dict[str, float]:
         """What random access cost so far (see :data:`DECODER_STAT_KEYS`)."""
@@ -131,11 +253,13 @@ class VideoDecoder:
         ``dtype=torch.float32`` gives values in [0, 1], bitwise equal to the uint8 frames / 255. The
         GIL is released while decoding, so several threads can decode different files at once.
         """
+        if self._device != "cpu":
+            self._decoder.set_stream(current_stream(self._device))
         return self._decoder.get_frames_at([float(t) for t in timestamps], tolerance_s, _dtype_name(dtype))
 
 
 class DecoderCache:
-    """An LRU of open decoders keyed by file path or :attr:`ByteSource.key` (thread-safe).
+    """An LRU of open decoders keyed by file path or :attr:`ByteSource.key` (thread-safe), all on one device.
 
     Two ByteSources with the same ``key`` share one cached decoder: a key must name the same bytes.
 
@@ -143,19 +267,42 @@ class DecoderCache:
         capacity: most decoders kept open. The dataset sizes it to the episode pool's working set,
             ``min((episode_pool_size + 1) * num_cameras, 128)`` (see
             :func:`default_decoder_cache_capacity`).
-        threads: decoder threads per file.
+        threads: CPU decoder threads per file.
         max_bytes: bound on the open decoders' estimated memory (reference frames and buffers);
             ``None`` bounds by count only. The least recently used decoders close beyond either bound.
+        device, cuda_backend: as for :class:`VideoDecoder`. CUDA frames are handed to torch's default
+            stream.
     """
 
-    def __init__(self, capacity: int, *, threads: int = 1, max_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        *,
+        threads: int = 1,
+        max_bytes: int | None = None,
+        device: str | torch.device = "cpu",
+        cuda_backend: CudaBackend = "auto",
+    ) -> None:
         if max_bytes is not None and max_bytes < 1:
             raise ValueError(f"max_bytes must be >= 1 or None, got {max_bytes}")
-        self._cache = _core.DecoderCache(capacity, threads=threads, max_bytes=max_bytes or 0)
+        check_cuda_backend(cuda_backend)
+        self._device = resolve_device(device)
+        self._cache = _core.DecoderCache(
+            capacity,
+            threads=threads,
+            max_bytes=max_bytes or 0,
+            device=self._device,
+            cuda_backend=cuda_backend,
+        )
 
     @property
     def capacity(self) -> int:
         return self._cache.capacity
+
+    @property
+    def device(self) -> str:
+        """``"cpu"`` or ``"cuda:N"``."""
+        return self._device
 
     def get_frames_at(
         self,
@@ -166,9 +313,12 @@ class DecoderCache:
         dtype: torch.dtype = torch.uint8,
     ) -> torch.Tensor:
         """Like :meth:`VideoDecoder.get_frames_at`, through the cached decoder of ``source``."""
-        return self._cache.get_frames_at(
+        frames = self._cache.get_frames_at(
             _core_source(source), [float(t) for t in timestamps], tolerance_s, _dtype_name(dtype)
         )
+        if self._device != "cpu":
+            log_backend_notes(self._cache.stats()["backend_notes"])
+        return frames
 
     def get_gray12_frames_at(
         self, source: VideoSource, timestamps: Sequence[float], tolerance_s: float = 1e-4
@@ -176,7 +326,7 @@ class DecoderCache:
         """A depth-map video's 12-bit codes (int16 ``[T, 1, H, W]``) nearest to ``timestamps``.
 
         What lerobot reads with PyAV's ``to_ndarray("gray12le")`` (``lerobot_stream.depth``). ``source``
-        is a file path or a :class:`ByteSource` (an episode segment of a remote depth video).
+        is a file path or a :class:`ByteSource` (an episode segment of a remote depth video). CPU only.
         """
         return _core.get_gray12_frames_at(
             self._cache, _core_source(source), [float(t) for t in timestamps], tolerance_s
@@ -193,10 +343,12 @@ class DecoderCache:
     ) -> None:
         """Writes the frames of ``sources[i]`` nearest to ``timestamps[i]`` into ``outputs[i]``.
 
-        Each output is a contiguous CPU tensor ``[T, 3, H, W]`` (or ``[3, H, W]`` for one timestamp),
-        all uint8 or all float32 (values as :meth:`VideoDecoder.get_frames_at` gives them), of the
-        video's size (else ValueError naming the file). Requests for one file decode through one
-        decoder call; up to ``parallelism`` files decode at once (GIL released).
+        Each output is a contiguous tensor ``[T, 3, H, W]`` (or ``[3, H, W]`` for one timestamp) on
+        this cache's device (a CUDA cache writes on its GPU and hands the writes to torch's current
+        stream there, without a host wait), all uint8 or all float32 (values as
+        :meth:`VideoDecoder.get_frames_at` gives them), of the video's size (else ValueError naming
+        the file). Requests for one file decode through one decoder call; up to ``parallelism`` files
+        decode at once (GIL released).
         """
         self._cache.decode_into(
             [_core_source(s) for s in sources],
@@ -204,7 +356,10 @@ class DecoderCache:
             list(outputs),
             tolerance_s,
             max(int(parallelism), 1),
+            current_stream(self._device),
         )
+        if self._device != "cpu":
+            log_backend_notes(self._cache.stats()["backend_notes"])
 
     def stream_info(self, source: VideoSource) -> dict[str, object]:
         """The stream facts of ``source`` (``VideoDecoder.info``), opening its decoder on a miss."""
@@ -212,7 +367,8 @@ class DecoderCache:
 
     def stats(self) -> dict[str, object]:
         """Counters: hits, misses, evictions, open_decoders, capacity, bytes, max_bytes (0 = unbounded),
-        and ``decoder``: what every decoder of this cache did (see :data:`DECODER_STAT_KEYS`)."""
+        opened_by_backend (files opened per backend), backend_notes (why a rule chose a backend), and
+        ``decoder``: what every decoder of this cache did (see :data:`DECODER_STAT_KEYS`)."""
         return self._cache.stats()
 
     def clear(self) -> None:

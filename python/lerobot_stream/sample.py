@@ -27,6 +27,11 @@ laid out as the batch, so the collate and the hand-over to the main process copy
 (or a batch): the cameras' files decode on up to ``parallelism`` threads, chosen from the idle cores
 (see ``lerobot_stream.decoding.decode_parallelism``).
 
+Without a decoder (``video_decode_device="cuda"``, or the CPU decode stage) the builder decodes
+nothing: each sample carries its cameras' :class:`VideoRequest` fields under
+:data:`VIDEO_REQUESTS_KEY` instead of frames, and the training process's decode stage decodes them
+into the batch (Note [Decode stage requests] in ``lerobot_stream.decode_stage``).
+
 One builder per consumer; not thread-safe.
 """
 
@@ -49,6 +54,10 @@ from lerobot_stream.tabular import EpisodeRows
 from lerobot_stream.validation import VideoChecks
 from lerobot_stream.video_files import EpisodeVideoFiles
 
+VIDEO_REQUESTS_KEY = "video_frame_requests"
+"""The sample key under which a builder without a decoder emits its cameras' requests (see
+:meth:`VideoRequest.fields`), for the decode stage (Note [Decode stage requests])."""
+
 
 @dataclass
 class VideoRequest:
@@ -61,6 +70,15 @@ class VideoRequest:
     episode: int
     timestamps: list[float]
 
+    def fields(self) -> dict[str, torch.Tensor]:
+        """The request as tensors the DataLoader collates: ``episode`` (int64 scalar; ``[B]`` once
+        collated) and ``timestamps`` (float64 ``[T]``; ``[B, T]``). ``key`` is the dict key they sit
+        under in ``sample[VIDEO_REQUESTS_KEY]``."""
+        return {
+            "episode": torch.tensor(self.episode, dtype=torch.int64),
+            "timestamps": torch.tensor(self.timestamps, dtype=torch.float64),
+        }
+
 
 class SampleBuilder:
     """Turns (episode rows, frame) into a lerobot sample dict; see Note [Video frame timestamps]."""
@@ -68,7 +86,7 @@ class SampleBuilder:
     def __init__(
         self,
         meta: DatasetMetadata,
-        decoder: DecoderCache,
+        decoder: DecoderCache | None,
         videos: EpisodeVideoFiles,
         *,
         delta_indices: dict[str, np.ndarray] | None,
@@ -104,12 +122,21 @@ class SampleBuilder:
         """Whether the video feature ``key`` holds depth maps (decoded by ``lerobot_stream.depth``)."""
         return key in self._depth.quantization
 
+    @property
+    def emits_requests(self) -> bool:
+        """True when samples carry :data:`VIDEO_REQUESTS_KEY` instead of camera frames (no decoder)."""
+        return self._decoder is None and bool(self._video_keys)
+
     def build(self, rows: EpisodeRows, frame: int) -> dict[str, Any]:
         """The sample of ``rows``' frame ``frame`` (0-based within the episode)."""
         if self.slots is not None:
             self.slots.begin_sample()
         item, windows = self.tabular(rows, frame)
-        if self._video_keys:
+        if self.emits_requests:  # the decode stage decodes them (Note [Decode stage requests])
+            requests = self.video_requests(rows, frame, windows)
+            self.frames_requested += sum(len(r.timestamps) for r in requests)
+            item = {VIDEO_REQUESTS_KEY: {r.key: r.fields() for r in requests}, **item}
+        elif self._video_keys:
             item = {**self._decode_videos(rows, frame, windows), **item}
         return self.finish(item)
 
@@ -182,6 +209,8 @@ class SampleBuilder:
         ``lerobot_stream.depth`` says (float32 ``[T, 1, H, W]``). Remote files are held in the local
         cache while they decode (Note [Prefetch on admit]).
         """
+        if self._decoder is None:
+            raise RuntimeError("this builder emits frame requests; the decode stage decodes them")
         self.frames_requested += sum(len(r.timestamps) for r in requests)
         depth = [self.is_depth(r.key) for r in requests]
         # Frame sizes are learned per camera: remote episodes decode from a new ByteSource each time.

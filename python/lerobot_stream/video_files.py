@@ -180,13 +180,16 @@ class EpisodeVideoFiles:
             self._prefetcher.release(*items)  # type: ignore[union-attr]
 
     @contextlib.contextmanager
-    def local(self, episode_index: int, video_key: str) -> Iterator[Any]:
-        """What to decode for ``video_key`` of the episode (a path or a ByteSource), valid in the block."""
+    def local(self, episode_index: int, video_key: str, timeout: float | None = None) -> Iterator[Any]:
+        """What to decode for ``video_key`` of the episode (a path or a ByteSource), valid in the block.
+
+        ``timeout``: seconds to wait for the bytes (TimeoutError after; they stay acquired).
+        """
         if self._prefetcher is None:
             yield str(self._meta.data_location.join(self._meta.get_video_file_path(episode_index, video_key)))
             return
         plan = self._admitted_plan(episode_index, video_key)
-        with self._prefetcher.lease(plan.item) as backing:
+        with self._prefetcher.lease(plan.item, timeout=timeout) as backing:
             yield self._decodable(plan, backing)
 
     @contextlib.contextmanager

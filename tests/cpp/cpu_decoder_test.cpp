@@ -94,10 +94,30 @@ TEST(CpuDecoder, StreamInfoDescribesTheClip) {
   EXPECT_EQ(info.width, 96);
   EXPECT_EQ(info.height, 64);
   EXPECT_NEAR(info.fps, 15.0, 1e-6);
-  EXPECT_EQ(info.num_frames, 31);
-  EXPECT_EQ(decoder.frame_times().size(), 31u);
-  EXPECT_NEAR(decoder.frame_times()[30], 2.0, 1e-6);
+  // 31 frames encoded, 30 shown: FFmpeg 5.1's mp4 muxer ends the edit list before the last picture
+  // (packets without duration, B-frames), and the demuxer flags that sample discard. PyAV and
+  // torchcodec show 30 too (Note [Discarded samples] in av/frame_table.h).
+  EXPECT_EQ(info.num_frames, 30);
+  ASSERT_EQ(decoder.frame_times().size(), 30u);
+  EXPECT_NEAR(decoder.frame_times()[29], 29.0 / 15, 1e-6);
+  EXPECT_NEAR(info.duration_s, 2.0, 1e-6);
   EXPECT_EQ(decoder.backend(), "cpu");
+}
+
+TEST(CpuDecoder, EveryShownFrameDecodesAndADiscardedOneIsNoFrame) {
+  ClipSpec s;
+  s.width = 96;
+  s.height = 64;
+  s.fps = 15;
+  s.num_frames = 31;  // the last sample lies outside the edit list (see StreamInfoDescribesTheClip)
+  CpuVideoDecoder decoder(lrs::test::clip_path(s));
+  const std::vector<double>& times = decoder.frame_times();
+  ASSERT_EQ(times.size(), 30u);
+  const std::vector<double> backwards(times.rbegin(), times.rend());
+  std::vector<int64_t> want(30);
+  for (int i = 0; i < 30; ++i) want[i] = 29 - i;
+  EXPECT_EQ(frame_indices(decoder.get_frames_at(backwards, 1e-4)), want);
+  EXPECT_THROW(decoder.get_frames_at(std::vector<double>{30.0 / 15}, 1e-4), lrs::FrameTimestampError);
 }
 
 TEST(CpuDecoder, TimestampWithinToleranceSnapsToNearestFrame) {

@@ -99,6 +99,45 @@ TEST(DecoderCache, ByteBoundEvictsLeastRecentlyUsedButKeepsTheNewest) {
 
 TEST(DecoderCache, RejectsZeroCapacity) { EXPECT_THROW(DecoderCache(0, cpu_factory()), lrs::InvalidInput); }
 
+TEST(DecoderCache, SeveralDecodersOfOneFileWhenAllowed) {
+  const auto p = three_clips();
+  std::atomic<int> opens = 0;
+  DecoderCache cache(4, cpu_factory(&opens), 0, /*max_decoders_per_file=*/2);
+  {
+    DecoderCache::Lease first = cache.lease(p[0]);
+    DecoderCache::Lease second = cache.lease(p[0]);  // the first is busy: a second decoder opens
+    EXPECT_NE(&first.decoder(), &second.decoder());
+    EXPECT_EQ(opens.load(), 2);
+  }
+  DecoderCache::Lease again = cache.lease(p[0]);  // both idle now: one is reused
+  EXPECT_EQ(opens.load(), 2);
+  const lrs::DecoderCacheStats s = cache.stats();
+  EXPECT_EQ(s.misses, 2);
+  EXPECT_EQ(s.hits, 1);
+  EXPECT_EQ(s.open_decoders, 2);
+  EXPECT_EQ(s.opened_by_backend.at("cpu"), 2);
+  EXPECT_THROW(DecoderCache(4, cpu_factory(), 0, 0), lrs::InvalidInput);
+}
+
+TEST(DecoderCache, ABusyFileBeyondItsLimitWaitsForItsDecoder) {
+  const auto p = three_clips();
+  std::atomic<int> opens = 0;
+  DecoderCache cache(4, cpu_factory(&opens));  // one decoder per file
+  std::atomic<bool> got = false;
+  std::thread other;
+  {
+    DecoderCache::Lease held = cache.lease(p[1]);
+    other = std::thread([&] {
+      DecoderCache::Lease waited = cache.lease(p[1]);
+      got = true;
+    });
+    EXPECT_FALSE(got.load());  // it cannot have the decoder while `held` lives
+  }
+  other.join();
+  EXPECT_TRUE(got.load());
+  EXPECT_EQ(opens.load(), 1);
+}
+
 TEST(DecoderCache, ConcurrentDecodesReturnTheRightFrames) {
   const auto p = three_clips();
   DecoderCache cache(2, cpu_factory());

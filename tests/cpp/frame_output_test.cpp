@@ -91,6 +91,16 @@ TEST(DecodeInto, RefusesMemoryOfTheWrongSizeOrCountNamingTheFile) {
   EXPECT_THROW(decoder.decode_into(two, 1e-4, {one, PixelType::kFloat32, s.height, s.width}), lrs::InvalidInput);
   std::vector<uint8_t*> misaligned = {reinterpret_cast<uint8_t*>(memory.data()) + 1};
   EXPECT_THROW(decoder.decode_into(t, 1e-4, {misaligned, PixelType::kFloat32, s.height, s.width}), lrs::InvalidInput);
+  // GPU memory is not the CPU decoder's to write (the decode stage and the CUDA backends share this
+  // FrameDestinations contract; Note [Batch fill]).
+  try {
+    decoder.decode_into(t, 1e-4,
+                        {one, PixelType::kFloat32, s.height, s.width, lrs::DecodeDevice{lrs::DeviceKind::kCUDA, 0}});
+    FAIL() << "expected InvalidInput";
+  } catch (const lrs::InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("cuda:0"), std::string::npos) << e.what();
+  }
   EXPECT_EQ(decoder.stats().frames_decoded, 0);  // refused before decoding anything
 }
 

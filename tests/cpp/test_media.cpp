@@ -32,7 +32,7 @@ void check(int rc, const std::string& what) {
   if (rc < 0) throw std::runtime_error("test_media: " + what + ": " + lrs::av::error_string(rc));
 }
 
-void fill_frame(AVFrame* frame, int index) {
+void fill_frame(AVFrame* frame, int index, bool coloured) {
   const int left = 16 + kStep * (index % kLevels);
   const int right = 16 + kStep * ((index / kLevels) % kLevels);
   for (int y = 0; y < frame->height; ++y) {
@@ -40,9 +40,13 @@ void fill_frame(AVFrame* frame, int index) {
     for (int x = 0; x < frame->width; ++x) row[x] = static_cast<uint8_t>(x < frame->width / 2 ? left : right);
   }
   for (int plane = 1; plane < 3; ++plane) {
-    for (int y = 0; y < frame->height / 2; ++y) {
+    for (int y = 0; y < (frame->height + 1) / 2; ++y) {
       uint8_t* row = frame->data[plane] + static_cast<ptrdiff_t>(y) * frame->linesize[plane];
-      for (int x = 0; x < frame->width / 2; ++x) row[x] = 128;
+      for (int x = 0; x < (frame->width + 1) / 2; ++x) {
+        const int gradient = plane == 1 ? 40 + (x * 6 + index) % 176 : 216 - (y * 5 + 2 * index) % 176;
+        const bool edge = ((x / 4 + y / 3 + plane) % 3) == 0;
+        row[x] = static_cast<uint8_t>(!coloured ? 128 : (edge ? 255 - gradient : gradient));
+      }
     }
   }
 }
@@ -127,7 +131,7 @@ Encoded encode_frames(const ClipSpec& spec, int first_index, int count) {
     if (spec.gray12) {
       fill_gray12(frame.get(), first_index + i);
     } else {
-      fill_frame(frame.get(), first_index + i);
+      fill_frame(frame.get(), first_index + i, spec.coloured);
     }
     frame->pts = i;
     check(avcodec_send_frame(enc, frame.get()), "send frame");
@@ -190,7 +194,8 @@ std::string written_once(const std::string& name, const std::function<void(const
 std::string spec_name(const ClipSpec& spec) {
   std::ostringstream name;
   name << spec.encoder << "_" << spec.width << "x" << spec.height << "_" << spec.fps << "fps_" << spec.num_frames
-       << "f_g" << spec.gop << "_b" << spec.max_b_frames << (spec.gray12 ? "_gray12" : "");
+       << "f_g" << spec.gop << "_b" << spec.max_b_frames << (spec.gray12 ? "_gray12" : "")
+       << (spec.coloured ? "_coloured" : "");
   return name.str();
 }
 

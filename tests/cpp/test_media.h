@@ -20,6 +20,9 @@ struct ClipSpec {
   int num_frames = 60;
   int gop = 10;
   int max_b_frames = 2;  // ignored by encoders without B-frames
+  // Chroma gradients and edges on top of the grey halves, for colour-conversion tests (the RGB
+  // is then not grey: read_frame_index does not apply).
+  bool coloured = false;
   bool gray12 = false;   // libx265 only: lossless gray12le, pixel (x, y) of frame i = gray12_code(i, x, y)
 };
 
