@@ -35,8 +35,8 @@ may be called from several decode threads at once.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
+import multiprocessing.util
 import os
 import shutil
 import tempfile
@@ -105,7 +105,9 @@ def sweep_at_exit(cache_dir: Path) -> None:
             with contextlib.suppress(OSError):
                 CacheState(cache_dir).sweep_orphans()
 
-    atexit.register(sweep)
+    # After multiprocessing's exit handler has terminated and joined the DataLoader's (daemonic)
+    # workers, so that their references are those of dead processes (an atexit hook runs before).
+    multiprocessing.util.Finalize(None, sweep, exitpriority=-10)
 
 
 @dataclass
