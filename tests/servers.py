@@ -13,7 +13,8 @@ n-th fault of its plan (then none): ``"503"``/``"500"``/``"429"`` answer that st
 asking nginx; ``"drop"`` relays the headers and part of the body then resets the connection;
 ``"truncate"`` relays the headers (whose Content-Length promises the whole body) and half of the
 body, then closes cleanly; ``"stall"`` relays part of the body then sends nothing for
-``stall_s`` seconds (the client's read timeout fires). ``latency_s`` delays every request (the
+``stall_s`` seconds (the client's read timeout fires). With ``only_paths`` set, only requests whose
+path contains that string take faults from the plan. ``latency_s`` delays every request (the
 benchmark's 50 ms); ``bandwidth_bps`` caps each connection's body bytes per second. It counts the
 body bytes it relayed per request path (``bytes_by_path``) and keeps every request head
 (``request_heads``). Every loop is bounded and the proxy stops with its context.
@@ -184,8 +185,10 @@ class FaultProxy:
         stall_s: float = 2.0,
         partial_bytes: int = 64 * 1024,
         bandwidth_bps: float | None = None,
+        only_paths: str | None = None,
     ) -> None:
         self.upstream_port = upstream_port
+        self.only_paths = only_paths
         self.latency_s = latency_s
         self.bandwidth_bps = bandwidth_bps
         self.bytes_by_path: Counter[str] = Counter()
@@ -242,7 +245,8 @@ class FaultProxy:
         with self._lock:
             self.requests += 1
             self.request_heads.append(head)
-            fault = self._plan.pop(0) if self._plan else "ok"
+            targeted = self.only_paths is None or self.only_paths in path
+            fault = self._plan.pop(0) if self._plan and targeted else "ok"
             if fault != "ok":
                 self.faults_served.append(fault)
         if self.latency_s:

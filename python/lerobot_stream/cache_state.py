@@ -60,7 +60,9 @@ from typing import IO, Any
 STATE_VERSION = 2
 _SLOTS = (".state.0", ".state.1")
 _LOCK = ".lock"
-INTERNAL_FILES = (*_SLOTS, _LOCK)  # the cache directory's own files (not entries)
+_ROOM = ".room-wanted"  # touched by a lease waiting for room (Note [Lingering pins] in prefetch.py)
+_ROOM_FRESH_S = 1.0
+INTERNAL_FILES = (*_SLOTS, _LOCK, _ROOM)  # the cache directory's own files (not entries)
 
 
 def owner_id() -> str:
@@ -204,6 +206,20 @@ class CacheState:
         finally:
             os.close(fd)  # closing the descriptor releases the flock
 
+    def want_room(self) -> None:
+        """Tells the other processes that a lease waits for room (they drop their idle pins)."""
+        with contextlib.suppress(OSError):
+            fd = os.open(self.dir / _ROOM, os.O_WRONLY | os.O_CREAT, 0o644)
+            os.close(fd)
+            os.utime(self.dir / _ROOM)
+
+    def room_wanted(self) -> bool:
+        """Whether a lease of any process waited for room in the last second."""
+        try:
+            return time.time() - os.stat(self.dir / _ROOM).st_mtime < _ROOM_FRESH_S
+        except OSError:
+            return False
+
     def sweep_orphans(self) -> None:
         """Deletes data and temporary files no record accounts for (left by a crash); takes the lock."""
         with self.locked() as files:
@@ -286,6 +302,12 @@ class MemoryCacheState:
 
     def sweep_orphans(self) -> None:
         """Nothing to sweep: memory does not outlive its process."""
+
+    def want_room(self) -> None:
+        """Nothing to tell: no other process shares this memory."""
+
+    def room_wanted(self) -> bool:
+        return False
 
     def forget(self, files: dict[str, dict[str, Any]], key: str) -> None:
         """Drops ``key``'s record and its bytes."""

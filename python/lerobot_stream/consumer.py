@@ -76,7 +76,7 @@ class ConsumerRuntime:
         self.pid = os.getpid()
         if in_worker_process():
             freeze_inherited_objects()
-        self.reader = TabularReader(ds.meta)
+        self.reader = TabularReader(ds.meta, tolerance_s=ds.tolerance_s)
         # With the decode stage, workers only emit frame requests: no decoders here.
         self.decoder = (
             None

@@ -41,7 +41,13 @@ from lerobot_stream.elastic import (
 from lerobot_stream.metadata import DatasetMetadata, load_metadata
 from lerobot_stream.retry import RetryPolicy
 from lerobot_stream.state import EpochCounters, ResumeState, dataset_fingerprint
-from lerobot_stream.video_files import FETCH_MODES, FetchMode, default_cache_dir
+from lerobot_stream.video_files import (
+    FETCH_MODES,
+    FetchMode,
+    check_cache_dir,
+    default_cache_dir,
+    sweep_at_exit,
+)
 from lerobot_stream.windows import check_delta_timestamps, delta_indices
 from lerobot_stream.world import current_worker, in_worker_process, resolve_rank_world
 
@@ -227,6 +233,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             depth_output_unit,
         )
         self.episodes = None if episodes is None else [int(e) for e in episodes]
+        if self.episodes is not None and not self.episodes:
+            raise ValueError(f"{self.root}: episodes=[] selects no episode (None selects them all)")
         selected = (
             self.meta.episode_index
             if self.episodes is None
@@ -262,6 +270,9 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         self._video_cache_max_bytes = video_cache_max_bytes
         self._video_fetch: FetchMode = video_fetch
         self._video_in_memory = video_cache == "memory"
+        if not self.meta.data_location.is_local and self.meta.video_keys and not self._video_in_memory:
+            check_cache_dir(self._video_cache_dir)
+            sweep_at_exit(self._video_cache_dir)
         self._num_workers = int(num_workers)
         self._num_workers_hint = max(self._num_workers, 1)
         self.batch_size = None if batch_size is None else int(batch_size)

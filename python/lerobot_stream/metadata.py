@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from lerobot_stream.remote import DatasetLocation, resolve_location
 from lerobot_stream.retry import RetryPolicy
+from lerobot_stream.validation import check_episodes, check_info
 
 CODEBASE_VERSION = "v3.0"
 INFO_PATH = "meta/info.json"
@@ -290,7 +291,7 @@ def load_metadata(
         )
         for k in video_keys
     }
-    return DatasetMetadata(
+    meta = DatasetMetadata(
         root=root_path,
         repo_id=repo_id,
         info=info,
@@ -308,6 +309,8 @@ def load_metadata(
         location=location,
         data_location=data_location,
     )
+    check_episodes(meta, episodes_dir)  # Note [What is checked, and when] in lerobot_stream.validation
+    return meta
 
 
 def _load_info(location: DatasetLocation, rel: str) -> InfoDict:
@@ -332,6 +335,7 @@ def _load_info(location: DatasetLocation, rel: str) -> InfoDict:
         isinstance(ft, dict) and "dtype" in ft for ft in features.values()
     ):
         raise ValueError(f"{path}: features must map each name to an object with a 'dtype'")
+    check_info(raw, path)
     for ft in features.values():
         if isinstance(ft.get("shape"), list):
             ft["shape"] = tuple(ft["shape"])

@@ -56,8 +56,23 @@ idle pin (one no thread is decoding from right now) is dropped, at each turn of 
 threads share one prefetcher (cameras decoded in parallel, the episode planner), so a pin kept by a
 thread that finished its lease must not block another that waits. So when a lease waits for room,
 a pinned entry is being decoded by a consumer that is not waiting, which keeps the progress
-argument of Note [Cache bound and progress]. (Waits for a download in flight or for a free download
-slot keep the pins: dropping them would not help, and would cost every later lease a lookup.)
+argument of Note [Cache bound and progress]. Other processes sharing the cache drop their idle
+pins too: a waiting lease touches the directory's ``.room-wanted`` file, and every process that
+pins entries runs a watchdog thread that looks at that file's age every 50 ms and then drops its
+own idle pins (issue 14: a DataLoader worker blocked while the DataLoader waits for another
+worker's batch runs none of our code, yet its lingering pins stopped that other worker for good).
+(Waits for a download in flight or for a free download slot keep the pins: dropping them would
+not help, and would cost every later lease a lookup.)
+
+Note [Leases of several entries]
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+A sample decodes its cameras together, and a batch all its samples' cameras: the caller holds
+several leases at once. A lease that waits for room while its thread holds another breaks the
+progress argument above (issue 14: two cameras, a bound that holds one camera's segment, hung
+before the first sample): the held entry is pinned by a consumer that is itself waiting. So every
+lease but a caller's first passes ``wait_for_room=False``: where it would wait for room (after
+dropping idle pins once) it raises ``NoRoomError``; the caller releases what it holds and leases
+the entries one at a time (``EpisodeVideoFiles.local_all``), each of which then waits as above.
 
 Thread-safe; one instance per process (a pickled or forked copy starts with no references).
 """
@@ -82,13 +97,14 @@ from lerobot_stream.cache_state import CacheState, MemoryCacheState, new_record,
 from lerobot_stream.download import fetch_size
 from lerobot_stream.retry import RemoteFileError, RetryPolicy
 
-__all__ = ["CacheItem", "PrefetchStats", "RemoteFileError", "VideoPrefetcher"]
+__all__ = ["CacheItem", "NoRoomError", "PrefetchStats", "RemoteFileError", "VideoPrefetcher"]
 
 _POLL_S = 0.02
 _MAX_POLL_S = 0.1
 # A background prefetch waits for this process's downloads (it is woken when one ends) or for
 # another process's (noticed by polling): polling slowly costs nothing a decode waits for.
 _MAX_BACKGROUND_POLL_S = 0.5
+_WATCH_S = 0.05  # how often a process holding pins looks whether another waits for room
 
 
 @dataclass
@@ -109,6 +125,11 @@ class PrefetchStats:
 
 class _Closed(Exception):
     """Internal: the prefetcher was closed while a download ran."""
+
+
+class NoRoomError(RuntimeError):
+    """A ``lease(..., wait_for_room=False)`` would have to wait for room in the cache (Note [Leases of
+    several entries]): release the leases held and lease one entry at a time."""
 
 
 class VideoPrefetcher:
@@ -174,6 +195,7 @@ class VideoPrefetcher:
         self._leases: Counter[str] = Counter()  # leases open now, per key
         self._pinned: set[str] = set()  # keys this prefetcher pins in the shared record
         self._executor: ThreadPoolExecutor | None = None
+        self._watchdog: threading.Thread | None = None  # Note [Lingering pins]: other processes
         self._closed = False
         self._first_lease_done = False
         self.stats = PrefetchStats()
@@ -256,11 +278,15 @@ class VideoPrefetcher:
             self._changed.notify_all()
 
     @contextlib.contextmanager
-    def lease(self, item: CacheItem | str, timeout: float | None = None) -> Iterator[Backing]:
+    def lease(
+        self, item: CacheItem | str, timeout: float | None = None, *, wait_for_room: bool = True
+    ) -> Iterator[Backing]:
         """The backing of an acquired ``item`` (Path, or bytes in memory mode), pinned in the block.
 
         Blocks until the entry is downloaded (time counted in ``stats.wait_s``); raises
-        RemoteFileError for a failed download and TimeoutError after ``timeout`` seconds.
+        RemoteFileError for a failed download and TimeoutError after ``timeout`` seconds. A caller
+        that already holds a lease passes ``wait_for_room=False`` (Note [Leases of several entries]):
+        NoRoomError instead of waiting for room in the cache.
         """
         key = as_item(item).key
         with self._mutex:  # fast path: already pinned by this process (Note [Lingering pins])
@@ -275,10 +301,11 @@ class VideoPrefetcher:
                 with self._mutex:
                     self._leases[key] -= 1
         if not fast:
-            backing = self._wait_ready(key, pin=True, timeout=timeout)
+            backing = self._wait_ready(key, pin=True, timeout=timeout, wait_for_room=wait_for_room)
             with self._mutex:
                 self._pinned.add(key)
                 self._leases[key] += 1
+            self._watch_room()
         try:
             yield backing
         finally:
@@ -338,12 +365,15 @@ class VideoPrefetcher:
                 raise ValueError(f"{key}: not acquired by this process (call acquire() on admit)")
         return key
 
-    def _wait_ready(self, key: str, *, pin: bool, timeout: float | None) -> Backing:
+    def _wait_ready(
+        self, key: str, *, pin: bool, timeout: float | None, wait_for_room: bool = True
+    ) -> Backing:
         self._check_process()
         self._key_of_held(key)
         start = time.monotonic()
         try:
-            backing = self._ensure(key, True, pin, None if timeout is None else start + timeout)
+            deadline = None if timeout is None else start + timeout
+            backing = self._ensure(key, True, pin, deadline, wait_for_room)
         finally:
             waited = time.monotonic() - start
             if waited > 0.001:
@@ -355,7 +385,9 @@ class VideoPrefetcher:
             raise ValueError(f"{self._items.get(key, key)}: released while waiting for it")
         return backing
 
-    def _ensure(self, key: str, demand: bool, pin: bool, deadline: float | None) -> Backing | None:
+    def _ensure(
+        self, key: str, demand: bool, pin: bool, deadline: float | None, wait_for_room: bool = True
+    ) -> Backing | None:
         """Loops until ``key`` is complete in the cache (downloading it here when admitted)."""
         with self._mutex:
             item = self._items.get(key)
@@ -363,6 +395,7 @@ class VideoPrefetcher:
             return None
         poll = _POLL_S
         bar = None
+        room_waits = 0
         try:
             while True:
                 if self._closed:
@@ -382,6 +415,13 @@ class VideoPrefetcher:
                     continue
                 if demand and action == "wait-room":  # Note [Lingering pins]: while a lease waits
                     self._drop_idle_pins()  # for room, this prefetcher pins only what is decoded
+                    self._state.want_room()  # and so do the other processes
+                    room_waits += 1
+                    if not wait_for_room and room_waits > 1:  # Note [Leases of several entries]
+                        raise NoRoomError(f"{item.url}: no room in the cache {self._where()} next to the "
+                                          "entries this thread holds")  # fmt: skip
+                    if room_waits == 1:
+                        continue  # look again at once: the dropped pins may have made room
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(
                         f"{item.url}: not in the cache after waiting (cache {self._where()} holds "
@@ -400,15 +440,36 @@ class VideoPrefetcher:
 
     def _drop_idle_pins(self) -> None:
         with self._mutex:
-            idle = {k for k in self._pinned if not self._leases.get(k)}
-            if not idle:
+            if not any(not self._leases.get(k) for k in self._pinned):
                 return
-            self._pinned -= idle
-        if idle:
-            with self._state.locked() as files:
-                for key in idle:
-                    if key in files:
-                        files[key]["pins"].pop(self._owner, None)
+        with self._state.locked() as files:  # the record's lock first: no lease pins in between
+            with self._mutex:
+                idle = {k for k in self._pinned if not self._leases.get(k)}
+                self._pinned -= idle
+            for key in idle:
+                if key in files:
+                    files[key]["pins"].pop(self._owner, None)
+
+    def _watch_room(self) -> None:
+        """Starts this process's watchdog (shared caches): while this prefetcher pins entries, it drops
+        the idle pins whenever a lease of another process waits for room (Note [Lingering pins])."""
+        if not self._state.shared or self._watchdog is not None:
+            return
+        with self._mutex:
+            if self._watchdog is not None:
+                return
+            self._watchdog = threading.Thread(target=self._watch, name="lrs-room", daemon=True)
+        self._watchdog.start()
+
+    def _watch(self) -> None:
+        state, pid = self._state, self._pid
+        while not self._closed and os.getpid() == pid:
+            time.sleep(_WATCH_S)
+            with self._mutex:
+                idle = any(not self._leases.get(k) for k in self._pinned)
+            if idle and state.room_wanted():
+                with contextlib.suppress(OSError):
+                    self._drop_idle_pins()
 
     def _raise_background_failure(self, key: str) -> None:
         with self._mutex:
@@ -532,6 +593,7 @@ class VideoPrefetcher:
                     if self._held.get(key):
                         record["pins"][self._owner] = 1
                         self._pinned.add(key)
+        self._watch_room()
         with self._changed:
             self.stats.downloads += 1
             self._changed.notify_all()

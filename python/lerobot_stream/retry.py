@@ -33,20 +33,25 @@ T = TypeVar("T")
 
 
 class RemoteFileError(OSError):
-    """A remote file could not be read; ``url`` names it, ``permanent`` says whether retrying may help."""
+    """A remote file could not be read; ``url`` names it, ``permanent`` says whether retrying may help.
 
-    def __init__(self, url: str, reason: str, *, permanent: bool) -> None:
+    Every class here can also be built from its message alone (``url`` then holds the message and
+    ``reason`` is empty): torch re-raises a DataLoader worker's error in the main process as
+    ``type(err)(message)`` (a RuntimeError when that fails), so the user sees the same class.
+    """
+
+    def __init__(self, url: str, reason: str | None = None, *, permanent: bool = True) -> None:
         kind = "permanent error" if permanent else "gave up after retries"
-        super().__init__(f"{url}: {reason} ({kind})")
+        super().__init__(url if reason is None else f"{url}: {reason} ({kind})")
         self.url = url
-        self.reason = reason
+        self.reason = reason or ""
         self.permanent = permanent
 
 
 class RemoteFileNotFoundError(RemoteFileError, FileNotFoundError):
     """The server says the file does not exist (HTTP 404, or fsspec's FileNotFoundError)."""
 
-    def __init__(self, url: str, reason: str) -> None:
+    def __init__(self, url: str, reason: str | None = None) -> None:
         super().__init__(url, reason, permanent=True)
 
 
@@ -54,13 +59,19 @@ class RangeNotSupportedError(RemoteFileError):
     """The server answered a ``Range`` request with the whole file (HTTP 200 instead of 206)."""
 
     def __init__(self, url: str) -> None:
+        if any(c.isspace() for c in url):  # a message (URLs hold no blanks): rebuilt from a worker's
+            super().__init__(url)
+            return
         super().__init__(url, "the server ignores HTTP Range requests (200 instead of 206)", permanent=True)
 
 
 class ServerUnreachableError(RemoteFileError, ConnectionError):
     """The server holding a dataset could not be reached (refused, reset, timed out, 5xx) after retries."""
 
-    def __init__(self, url: str, reason: str, attempts: int) -> None:
+    def __init__(self, url: str, reason: str | None = None, attempts: int | None = None) -> None:
+        if reason is None:  # rebuilt from its message
+            super().__init__(url, permanent=False)
+            return
         OSError.__init__(
             self,
             f"Could not reach the server for {url} after {attempts} attempts ({reason}). The dataset "

@@ -37,7 +37,6 @@ One builder per consumer; not thread-safe.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +51,7 @@ from lerobot_stream.images import ImageFeatures
 from lerobot_stream.metadata import DatasetMetadata
 from lerobot_stream.shared_frames import FrameSlots
 from lerobot_stream.tabular import EpisodeRows
+from lerobot_stream.validation import VideoChecks
 from lerobot_stream.video_files import EpisodeVideoFiles
 
 VIDEO_REQUESTS_KEY = "video_frame_requests"
@@ -111,6 +111,7 @@ class SampleBuilder:
         self._images = ImageFeatures(meta.image_keys)
         self._depth = DepthFeatures(meta, depth_output_unit)
         self._frame_sizes: dict[str, tuple[int, int]] = {}
+        self.checks = VideoChecks(meta, decoder)  # once per camera and file
         self.frames_requested = 0
 
     def close(self) -> None:
@@ -211,36 +212,52 @@ class SampleBuilder:
         if self._decoder is None:
             raise RuntimeError("this builder emits frame requests; the decode stage decodes them")
         self.frames_requested += sum(len(r.timestamps) for r in requests)
-        with contextlib.ExitStack() as held:
-            paths = [held.enter_context(self._videos.local(r.episode, r.key)) for r in requests]
-            depth = [self.is_depth(r.key) for r in requests]
-            # Frame sizes are learned per camera: remote episodes decode from a new ByteSource each time.
-            known_sizes = self._frame_sizes
-            sizes = [None if d else known_sizes.get(r.key) for r, d in zip(requests, depth, strict=True)]
-            tensors = [None if d else t for t, d in zip(outputs(sizes), depth, strict=True)]
-            known = [i for i, t in enumerate(tensors) if t is not None]
-            if known:
-                self._decoder.decode_into(
-                    [paths[i] for i in known],
-                    [requests[i].timestamps for i in known],
-                    [tensors[i] for i in known],
-                    self._tolerance_s,
-                    parallelism=min(self.parallelism, len(known)),
+        depth = [self.is_depth(r.key) for r in requests]
+        # Frame sizes are learned per camera: remote episodes decode from a new ByteSource each time.
+        sizes = [None if d else self._frame_sizes.get(r.key) for r, d in zip(requests, depth, strict=True)]
+        tensors = [None if d else t for t, d in zip(outputs(sizes), depth, strict=True)]
+        with self._videos.local_all([(r.episode, r.key) for r in requests]) as paths:
+            if paths is not None:
+                return self._decode_held(requests, paths, depth, tensors)
+        decoded = []  # the cache cannot hold every file at once: one at a time
+        for request, is_depth, tensor in zip(requests, depth, tensors, strict=True):
+            with self._videos.local(request.episode, request.key) as path:
+                decoded += self._decode_held([request], [path], [is_depth], [tensor])
+        return decoded
+
+    def _decode_held(
+        self,
+        requests: Sequence[VideoRequest],
+        paths: list[Any],
+        depth: list[bool],
+        tensors: list[torch.Tensor | None],
+    ) -> list[torch.Tensor]:
+        """``decode`` of requests whose bytes are held (``paths``: what to decode for each)."""
+        for request, path in zip(requests, paths, strict=True):
+            self.checks.check_file(request.key, request.episode, path)
+        known = [i for i, t in enumerate(tensors) if t is not None]
+        if known:
+            self._decoder.decode_into(
+                [paths[i] for i in known],
+                [requests[i].timestamps for i in known],
+                [tensors[i] for i in known],  # type: ignore[misc]
+                self._tolerance_s,
+                parallelism=min(self.parallelism, len(known)),
+            )
+        decoded: list[torch.Tensor] = []
+        for i, tensor in enumerate(tensors):
+            if depth[i]:
+                r = requests[i]
+                tensor = self._depth.decode_video(
+                    self._decoder, r.key, paths[i], r.timestamps, self._tolerance_s
                 )
-            decoded: list[torch.Tensor] = []
-            for i, tensor in enumerate(tensors):
-                if depth[i]:
-                    r = requests[i]
-                    tensor = self._depth.decode_video(
-                        self._decoder, r.key, paths[i], r.timestamps, self._tolerance_s
-                    )
-                elif tensor is None:
-                    tensor = self._decoder.get_frames_at(
-                        paths[i], requests[i].timestamps, self._tolerance_s, dtype=self.dtype
-                    )
-                    self._frame_sizes[requests[i].key] = (int(tensor.shape[-2]), int(tensor.shape[-1]))
-                decoded.append(tensor)
-            return decoded
+            elif tensor is None:
+                tensor = self._decoder.get_frames_at(
+                    paths[i], requests[i].timestamps, self._tolerance_s, dtype=self.dtype
+                )
+                self._frame_sizes[requests[i].key] = (int(tensor.shape[-2]), int(tensor.shape[-1]))
+            decoded.append(tensor)
+        return decoded
 
     def _decode_videos(
         self, rows: EpisodeRows, frame: int, windows: dict[str, np.ndarray]

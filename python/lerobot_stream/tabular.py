@@ -26,6 +26,8 @@ import torch
 
 from lerobot_stream.images import ImageColumn, image_column, is_image_column
 from lerobot_stream.metadata import DatasetMetadata
+from lerobot_stream.retry import RemoteFileError
+from lerobot_stream.validation import check_episode_rows
 
 _OPEN_FILES = 8
 _CACHED_ROW_GROUPS = 8
@@ -79,10 +81,14 @@ class EpisodeRows:
 class TabularReader:
     """Reads whole episodes' rows from the data parquet files of one dataset."""
 
-    def __init__(self, meta: DatasetMetadata, columns: list[str] | None = None) -> None:
-        """``columns``: the columns to read (default: every column of the data files)."""
+    def __init__(
+        self, meta: DatasetMetadata, columns: list[str] | None = None, tolerance_s: float = 1e-4
+    ) -> None:
+        """``columns``: the columns to read (default: every column of the data files);
+        ``tolerance_s``: how far a row's ``timestamp`` may be from ``frame_index / fps``."""
         self._meta = meta
         self._columns = columns
+        self._tolerance_s = tolerance_s
         self._files: OrderedDict[Path | str, pq.ParquetFile] = OrderedDict()
         self._row_group_ranges: dict[Path | str, np.ndarray | None] = {}
         self._row_groups: OrderedDict[tuple[Path | str, int], pa.Table] = OrderedDict()
@@ -90,7 +96,7 @@ class TabularReader:
 
     def fork(self) -> TabularReader:
         """A new reader of the same dataset and columns (for another thread)."""
-        return TabularReader(self._meta, self._columns)
+        return TabularReader(self._meta, self._columns, self._tolerance_s)
 
     def read_episode(self, episode_index: int) -> EpisodeRows:
         """All rows of ``episode_index``, in frame order; errors name the data file."""
@@ -110,6 +116,8 @@ class TabularReader:
                 f"{path}: episode {episode_index} should have {end - begin} rows with index in "
                 f"[{begin}, {end}), found {table.num_rows}"
             )
+        if self._columns is None:  # the rows a sample is made of (Note [What is checked, and when])
+            check_episode_rows(meta, table, int(episode_index), path, self._tolerance_s)
         if "frame_index" in table.column_names:
             table = table.sort_by("frame_index")
         self.stats.episodes_read += 1
@@ -156,6 +164,8 @@ class TabularReader:
         columns = self._columns
         try:
             table = pf.read_row_group(group, columns=columns)
+        except RemoteFileError:
+            raise  # retried already; names the URL (and keeps its type for the user)
         except (OSError, pa.ArrowException) as err:
             raise ValueError(f"Cannot read row group {group} of {path}: {err}") from err
         meta = pf.metadata.row_group(group)

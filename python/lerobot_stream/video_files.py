@@ -36,6 +36,7 @@ may be called from several decode threads at once.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing.util
 import os
 import shutil
 import tempfile
@@ -47,8 +48,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lerobot_stream.cache_items import CacheItem
+from lerobot_stream.cache_state import CacheState
 from lerobot_stream.metadata import DatasetMetadata
-from lerobot_stream.prefetch import VideoPrefetcher
+from lerobot_stream.prefetch import NoRoomError, VideoPrefetcher
+from lerobot_stream.validation import check_segment_frames
 from lerobot_stream.video_headers import VideoHeaders
 from lerobot_stream.video_index import FileIndex, Segment
 
@@ -69,6 +72,42 @@ def default_max_bytes(cache_dir: Path | None) -> int:
         return _DEFAULT_MEMORY_MAX_BYTES
     cache_dir.mkdir(parents=True, exist_ok=True)
     return min(_DEFAULT_MAX_BYTES, shutil.disk_usage(cache_dir).free // 2)
+
+
+_swept_at_exit: set[Path] = set()
+
+
+def check_cache_dir(cache_dir: Path) -> None:
+    """Creates ``cache_dir`` and checks that files can be written there; ValueError naming the
+    ``video_cache_dir`` option and the path otherwise (at construction, not at the first batch)."""
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=cache_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ValueError(
+            f"video_cache_dir={str(cache_dir)!r} is not a writable directory ({err.strerror or err}): "
+            "pass video_cache_dir= a writable local directory (or $LRS_CACHE_DIR), or video_cache='memory'"
+        ) from None
+
+
+def sweep_at_exit(cache_dir: Path) -> None:
+    """When this process exits, drop what dead processes left in ``cache_dir`` (a DataLoader worker
+    killed mid-epoch cannot release its entries; Note [Owners and crashed processes])."""
+    if cache_dir in _swept_at_exit:
+        return
+    _swept_at_exit.add(cache_dir)
+    pid = os.getpid()
+
+    def sweep() -> None:
+        if os.getpid() == pid and cache_dir.is_dir():
+            with contextlib.suppress(OSError):
+                CacheState(cache_dir).sweep_orphans()
+
+    # After multiprocessing's exit handler has terminated and joined the DataLoader's (daemonic)
+    # workers, so that their references are those of dead processes (an atexit hook runs before).
+    multiprocessing.util.Finalize(None, sweep, exitpriority=-10)
 
 
 @dataclass
@@ -151,12 +190,41 @@ class EpisodeVideoFiles:
         if self._prefetcher is None:
             yield str(self._meta.data_location.join(self._meta.get_video_file_path(episode_index, video_key)))
             return
+        plan = self._admitted_plan(episode_index, video_key)
+        with self._prefetcher.lease(plan.item, timeout=timeout) as backing:
+            yield self._decodable(plan, backing)
+
+    @contextlib.contextmanager
+    def local_all(self, slots: list[tuple[int, str]]) -> Iterator[list[Any] | None]:
+        """What to decode for every (episode, key) of ``slots`` at once, valid in the block; None when
+        the cache cannot hold them together now (Note [Leases of several entries] in
+        ``lerobot_stream.prefetch``): then decode them one at a time with ``local``."""
+        if self._prefetcher is None or len(slots) == 1:
+            with contextlib.ExitStack() as held:
+                yield [held.enter_context(self.local(ep, key)) for ep, key in slots]
+            return
+        plans = [self._admitted_plan(ep, key) for ep, key in slots]  # planned before any lease is held
+        with contextlib.ExitStack() as held:
+            try:
+                backings = [
+                    held.enter_context(self._prefetcher.lease(plan.item, wait_for_room=i == 0))
+                    for i, plan in enumerate(plans)
+                ]
+            except NoRoomError:
+                backings = None
+                held.close()  # release the leases held before decoding one at a time
+            yield (
+                None
+                if backings is None
+                else [self._decodable(p, b) for p, b in zip(plans, backings, strict=True)]
+            )
+
+    def _admitted_plan(self, episode_index: int, video_key: str) -> _Plan:
         with self._lock:
             self._admitted.add(episode_index)  # prefetch=False: the first decode admits
         plan = self._plan(episode_index, video_key)
         assert plan is not None
-        with self._prefetcher.lease(plan.item, timeout=timeout) as backing:
-            yield self._decodable(plan, backing)
+        return plan
 
     def close(self) -> None:
         """Releases everything still held (the iterator ended or was abandoned)."""
@@ -221,6 +289,8 @@ class EpisodeVideoFiles:
         where = self._meta.videos[video_key]
         begin_s, end_s = float(where.from_timestamp[row]), float(where.to_timestamp[row])
         segment = index.segment(begin_s, end_s, self._meta.fps)
+        num, den = index.time_base
+        check_segment_frames(self._meta, index.pts * (num / den), episode_index, video_key, url)
         return _Plan(CacheItem.byte_range(url, segment.begin, segment.end), index, segment)
 
     def _decodable(self, plan: _Plan, backing: Path | bytes) -> Any:
