@@ -58,8 +58,10 @@ CHILD = textwrap.dedent(
 
 @pytest.fixture
 def www(make_dataset, tmp_path: Path) -> Path:
+    # More episodes per worker than its pool, look-ahead and the DataLoader's prefetched batches
+    # fetch before the first batch, so a fault after the first batch meets the rest of the epoch.
     root = tmp_path / "www"
-    shutil.copytree(make_dataset(), root / "tiny")
+    shutil.copytree(make_dataset(num_episodes=48, min_length=4, max_length=8), root / "tiny")
     return root
 
 
