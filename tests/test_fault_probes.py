@@ -145,13 +145,9 @@ def test_misplaced_frames_raise_before_any_wrong_sample(
 
 # --- item 3: no hang when the video cache is smaller than a sample's cameras ------------------------
 @pytest.fixture(scope="module")
-def served(make_dataset, tmp_path_factory):
+def served(served_tiny):
     """(local root, nginx, its URL of the same dataset)."""
-    root = make_dataset()
-    www = tmp_path_factory.mktemp("www")
-    shutil.copytree(root, www / "tiny")
-    with NginxServer(www) as server:
-        yield root, server, f"{server.url}/tiny"
+    return served_tiny
 
 
 def cache_entries(cache: Path) -> list[str]:
