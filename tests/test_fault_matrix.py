@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from lerobot_stream.cache_state import INTERNAL_FILES, read_records
+from lerobot_stream.remote.cache_state import INTERNAL_FILES, read_records
 from servers import NginxServer, nginx_binary
 
 pytestmark = [

@@ -23,8 +23,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from lerobot_stream import FrameTimestampError, RemoteFileError, RetryPolicy, StreamingLeRobotDataset
-from lerobot_stream.cache_state import INTERNAL_FILES
-from lerobot_stream.retry import RemoteFileNotFoundError
+from lerobot_stream.remote.cache_state import INTERNAL_FILES
+from lerobot_stream.remote.retry import RemoteFileNotFoundError
 from servers import FaultProxy, NginxServer, nginx_binary
 from streaming_helpers import assert_batches_equal, assert_same_sample, run_loader
 

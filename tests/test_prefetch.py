@@ -22,8 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lerobot_stream.cache_state import INTERNAL_FILES, file_key, read_records
-from lerobot_stream.prefetch import CacheItem, RemoteFileError, VideoPrefetcher
+from lerobot_stream.remote.cache_state import INTERNAL_FILES, file_key, read_records
+from lerobot_stream.remote.prefetch import CacheItem, RemoteFileError, VideoPrefetcher
 from servers import FaultProxy, NginxServer, nginx_binary
 
 pytestmark = pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")

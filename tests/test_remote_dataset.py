@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from lerobot_stream import DecodeStage, StreamingLeRobotDataset
-from lerobot_stream.cache_state import INTERNAL_FILES
-from lerobot_stream.remote import DatasetLocation, resolve_location
+from lerobot_stream.remote.cache_state import INTERNAL_FILES
+from lerobot_stream.remote.location import DatasetLocation, resolve_location
 from servers import nginx_binary
 from streaming_helpers import assert_batches_equal, run_loader
 

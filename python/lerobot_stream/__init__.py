@@ -16,7 +16,7 @@ from lerobot_stream.decoding import (
     decode_parallelism,
     default_decoder_cache_capacity,
 )
-from lerobot_stream.retry import RemoteFileError, RetryPolicy, ServerUnreachableError
+from lerobot_stream.remote.retry import RemoteFileError, RetryPolicy, ServerUnreachableError
 
 __version__ = "0.1.0"
 

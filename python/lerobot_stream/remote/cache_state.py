@@ -8,7 +8,7 @@ files, episode segments, video headers) are files named by key; a download write
 
 ``MemoryCacheState()`` is the same record and the same entry operations in this process's memory
 (the prefetcher's memory-only mode, for machines without a local disk): no sharing between
-processes, entries are ``bytes``. The prefetcher (``lerobot_stream.prefetch``) decides what to
+processes, entries are ``bytes``. The prefetcher (``lerobot_stream.remote.prefetch``) decides what to
 create and delete; these classes only store.
 
 Note [Owners and crashed processes]
@@ -62,7 +62,7 @@ from typing import IO, Any
 STATE_VERSION = 2
 _SLOTS = (".state.0", ".state.1")
 _LOCK = ".lock"
-_ROOM = ".room-wanted"  # touched by a lease waiting for room (Note [Lingering pins] in prefetch.py)
+_ROOM = ".room-wanted"  # touched by a lease waiting for room (Note [Lingering pins] in remote/prefetch.py)
 _ROOM_FRESH_S = 1.0
 INTERNAL_FILES = (*_SLOTS, _LOCK, _ROOM)  # the cache directory's own files (not entries)
 
