@@ -6,6 +6,7 @@ Public names are re-exported here; implementation modules are private.
 from __future__ import annotations
 
 from lerobot_stream._core import cuda_info
+from lerobot_stream.cache_state import CacheWriteError
 from lerobot_stream.dataset import StreamingLeRobotDataset
 from lerobot_stream.decode_stage import DecodeStage
 from lerobot_stream.decoding import (
@@ -21,6 +22,7 @@ from lerobot_stream.retry import RemoteFileError, RetryPolicy, ServerUnreachable
 __version__ = "0.1.0"
 
 __all__ = [
+    "CacheWriteError",
     "CudaUnavailableError",
     "DecodeStage",
     "DecoderCache",

@@ -65,6 +65,32 @@ _ROOM_FRESH_S = 1.0
 INTERNAL_FILES = (*_SLOTS, _LOCK, _ROOM)  # the cache directory's own files (not entries)
 
 
+_SLOT_STEP = 4096
+_SLOT_SLACK = 1024  # a slot grows this much beyond the record that made it grow
+
+
+class CacheWriteError(OSError):
+    """A file in the video cache directory could not be written (full disk, quota, file-size limit);
+    ``errno`` is the system's (``ENOSPC``, ``EDQUOT``, ``EFBIG``, ...). Can also be built from its
+    message alone (torch re-raises a DataLoader worker's error as ``type(err)(message)``)."""
+
+
+def cache_write_error(
+    err: OSError, path: Path, cache_dir: Path, max_bytes: int | None = None, url: str | None = None
+) -> CacheWriteError:
+    """``err`` (a failed write of ``path``, which holds bytes of ``url``) as a ``CacheWriteError`` that
+    says what to change."""
+    bound = "" if max_bytes is None else f" (now {max_bytes} bytes)"
+    reason = err.strerror or str(err)
+    where = "" if url is None else f"{url}: "
+    message = (
+        f"{where}cannot write {path.name} in the video cache directory {cache_dir}: {reason}. Free space "
+        f"there, point video_cache_dir at a local disk with more room, or set video_cache_max_bytes{bound} "
+        "below its free space (it must still hold one sample's videos), or pass video_cache='memory'"
+    )
+    return CacheWriteError(err.errno, message) if err.errno else CacheWriteError(message)
+
+
 def owner_id() -> str:
     """A new owner id of this process: pid, process start time (robust to pid reuse), instance tag."""
     pid = os.getpid()
@@ -162,16 +188,22 @@ class CacheState:
 
     def open_part(self, key: str, owner: str) -> IO[bytes]:
         """A new, empty temporary file for ``owner``'s download of ``key``."""
-        return open(self.part_path(key, owner), "wb")  # closed by commit() or discard()
+        return open(self.part_path(key, owner), "wb")  # closed by finish() or discard()
 
-    def commit(self, key: str, owner: str, part: IO[bytes]) -> int:
-        """Makes the downloaded ``part`` the complete entry ``key`` (atomic rename); its size."""
-        part.flush()
-        os.fsync(part.fileno())
-        size = part.tell()
-        part.close()
+    def finish(self, part: IO[bytes]) -> int:
+        """Writes out and closes the downloaded ``part`` (the last step that can find the disk full);
+        its size. ``commit`` then makes it the entry."""
+        try:
+            part.flush()
+            os.fsync(part.fileno())
+            return part.tell()
+        finally:
+            with contextlib.suppress(OSError):  # the error, if any, came from flush or fsync
+                part.close()
+
+    def commit(self, key: str, owner: str) -> None:
+        """Makes ``owner``'s finished download of ``key`` the complete entry (atomic rename)."""
         os.rename(self.part_path(key, owner), self.data_path(key))
-        return size
 
     def discard(self, key: str, owner: str, part: IO[bytes] | None) -> None:
         """Drops ``owner``'s temporary download of ``key``."""
@@ -246,12 +278,28 @@ class CacheState:
     def _save(self, generation: int, text: str) -> None:
         data = text.encode()
         head = f"{generation} {len(data)} {zlib.crc32(data)}\n".encode()
-        fd = os.open(self._slots[generation % 2], os.O_WRONLY | os.O_CREAT, 0o644)
+        slot = self._slots[generation % 2]
         try:
-            os.pwrite(fd, head + data, 0)
-            os.ftruncate(fd, len(head) + len(data))
-        finally:
-            os.close(fd)
+            fd = os.open(slot, os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                if os.fstat(fd).st_size < len(head) + len(data):  # Note [Writes on a full disk]
+                    self._grow_slots(len(head) + len(data))
+                os.pwrite(fd, head + data, 0)  # in place; the bytes after it are ignored
+            finally:
+                os.close(fd)
+        except OSError as err:
+            raise cache_write_error(err, slot, self.dir) from err
+
+    def _grow_slots(self, need: int) -> None:
+        """Gives both slots room for ``need`` bytes and some slack (Note [Writes on a full disk])."""
+        capacity = -(-(need + _SLOT_SLACK) // _SLOT_STEP) * _SLOT_STEP
+        for slot in self._slots:
+            fd = os.open(slot, os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                if os.fstat(fd).st_size < capacity:
+                    os.posix_fallocate(fd, 0, capacity)
+            finally:
+                os.close(fd)
 
     def _prune(self, files: dict[str, dict[str, Any]]) -> None:
         alive: dict[str, bool] = {}
@@ -326,11 +374,11 @@ class MemoryCacheState:
         self._parts[(key, owner)] = part
         return part
 
-    def commit(self, key: str, owner: str, part: IO[bytes]) -> int:
-        self._parts.pop((key, owner), None)
-        data = part.getvalue()  # type: ignore[attr-defined]
-        self._data[key] = data
-        return len(data)
+    def finish(self, part: IO[bytes]) -> int:
+        return part.getbuffer().nbytes  # type: ignore[attr-defined]
+
+    def commit(self, key: str, owner: str) -> None:
+        self._data[key] = self._parts.pop((key, owner)).getvalue()
 
     def discard(self, key: str, owner: str, part: IO[bytes] | None) -> None:
         self._parts.pop((key, owner), None)

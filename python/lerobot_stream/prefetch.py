@@ -90,10 +90,18 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from lerobot_stream.cache_items import Backing, CacheItem, as_item, fetch_item
-from lerobot_stream.cache_state import CacheState, MemoryCacheState, new_record, owner_id, resident_bytes
+from lerobot_stream.cache_state import (
+    CacheState,
+    CacheWriteError,
+    MemoryCacheState,
+    cache_write_error,
+    new_record,
+    owner_id,
+    resident_bytes,
+)
 from lerobot_stream.download import fetch_size
 from lerobot_stream.retry import RemoteFileError, RetryPolicy
 
@@ -561,42 +569,66 @@ class VideoPrefetcher:
         with self._mutex:
             self._downloading.add(key)
         try:
-            part = self._state.open_part(key, self._owner)
-            fetch_item(item, part, size, self.policy, on_bytes, self._count_retry)
-        except BaseException as err:
-            if background and not isinstance(err, _Closed):  # seen by waiting leases before the
-                with self._mutex:  # record goes back to "queued"
-                    self._failures[key] = err
+            try:
+                part = self._state.open_part(key, self._owner)
+                fetch_item(item, part, size, self.policy, on_bytes, self._count_retry)
+                written = self._state.finish(part)
+            except OSError as err:
+                self._raise_write_error(item, err)
             with self._state.locked() as files:
                 record = files.get(key)
-                if record is not None and record["downloader"] == self._owner:
-                    record["status"], record["downloader"] = "queued", None
-                    if not record["refs"]:
+                if record is None or record["downloader"] != self._owner or not record["refs"]:
+                    self._state.discard(key, self._owner, part)  # released (or taken over) meanwhile
+                    if record is not None and not record["refs"]:
                         del files[key]
-                self._state.discard(key, self._owner, part)
+                else:
+                    try:
+                        self._state.commit(key, self._owner)
+                    except OSError as err:
+                        self._raise_write_error(item, err)
+                    record["size"] = written
+                    record["status"], record["downloader"] = "ready", None
+                    record["last_used"] = time.time()
+                    with self._mutex:  # pinned for our first lease (Note [Lingering pins]): no lookup
+                        if self._held.get(key):
+                            record["pins"][self._owner] = 1
+                            self._pinned.add(key)
+        except BaseException as err:
+            self._give_up_download(key, part, err, background)
             raise
         finally:
             with self._mutex:
                 self._downloading.discard(key)
                 self._abandoned.discard(key)
-        with self._state.locked() as files:
-            record = files.get(key)
-            if record is None or record["downloader"] != self._owner or not record["refs"]:
-                self._state.discard(key, self._owner, part)  # released (or taken over) meanwhile
-                if record is not None and not record["refs"]:
-                    del files[key]
-            else:
-                record["size"] = self._state.commit(key, self._owner, part)
-                record["status"], record["downloader"] = "ready", None
-                record["last_used"] = time.time()
-                with self._mutex:  # pinned for our first lease (Note [Lingering pins]): no lookup
-                    if self._held.get(key):
-                        record["pins"][self._owner] = 1
-                        self._pinned.add(key)
         self._watch_room()
         with self._changed:
             self.stats.downloads += 1
             self._changed.notify_all()
+
+    def _raise_write_error(self, item: CacheItem, err: OSError) -> NoReturn:
+        """Raises a local write failure of ``item``'s download as ``CacheWriteError`` (Note [Writes on a
+        full disk] in ``lerobot_stream.cache_state``); remote errors as they are."""
+        if isinstance(err, (RemoteFileError, CacheWriteError)) or self.cache_dir is None:
+            raise err
+        path = self._state.part_path(item.key, self._owner)  # type: ignore[union-attr]
+        raise cache_write_error(err, path, self.cache_dir, self.max_bytes, item.url) from err
+
+    def _give_up_download(
+        self, key: str, part: IO[bytes] | None, err: BaseException, background: bool
+    ) -> None:
+        """Puts ``key`` back to "queued" after this process's download of it failed (or was stopped),
+        deleting what it wrote; waiting leases of this process see ``err`` (background downloads)."""
+        if background and not isinstance(err, _Closed):  # seen by waiting leases before the record
+            with self._mutex:  # goes back to "queued"
+                self._failures[key] = err
+        with self._state.locked() as files:
+            record = files.get(key)
+            if record is not None and record["downloader"] == self._owner:
+                record["status"], record["downloader"] = "queued", None
+                self._state.delete(key)  # renamed before the record could say so
+                if not record["refs"]:
+                    del files[key]
+            self._state.discard(key, self._owner, part)
 
     def _count_retry(self) -> None:
         with self._mutex:
