@@ -43,6 +43,7 @@ process exclude each other exactly like processes do; ``MemoryCacheState`` uses 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import glob
 import hashlib
@@ -297,7 +298,12 @@ class CacheState:
             fd = os.open(slot, os.O_WRONLY | os.O_CREAT, 0o644)
             try:
                 if os.fstat(fd).st_size < capacity:
-                    os.posix_fallocate(fd, 0, capacity)
+                    try:
+                        os.posix_fallocate(fd, 0, capacity)
+                    except OSError as err:  # a file system that cannot reserve: grow it sparse
+                        if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                            raise
+                        os.ftruncate(fd, capacity)
             finally:
                 os.close(fd)
 
@@ -375,7 +381,7 @@ class MemoryCacheState:
         return part
 
     def finish(self, part: IO[bytes]) -> int:
-        return part.getbuffer().nbytes  # type: ignore[attr-defined]
+        return part.seek(0, io.SEEK_END)
 
     def commit(self, key: str, owner: str) -> None:
         self._data[key] = self._parts.pop((key, owner)).getvalue()

@@ -323,18 +323,26 @@ class VideoPrefetcher:
                 with self._mutex:
                     self._leases[key] -= 1
         if not fast:
-            backing = self._wait_ready(key, pin=True, timeout=timeout, wait_for_room=wait_for_room)
+            with self._mutex:  # counted before the wait: the pin it takes is never idle (a download
+                self._leases[key] += 1  # pins its entry for us; watchdogs drop idle pins)
+            try:
+                backing = self._wait_ready(key, pin=True, timeout=timeout, wait_for_room=wait_for_room)
+            except BaseException:
+                self._end_lease(key)
+                raise
             with self._mutex:
                 self._pinned.add(key)
-                self._leases[key] += 1
             self._watch_room()
         try:
             yield backing
         finally:
-            with self._mutex:
-                self._leases[key] -= 1
-                if not self._leases[key]:
-                    del self._leases[key]
+            self._end_lease(key)
+
+    def _end_lease(self, key: str) -> None:
+        with self._mutex:
+            self._leases[key] -= 1
+            if not self._leases[key]:
+                del self._leases[key]
 
     def local_path(self, item: CacheItem | str, timeout: float | None = None) -> Backing:
         """Waits for an acquired ``item`` and returns its backing, unpinned (prefer ``lease``)."""
