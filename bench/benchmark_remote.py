@@ -47,7 +47,7 @@ from lerobot_stream import StreamingLeRobotDataset
 from lerobot_stream.synth import write_dataset
 
 try:
-    from lerobot_stream.cache_state import INTERNAL_FILES
+    from lerobot_stream.remote.cache_state import INTERNAL_FILES
 except ImportError:  # an older checkout (run with its interpreter for "before" figures)
     INTERNAL_FILES = (".lock", ".state.json")
 from servers import FaultProxy, NginxServer

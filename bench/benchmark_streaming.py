@@ -134,7 +134,7 @@ def resolve_dataset(args: argparse.Namespace) -> tuple[str, str | None]:
             codec=args.synth_codec,
             fps=args.synth_fps,
         )
-    if root.startswith("hf://"):  # the Hub is addressed by repo_id (see lerobot_stream.remote)
+    if root.startswith("hf://"):  # the Hub is addressed by repo_id (see lerobot_stream.remote.location)
         return args.repo_id or root, None
     return args.repo_id or Path(urlparse(root).path.rstrip("/")).name or "dataset", root
 

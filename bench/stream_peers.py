@@ -189,15 +189,8 @@ class _ProbedIterable(IterableDataset):
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         worker = _worker_id()
-        it = iter(self.dataset)
         counters = self._counters()
-        while True:
-            start = time.perf_counter()
-            try:
-                sample = next(it)
-            except StopIteration:
-                return
-            latency = time.perf_counter() - start
+        for sample, latency in _timed(iter(self.dataset)):
             yield {**sample, **_probe_fields(latency, worker, counters())}
 
     def _counters(self) -> Callable[[], list[float]]:
@@ -238,20 +231,24 @@ class _ProbedStream(_ProbedIterable):
         return counters
 
 
+def _timed(it: Iterator[Any]) -> Iterator[tuple[Any, float]]:
+    """Each item of ``it`` with the seconds its ``next`` took."""
+    while True:
+        start = time.perf_counter()
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        yield item, time.perf_counter() - start
+
+
 class _ProbedBatches(_ProbedStream):
     """``ours-batched``: the probe fields per batch, the batch's latency shared by its samples."""
 
     def __iter__(self) -> Iterator[Any]:
         worker = _worker_id()
-        it = iter(self.dataset)
         counters = self._counters()
-        while True:
-            start = time.perf_counter()
-            try:
-                batch = next(it)
-            except StopIteration:
-                return
-            latency = time.perf_counter() - start
+        for batch, latency in _timed(iter(self.dataset)):
             size = int(batch["index"].shape[0])
             batch.update(
                 {

@@ -99,3 +99,15 @@ def ranges_dataset(make_dataset: MakeDataset) -> Path:
 def tiny_dataset_kwargs() -> dict[str, Any]:
     """The ``write_dataset`` keyword arguments of ``tiny_dataset`` (a fresh copy)."""
     return dict(TINY_DATASET)
+
+
+@pytest.fixture(scope="module")
+def served_tiny(make_dataset: MakeDataset, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """(local root, nginx server, its URL) of the tiny dataset served by nginx on 127.0.0.1."""
+    from servers import NginxServer
+
+    root = make_dataset()
+    www = tmp_path_factory.mktemp("www")
+    shutil.copytree(root, www / "tiny")
+    with NginxServer(www) as server:
+        yield root, server, f"{server.url}/tiny"

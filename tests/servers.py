@@ -42,6 +42,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Self
 from urllib.parse import unquote, urlsplit
 
 LOOPBACK = "127.0.0.1"
@@ -173,7 +174,45 @@ class NginxServer:
             pass
 
 
-class FaultProxy:
+class _LoopbackTcpServer:
+    """A threaded TCP server on 127.0.0.1 whose connections go to ``self._serve(sock)``; a context
+    manager (started on enter)."""
+
+    def _listen(self) -> None:
+        owner = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client left
+                    owner._serve(self.request)
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self._server = Server((LOOPBACK, 0), Handler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
+
+    def _serve(self, client: socket.socket) -> None:
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+class FaultProxy(_LoopbackTcpServer):
     """A fault-injecting HTTP proxy in front of 127.0.0.1:``upstream_port``; a context manager."""
 
     def __init__(
@@ -200,40 +239,16 @@ class FaultProxy:
         self._plan = list(faults)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        proxy = self
-
-        class Handler(socketserver.BaseRequestHandler):
-            def handle(self) -> None:
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client left
-                    proxy._serve(self.request)
-
-        class Server(socketserver.ThreadingTCPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-        self._server = Server((LOOPBACK, 0), Handler)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        return f"http://{LOOPBACK}:{self.port}"
+        self._listen()
 
     def set_faults(self, faults: Iterable[str]) -> None:
         """Replaces the plan: the next requests get these faults, in order, then none."""
         with self._lock:
             self._plan = list(faults)
 
-    def __enter__(self) -> FaultProxy:
-        self._thread.start()
-        return self
-
     def __exit__(self, *exc: object) -> None:
         self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        super().__exit__(*exc)
 
     # --- one connection -------------------------------------------------------------------------
     def _serve(self, client: socket.socket) -> None:
@@ -292,7 +307,7 @@ class FaultProxy:
         return None
 
 
-class Redirector:
+class Redirector(_LoopbackTcpServer):
     """Answers every request with a 302 to ``target_url`` + its path (minus ``strip_prefix``)."""
 
     def __init__(self, target_url: str, strip_prefix: str = "") -> None:
@@ -300,33 +315,7 @@ class Redirector:
         self.strip_prefix = strip_prefix
         self.request_heads: list[bytes] = []
         self._lock = threading.Lock()
-        redirector = self
-
-        class Handler(socketserver.BaseRequestHandler):
-            def handle(self) -> None:
-                redirector._serve(self.request)
-
-        class Server(socketserver.ThreadingTCPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-        self._server = Server((LOOPBACK, 0), Handler)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        return f"http://{LOOPBACK}:{self.port}"
-
-    def __enter__(self) -> Redirector:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._listen()
 
     def _serve(self, client: socket.socket) -> None:
         client.settimeout(10)

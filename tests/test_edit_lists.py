@@ -14,8 +14,8 @@ import pytest
 
 from clips import FPS, pyav_frames, write_clip
 from lerobot_stream.decoding import FrameTimestampError, VideoDecoder, scan_sample_index
-from lerobot_stream.mp4_header import Mp4Header
-from lerobot_stream.video_index import FileIndex
+from lerobot_stream.remote.mp4_header import Mp4Header
+from lerobot_stream.remote.video_index import FileIndex
 from test_byte_source import URL, header_ranges, header_source
 from test_decode import MAX_ABS_TOLERANCE, MEAN_ABS_TOLERANCE
 

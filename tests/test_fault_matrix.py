@@ -3,9 +3,9 @@ exited, the video cache directory holds nothing but its own record.
 
 Each case runs a child Python process that streams a dataset served by nginx on 127.0.0.1 through a
 DataLoader with 2 workers (0 or 2 for the full disk) into a shared ``video_cache_dir`` and prints
-what happened. Faults: the
-server killed after the first batch, a DataLoader worker SIGKILLed after the first batch, a full
-disk (a 64 KiB tmpfs as the cache, where mounting is allowed), and a read-only cache directory.
+what happened. Faults: the server killed after the first batch, a DataLoader worker SIGKILLed after
+the first batch, a full disk (a 64 KiB tmpfs as the cache, where mounting is allowed), and a
+read-only cache directory.
 The contract: a clear error in the child (its class and message printed), never a hang (every wait
 is bounded), and no entry, temporary ``.part`` file or stale record left once the child exited.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from lerobot_stream.cache_state import INTERNAL_FILES, read_records
+from lerobot_stream.remote.cache_state import INTERNAL_FILES, read_records
 from servers import NginxServer, nginx_binary
 
 pytestmark = [
@@ -57,8 +57,10 @@ CHILD = textwrap.dedent(
 
 @pytest.fixture
 def www(make_dataset, tmp_path: Path) -> Path:
+    # More episodes per worker than its pool, look-ahead and the DataLoader's prefetched batches
+    # fetch before the first batch, so a fault after the first batch meets the rest of the epoch.
     root = tmp_path / "www"
-    shutil.copytree(make_dataset(), root / "tiny")
+    shutil.copytree(make_dataset(num_episodes=48, min_length=4, max_length=8), root / "tiny")
     return root
 
 

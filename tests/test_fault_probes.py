@@ -23,8 +23,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from lerobot_stream import FrameTimestampError, RemoteFileError, RetryPolicy, StreamingLeRobotDataset
-from lerobot_stream.cache_state import INTERNAL_FILES
-from lerobot_stream.retry import RemoteFileNotFoundError
+from lerobot_stream.remote.cache_state import INTERNAL_FILES
+from lerobot_stream.remote.retry import RemoteFileNotFoundError
 from servers import FaultProxy, NginxServer, nginx_binary
 from streaming_helpers import assert_batches_equal, assert_same_sample, run_loader
 
@@ -145,13 +145,9 @@ def test_misplaced_frames_raise_before_any_wrong_sample(
 
 # --- item 3: no hang when the video cache is smaller than a sample's cameras ------------------------
 @pytest.fixture(scope="module")
-def served(make_dataset, tmp_path_factory):
+def served(served_tiny):
     """(local root, nginx, its URL of the same dataset)."""
-    root = make_dataset()
-    www = tmp_path_factory.mktemp("www")
-    shutil.copytree(root, www / "tiny")
-    with NginxServer(www) as server:
-        yield root, server, f"{server.url}/tiny"
+    return served_tiny
 
 
 def cache_entries(cache: Path) -> list[str]:

@@ -14,14 +14,16 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lerobot_stream.cache_state import INTERNAL_FILES, file_key, read_records
-from lerobot_stream.prefetch import CacheItem, RemoteFileError, VideoPrefetcher
+from lerobot_stream.remote.cache_state import INTERNAL_FILES, file_key, read_records
+from lerobot_stream.remote.prefetch import CacheItem, RemoteFileError, VideoPrefetcher
 from servers import FaultProxy, NginxServer, nginx_binary
 
 pytestmark = pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
@@ -40,6 +42,16 @@ def served(tmp_path_factory: pytest.TempPathFactory):
         (root / name).write_bytes(data)
     with NginxServer(root) as server:
         yield server, contents
+
+
+def run_threads(target: Callable[..., None], args: list[tuple[Any, ...]], timeout: float) -> bool:
+    """Runs ``target(*a)`` for each ``a`` on its own thread; whether all finished within ``timeout``."""
+    threads = [threading.Thread(target=target, args=a) for a in args]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    return not any(t.is_alive() for t in threads)
 
 
 def data_files(cache: Path) -> list[Path]:
@@ -282,14 +294,10 @@ def test_bound_below_working_set_waits_never_overflows_and_finishes(served, tmp_
         except BaseException as err:
             failures.append(err)
 
-    threads = [threading.Thread(target=consumer, args=(seed,)) for seed in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    finished = run_threads(consumer, [(seed,) for seed in range(2)], timeout=60)
     done.set()
     watcher.stop()
-    assert not any(t.is_alive() for t in threads), "deadlock: consumers did not finish"
+    assert finished, "deadlock: consumers did not finish"
     assert failures == []
     assert watcher.corrupt == []
     assert 0 < watcher.peak_bytes <= bound
@@ -361,12 +369,8 @@ def test_memory_mode_serves_exact_ranges_within_its_bound_without_deadlock(serve
             except BaseException as err:
                 failures.append(err)
 
-        threads = [threading.Thread(target=consumer, args=(seed,)) for seed in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
-        assert not any(t.is_alive() for t in threads), "deadlock: consumers did not finish"
+        finished = run_threads(consumer, [(seed,) for seed in range(2)], timeout=120)
+        assert finished, "deadlock: consumers did not finish"
         assert failures == []
         assert proxy.faults_served == faults
         assert prefetcher.stats.segment_bytes >= sum(b - a for _, a, b in ranges)

@@ -7,28 +7,24 @@ cache is empty once the iterators end; a missing remote file raises an error nam
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from lerobot_stream import DecodeStage, StreamingLeRobotDataset
-from lerobot_stream.cache_state import INTERNAL_FILES
-from lerobot_stream.remote import DatasetLocation, resolve_location
-from servers import NginxServer, nginx_binary
+from lerobot_stream.remote.cache_state import INTERNAL_FILES
+from lerobot_stream.remote.location import DatasetLocation, resolve_location
+from servers import nginx_binary
 from streaming_helpers import assert_batches_equal, run_loader
 
 pytestmark = pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
 
 
 @pytest.fixture(scope="module")
-def served_dataset(make_dataset, tmp_path_factory):
+def served_dataset(served_tiny):
     """(local root, URL of the same dataset served by nginx)."""
-    root = make_dataset()
-    www = tmp_path_factory.mktemp("www")
-    shutil.copytree(root, www / "tiny")
-    with NginxServer(www) as server:
-        yield root, f"{server.url}/tiny"
+    root, _, url = served_tiny
+    return root, url
 
 
 def cache_files(cache: Path) -> list[str]:

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 
 from lerobot_stream import StreamingLeRobotDataset
-from lerobot_stream.cache_state import INTERNAL_FILES
-from lerobot_stream.http_client import forget_redirects
-from lerobot_stream.retry import RetryPolicy
-from lerobot_stream.video_index import FileIndex
+from lerobot_stream.remote.cache_state import INTERNAL_FILES
+from lerobot_stream.remote.http_client import forget_redirects
+from lerobot_stream.remote.retry import RetryPolicy
+from lerobot_stream.remote.video_index import FileIndex
 from servers import FaultProxy, MotoS3, NginxServer, Redirector, nginx_binary
 from streaming_helpers import assert_batches_equal, run_loader
 
@@ -45,7 +45,7 @@ def served(ranges_dataset, tmp_path_factory):
 
 
 def url_hash(url: str) -> str:
-    """The URL part of a cache entry's name (lerobot_stream.cache_state)."""
+    """The URL part of a cache entry's name (lerobot_stream.remote.cache_state)."""
     return hashlib.sha256(url.encode()).hexdigest()[:32]
 
 

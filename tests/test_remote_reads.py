@@ -17,10 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from lerobot_stream import StreamingLeRobotDataset
-from lerobot_stream.download import download, probe, read_range, read_suffix
-from lerobot_stream.http_client import forget_redirects, hf_token
-from lerobot_stream.remote import resolve_location
-from lerobot_stream.retry import (
+from lerobot_stream.remote.download import download, probe, read_range, read_suffix
+from lerobot_stream.remote.http_client import forget_redirects, hf_token
+from lerobot_stream.remote.location import resolve_location
+from lerobot_stream.remote.retry import (
     RangeNotSupportedError,
     RemoteFileError,
     RetryPolicy,

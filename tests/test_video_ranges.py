@@ -21,10 +21,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from lerobot_stream.mp4_header import FIRST_READ, HeaderUnavailableError, Mp4Header, fetch_mp4_header
-from lerobot_stream.retry import RetryPolicy
+from lerobot_stream.remote.mp4_header import FIRST_READ, HeaderUnavailableError, Mp4Header, fetch_mp4_header
+from lerobot_stream.remote.retry import RetryPolicy
+from lerobot_stream.remote.video_index import FileIndex
 from lerobot_stream.synth import read_identity
-from lerobot_stream.video_index import FileIndex
 from servers import NginxServer, nginx_binary
 
 pytestmark = pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")

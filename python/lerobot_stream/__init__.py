@@ -6,7 +6,6 @@ Public names are re-exported here; implementation modules are private.
 from __future__ import annotations
 
 from lerobot_stream._core import cuda_info
-from lerobot_stream.cache_state import CacheWriteError
 from lerobot_stream.dataset import StreamingLeRobotDataset
 from lerobot_stream.decode_stage import DecodeStage
 from lerobot_stream.decoding import (
@@ -17,7 +16,8 @@ from lerobot_stream.decoding import (
     decode_parallelism,
     default_decoder_cache_capacity,
 )
-from lerobot_stream.retry import RemoteFileError, RetryPolicy, ServerUnreachableError
+from lerobot_stream.remote.cache_state import CacheWriteError
+from lerobot_stream.remote.retry import RemoteFileError, RetryPolicy, ServerUnreachableError
 
 __version__ = "0.1.0"
 

@@ -3,10 +3,11 @@
 
 ``ConsumerRuntime`` is what one (rank, DataLoader worker) process holds while it iterates: the
 parquet reader, the decoder cache (none when the decode stage decodes: Note [Decode stage requests]
-in ``lerobot_stream.decode_stage``), the video files of pooled episodes (``lerobot_stream.video_files``),
-the shared frame blocks of a worker (``lerobot_stream.shared_frames``) and the sample / batch
-builders. ``stream`` turns the C++ schedule into samples (or batches), admitting and evicting
-episodes as the schedule says. One per process (a forked worker opens its own); not thread-safe.
+in ``lerobot_stream.decode_stage``), the video files of pooled episodes
+(``lerobot_stream.remote.video_files``), the shared frame blocks of a worker
+(``lerobot_stream.shared_frames``) and the sample / batch builders. ``stream`` turns the C++
+schedule into samples (or batches), admitting and evicting episodes as the schedule says. One per
+process (a forked worker opens its own); not thread-safe.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from lerobot_stream.batching import BatchBuilder
 from lerobot_stream.decoding import DecoderCache, decode_parallelism
-from lerobot_stream.lookahead import DEFAULT_DEPTH as LOOKAHEAD_DEPTH
-from lerobot_stream.lookahead import EpisodeLookahead, consumer_order
-from lerobot_stream.prefetch import VideoPrefetcher
+from lerobot_stream.remote.lookahead import DEFAULT_DEPTH as LOOKAHEAD_DEPTH
+from lerobot_stream.remote.lookahead import EpisodeLookahead, consumer_order
+from lerobot_stream.remote.prefetch import VideoPrefetcher
+from lerobot_stream.remote.video_files import EpisodeVideoFiles, default_max_bytes
 from lerobot_stream.sample import SampleBuilder
 from lerobot_stream.shared_frames import BlockPool, FrameSlots, shared_blocks_supported
 from lerobot_stream.tabular import EpisodeRows, TabularReader
-from lerobot_stream.video_files import EpisodeVideoFiles, default_max_bytes
 from lerobot_stream.world import current_worker, in_worker_process
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ def dataset_video_files(
     ds: StreamingLeRobotDataset, *, prefetch: bool, fetch: bool = True
 ) -> EpisodeVideoFiles:
     """The holder of ``ds``'s episodes' video bytes for one process (Note [Prefetch on admit] in
-    ``lerobot_stream.video_files``): for a remote dataset with videos (and ``fetch``), over a
+    ``lerobot_stream.remote.video_files``): for a remote dataset with videos (and ``fetch``), over a
     ``VideoPrefetcher`` with the dataset's cache, bound, download threads and retry policy."""
     prefetcher = None
     if fetch and not ds.meta.data_location.is_local and ds.meta.video_keys:
@@ -146,7 +147,7 @@ class ConsumerRuntime:
         freeing evicted ones once no pending batch needs them.
 
         ``plan_slot`` (epoch, role, num_workers) of a plain pass lets a remote consumer read ahead
-        (Note [Look-ahead] in ``lerobot_stream.lookahead``).
+        (Note [Look-ahead] in ``lerobot_stream.remote.lookahead``).
         """
         ds = self._ds
         remote = not ds.meta.data_location.is_local and ds._prefetch_videos

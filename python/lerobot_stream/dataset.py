@@ -39,15 +39,15 @@ from lerobot_stream.elastic import (
     phase_tuples,
 )
 from lerobot_stream.metadata import DatasetMetadata, load_metadata
-from lerobot_stream.retry import RetryPolicy
-from lerobot_stream.state import EpochCounters, ResumeState, dataset_fingerprint
-from lerobot_stream.video_files import (
+from lerobot_stream.remote.retry import RetryPolicy
+from lerobot_stream.remote.video_files import (
     FETCH_MODES,
     FetchMode,
     check_cache_dir,
     default_cache_dir,
     sweep_at_exit,
 )
+from lerobot_stream.state import EpochCounters, ResumeState, dataset_fingerprint
 from lerobot_stream.windows import check_delta_timestamps, delta_indices
 from lerobot_stream.world import current_worker, in_worker_process, resolve_rank_world
 
@@ -63,7 +63,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
     What to read:
         repo_id, root, revision: the dataset: a local directory, or a URL streamed without downloading
             it whole (``http(s)://``, ``hf://datasets/<org>/<name>`` at ``revision``, ``s3://``); ``root``
-            defaults to ``$HF_LEROBOT_HOME/<repo_id>``, else the Hub (see ``lerobot_stream.remote``).
+            defaults to ``$HF_LEROBOT_HOME/<repo_id>``, else the Hub (see ``lerobot_stream.remote.location``).
         data_files_root: where ``data/`` and ``videos/`` are read from when they are not next to
             ``meta/`` (a local directory or a URL, e.g. ``hf://buckets/<org>/<name>``); metadata still
             comes from ``root`` / ``repo_id``.
@@ -86,7 +86,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         episode_pool_size: whole episodes each consumer keeps in RAM and samples across.
         rank, world_size: override the detected distributed setup (see ``lerobot_stream.world``).
 
-    Remote video (Note [Prefetch on admit] in ``lerobot_stream.video_files``):
+    Remote video (Note [Prefetch on admit] in ``lerobot_stream.remote.video_files``):
         video_fetch: ``"ranges"`` (default): each pooled episode fetches only its own byte range of
             each camera's file, after the file's index (read once per node); ``"whole_files"``: whole
             video files, as before. Files that cannot be read by ranges fall back to whole files with

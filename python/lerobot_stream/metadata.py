@@ -1,7 +1,7 @@
 """LeRobot v3 dataset metadata: ``meta/info.json``, the episodes parquet files, tasks and stats.
 
 Reads a dataset root once (in the main process) into plain numpy arrays that are cheap to pickle
-into DataLoader workers. The root is a local directory or a URL (``lerobot_stream.remote``); remote
+into DataLoader workers. The root is a local directory or a URL (``lerobot_stream.remote.location``); remote
 files are read with range requests, never downloaded whole. Every error names the file and what is
 wrong with it.
 
@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from lerobot_stream.remote import DatasetLocation, resolve_location
-from lerobot_stream.retry import RetryPolicy
+from lerobot_stream.remote.location import DatasetLocation, resolve_location
+from lerobot_stream.remote.retry import RetryPolicy
 from lerobot_stream.validation import check_episodes, check_info
 
 CODEBASE_VERSION = "v3.0"

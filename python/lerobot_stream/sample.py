@@ -49,10 +49,10 @@ from lerobot_stream.decoding import DecoderCache
 from lerobot_stream.depth import DepthFeatures
 from lerobot_stream.images import ImageFeatures
 from lerobot_stream.metadata import DatasetMetadata
+from lerobot_stream.remote.video_files import EpisodeVideoFiles
 from lerobot_stream.shared_frames import FrameSlots
 from lerobot_stream.tabular import EpisodeRows
 from lerobot_stream.validation import VideoChecks
-from lerobot_stream.video_files import EpisodeVideoFiles
 
 VIDEO_REQUESTS_KEY = "video_frame_requests"
 """The sample key under which a builder without a decoder emits its cameras' requests (see

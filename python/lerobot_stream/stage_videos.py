@@ -5,7 +5,7 @@ Note [Stage leases]
 The decode stage (``lerobot_stream.decode_stage``) decodes in the training process what the
 DataLoader workers only requested (episode and camera). For a local dataset a request's video is
 the file's path. For a remote one it is the episode's bytes in the video cache (Note [Prefetch on
-admit] in ``lerobot_stream.video_files``): a ``ByteSource`` of the episode's segment, or a whole
+admit] in ``lerobot_stream.remote.video_files``): a ``ByteSource`` of the episode's segment, or a whole
 file. The stage holds them through its own ``EpisodeVideoFiles``, with its own references in the
 node-shared disk cache, so an entry that a worker prefetched when its episode entered the worker's
 pool is found there, not downloaded again.
@@ -22,7 +22,7 @@ pool is found there, not downloaded again.
   when the cache bound is below a few batches' bytes. So a lease that has not got its bytes after
   ``DRAIN_AFTER_S`` first lets the caller finish its oldest pending batch (``drain``: take it, end
   its leases), then waits again; with no batch pending it waits as a worker's lease does (Note
-  [Cache bound and progress] in ``lerobot_stream.prefetch``).
+  [Cache bound and progress] in ``lerobot_stream.remote.prefetch``).
 - At the end of a pass (the epoch ended, or the iterator was dropped) everything is released, so
   the cache is empty once the workers' iterators have ended too.
 

@@ -26,7 +26,7 @@ import torch
 
 from lerobot_stream.images import ImageColumn, image_column, is_image_column
 from lerobot_stream.metadata import DatasetMetadata
-from lerobot_stream.retry import RemoteFileError
+from lerobot_stream.remote.retry import RemoteFileError
 from lerobot_stream.validation import check_episode_rows
 
 _OPEN_FILES = 8

@@ -6,7 +6,7 @@ its top-level boxes (``ftyp``, ``moov``, ``mdat``, ...) and reads what is missin
 written without ``faststart``). It returns an ``Mp4Header``: the file size, the ``mdat`` payload's
 byte range and the header *pieces* ``(file_offset, bytes)``: every box but the media payload
 (``mdat``, ``free``/``skip`` padding, whose headers alone are kept). A demuxer reading the pieces
-and zeros elsewhere sees the whole sample table (``lerobot_stream.video_index``).
+and zeros elsewhere sees the whole sample table (``lerobot_stream.remote.video_index``).
 
 Note [Mp4 header reads]
 ~~~~~~~~~~~~~~~~~~~~~~~
@@ -26,8 +26,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lerobot_stream.download import probe, read_range
-from lerobot_stream.retry import RemoteFileError, RetryPolicy
+from lerobot_stream.remote.download import probe, read_range
+from lerobot_stream.remote.retry import RemoteFileError, RetryPolicy
 
 FIRST_READ = 4096
 _HEADER_ONLY = {b"mdat", b"free", b"skip", b"wide"}

@@ -2,7 +2,7 @@
 
 The transfer layer of the remote readers: no caching, no refcounts. Every function retries
 transient failures and resumes where the last attempt stopped (Note [Transient and permanent
-errors] in ``lerobot_stream.retry``):
+errors] in ``lerobot_stream.remote.retry``):
 
     fetch_size(url, policy)                       the file's size (HEAD, or fsspec ``size``)
     probe(url, length, policy)                    the first ``length`` bytes and the file's size,
@@ -15,7 +15,7 @@ errors] in ``lerobot_stream.retry``):
     download_range(url, start, end, out, policy)  bytes [start, end) into ``out``
     fs_glob(base_url, pattern, policy)            paths under ``base_url`` matching ``pattern`` (fsspec)
 
-HTTP(S) goes through ``lerobot_stream.http_client`` (Range requests, redirects, the Hub token);
+HTTP(S) goes through ``lerobot_stream.remote.http_client`` (Range requests, redirects, the Hub token);
 other URLs (``s3://``, ``gs://``, ...) through fsspec (``cat_file(path, start=, end=)``). A download
 checks that exactly the expected number of bytes arrived; ``out`` is written from its position at
 the call (a file opened ``wb`` or a ``BytesIO``) and truncated back to it before a restart.
@@ -30,8 +30,8 @@ import io
 from collections.abc import Callable
 from typing import IO, Any
 
-from lerobot_stream.http_client import content_range, is_http_url, open_http
-from lerobot_stream.retry import (
+from lerobot_stream.remote.http_client import content_range, is_http_url, open_http
+from lerobot_stream.remote.retry import (
     RangeNotSupportedError,
     RemoteFileError,
     RemoteFileNotFoundError,

@@ -14,16 +14,16 @@ reader joins relative paths to (``meta/info.json``, ``data/chunk-000/file-000.pa
 Note [Remote reads]
 ~~~~~~~~~~~~~~~~~~~
 Nothing is downloaded whole up front, and every read retries like a download does (Note [Transient
-and permanent errors] in ``lerobot_stream.retry``). JSON metadata and the small metadata parquet
+and permanent errors] in ``lerobot_stream.remote.retry``). JSON metadata and the small metadata parquet
 files (tasks, episodes) are read with one GET each, once per process (the metadata is pickled into
 DataLoader workers). Data parquet files are opened with exact range requests: the footer once per
 process, then the row groups an episode needs (Note [Parquet bytes] in
-``lerobot_stream.remote_parquet``). Video files are not read here: the video prefetcher fetches
-each file's header once per node and each pooled episode's byte range (``lerobot_stream.video_files``).
+``lerobot_stream.remote.parquet``). Video files are not read here: the video prefetcher fetches
+each file's header once per node and each pooled episode's byte range (``lerobot_stream.remote.video_files``).
 A 404 means "missing" (FileNotFoundError naming the file); a server that cannot be reached after
 the retries (refused, reset, timed out, 5xx) raises ``ServerUnreachableError`` naming the URL.
 ``hf://`` files are read through the Hub's ``resolve`` HTTPS URLs (Note [Redirects and the Hub
-token] in ``lerobot_stream.http_client``); other schemes (``s3://``, ``gs://``) through fsspec.
+token] in ``lerobot_stream.remote.http_client``); other schemes (``s3://``, ``gs://``) through fsspec.
 
 Thread-safe: every read is independent; fsspec filesystems are cached per protocol and safe to share.
 """
@@ -42,10 +42,10 @@ from urllib.parse import quote
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lerobot_stream.download import fetch_size, fs_glob, read_all
-from lerobot_stream.http_client import hf_endpoint, hf_token, is_http_url
-from lerobot_stream.remote_parquet import open_remote_parquet
-from lerobot_stream.retry import RemoteFileError, RetryPolicy, ServerUnreachableError
+from lerobot_stream.remote.download import fetch_size, fs_glob, read_all
+from lerobot_stream.remote.http_client import hf_endpoint, hf_token, is_http_url
+from lerobot_stream.remote.parquet import open_remote_parquet
+from lerobot_stream.remote.retry import RemoteFileError, RetryPolicy, ServerUnreachableError
 
 __all__ = ["DatasetLocation", "hf_token", "is_http_url", "is_url", "resolve_location"]
 

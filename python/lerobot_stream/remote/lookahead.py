@@ -26,8 +26,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from lerobot_stream import _core
+from lerobot_stream.remote.video_files import EpisodeVideoFiles
 from lerobot_stream.tabular import EpisodeRows, TabularReader, TabularStats
-from lerobot_stream.video_files import EpisodeVideoFiles
 
 DEFAULT_DEPTH = 8
 ROW_THREADS = 4

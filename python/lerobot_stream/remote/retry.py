@@ -1,7 +1,7 @@
 """How remote reads retry, and the errors they raise: ``RetryPolicy``, ``with_retries``, error classes.
 
 Every remote read (metadata, parquet ranges, video headers and segments, whole files) runs through
-``with_retries``; the transfer functions (``lerobot_stream.download``) decide which failures are
+``with_retries``; the transfer functions (``lerobot_stream.remote.download``) decide which failures are
 worth retrying by raising ``TransientError``.
 
 Note [Transient and permanent errors]
@@ -12,7 +12,7 @@ a body shorter than announced (``IncompleteRead``, or fewer bytes than the expec
 that stalls longer than ``policy.timeout_s`` (socket timeout), HTTP 408, 425, 429 and 5xx.
 Permanent, raised at once as ``RemoteFileError(permanent=True)``: HTTP 4xx other than those (404
 missing, 401/403 denied after one re-resolution, see Note [Redirects and the Hub token] in
-``lerobot_stream.http_client``; 416 bad range), ``FileNotFoundError``/``PermissionError`` from
+``lerobot_stream.remote.http_client``; 416 bad range), ``FileNotFoundError``/``PermissionError`` from
 fsspec, a file larger than expected, a server that ignores ``Range`` where a range is needed
 (``RangeNotSupportedError``). After ``policy.retries`` retries the last transient error is raised
 as ``RemoteFileError(permanent=False)``. Every message names the URL. A retry resumes: it asks only

@@ -1,6 +1,6 @@
 """``VideoHeaders``: each remote video file's index (header + sample table), once per node and process.
 
-``get(url)`` returns the ``FileIndex`` of a remote mp4 (``lerobot_stream.video_index``), or None
+``get(url)`` returns the ``FileIndex`` of a remote mp4 (``lerobot_stream.remote.video_index``), or None
 when the file cannot be read by ranges (the caller then fetches it whole). Indexes are kept in an
 LRU of this process bounded by ``max_bytes`` (their header bytes back every ByteSource of the file,
 without copies); on a miss the node cache is asked first (a header entry of the prefetcher, shared
@@ -38,11 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from lerobot_stream.cache_items import CacheItem
-from lerobot_stream.mp4_header import HeaderUnavailableError, fetch_mp4_header
-from lerobot_stream.prefetch import VideoPrefetcher
-from lerobot_stream.retry import RangeNotSupportedError, RetryPolicy
-from lerobot_stream.video_index import FileIndex, Scan
+from lerobot_stream.remote.cache_items import CacheItem
+from lerobot_stream.remote.mp4_header import HeaderUnavailableError, fetch_mp4_header
+from lerobot_stream.remote.prefetch import VideoPrefetcher
+from lerobot_stream.remote.retry import RangeNotSupportedError, RetryPolicy
+from lerobot_stream.remote.video_index import FileIndex, Scan
 
 DEFAULT_MAX_BYTES = 256 << 20
 

@@ -1,7 +1,7 @@
 """A remote video file's index: header bytes + sample table, and the byte range of each episode.
 
 ``FileIndex`` holds what the node caches once per video file: the ``Mp4Header`` pieces (fetched by
-``lerobot_stream.mp4_header``) and the stream's samples in decode order (byte position, size, pts,
+``lerobot_stream.remote.mp4_header``) and the stream's samples in decode order (byte position, size, pts,
 dts, keyframe), listed by libav from the header alone (``_core.scan_sample_index``). From it:
 
     index.segment(from_s, to_s, fps)   the byte range [begin, end) an episode's frames need
@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from lerobot_stream.mp4_header import Mp4Header
+from lerobot_stream.remote.mp4_header import Mp4Header
 
 _MAGIC = b"LRSIDX1\n"
 # scan(url, header) -> {"pos", "size", "pts", "dts", "key", "time_base_num", "time_base_den", ...}

@@ -32,8 +32,8 @@ from collections.abc import Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lerobot_stream.download import read_all, read_range, read_suffix
-from lerobot_stream.retry import RangeNotSupportedError, RetryPolicy
+from lerobot_stream.remote.download import read_all, read_range, read_suffix
+from lerobot_stream.remote.retry import RangeNotSupportedError, RetryPolicy
 
 _FOOTERS = 512  # footers kept per process (a footer is ~1 KB per row group)
 _footers: OrderedDict[str, tuple[int, pq.FileMetaData]] = OrderedDict()

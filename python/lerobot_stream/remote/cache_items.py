@@ -1,9 +1,9 @@
 """What the prefetch cache holds: ``CacheItem`` (a whole file, a byte range, a video header) and its fetch.
 
 An item names one cache entry (``key``) and says how to download it: whole files and byte ranges
-with ``lerobot_stream.download``, headers with the function the item carries (written by
-``lerobot_stream.video_index``). Items are immutable and live in the process that acquired them;
-the shared record (``lerobot_stream.cache_state``) stores only their URL, kind and size.
+with ``lerobot_stream.remote.download``, headers with the function the item carries (written by
+``lerobot_stream.remote.video_index``). Items are immutable and live in the process that acquired them;
+the shared record (``lerobot_stream.remote.cache_state``) stores only their URL, kind and size.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
-from lerobot_stream.cache_state import file_key, header_key, range_key
-from lerobot_stream.download import download, download_range
-from lerobot_stream.retry import RetryPolicy
+from lerobot_stream.remote.cache_state import file_key, header_key, range_key
+from lerobot_stream.remote.download import download, download_range
+from lerobot_stream.remote.retry import RetryPolicy
 
 # fetch(out, policy, on_bytes, on_retry): writes an entry's bytes to ``out``
 Fetch = Callable[[IO[bytes], RetryPolicy, Callable[[int], None], Callable[[], None]], None]

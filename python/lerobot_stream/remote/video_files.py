@@ -11,8 +11,8 @@ join paths. For a remote one:
 Note [Prefetch on admit]
 ~~~~~~~~~~~~~~~~~~~~~~~~
 With ``fetch="ranges"`` (the default), admitting an episode plans each camera in the background:
-the file's index (Note [Header entries] in ``lerobot_stream.video_headers``) gives the byte range
-of the episode's samples (Note [Episode byte ranges] in ``lerobot_stream.video_index``), which is
+the file's index (Note [Header entries] in ``lerobot_stream.remote.video_headers``) gives the byte range
+of the episode's samples (Note [Episode byte ranges] in ``lerobot_stream.remote.video_index``), which is
 acquired from the prefetcher as a segment entry and downloads with one range request. Disk use is
 then about the pooled episodes' size, not their files'. A decode builds a ``ByteSource`` of the
 file's header pieces (in memory) and the segment (its cache file, or bytes in memory mode) and
@@ -26,7 +26,7 @@ everything this consumer still holds, so the cache is empty once every consumer 
 A decode does not queue behind the background planner: it plans the camera itself when nobody has
 started to (a plan is made once: a thread asking for a slot being planned waits for that plan,
 which takes a cached index lookup and an acquire, or the file's header download), so a consumer
-waits only for downloads (Note [Cache bound and progress] in ``lerobot_stream.prefetch``). No lock
+waits only for downloads (Note [Cache bound and progress] in ``lerobot_stream.remote.prefetch``). No lock
 is held across network or cache-record I/O.
 
 One instance per consumer (per process); the prefetcher underneath is thread-safe, and ``local``
@@ -47,13 +47,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from lerobot_stream.cache_items import CacheItem
-from lerobot_stream.cache_state import CacheState
 from lerobot_stream.metadata import DatasetMetadata
-from lerobot_stream.prefetch import NoRoomError, VideoPrefetcher
+from lerobot_stream.remote.cache_items import CacheItem
+from lerobot_stream.remote.cache_state import CacheState
+from lerobot_stream.remote.prefetch import NoRoomError, VideoPrefetcher
+from lerobot_stream.remote.video_headers import VideoHeaders
+from lerobot_stream.remote.video_index import FileIndex, Segment
 from lerobot_stream.validation import check_segment_frames
-from lerobot_stream.video_headers import VideoHeaders
-from lerobot_stream.video_index import FileIndex, Segment
 
 FetchMode = Literal["ranges", "whole_files"]
 FETCH_MODES = ("ranges", "whole_files")
@@ -198,7 +198,7 @@ class EpisodeVideoFiles:
     def local_all(self, slots: list[tuple[int, str]]) -> Iterator[list[Any] | None]:
         """What to decode for every (episode, key) of ``slots`` at once, valid in the block; None when
         the cache cannot hold them together now (Note [Leases of several entries] in
-        ``lerobot_stream.prefetch``): then decode them one at a time with ``local``."""
+        ``lerobot_stream.remote.prefetch``): then decode them one at a time with ``local``."""
         if self._prefetcher is None or len(slots) == 1:
             with contextlib.ExitStack() as held:
                 yield [held.enter_context(self.local(ep, key)) for ep, key in slots]

@@ -2,7 +2,7 @@
 
 ``open_http(url, policy, start=, end=)`` sends one GET (or HEAD) and returns the open response, or
 raises ``TransientError`` (retry it) / ``RemoteFileError`` (permanent). ``content_range`` parses a
-206 answer. No retries here: callers wrap requests in ``lerobot_stream.retry.with_retries``.
+206 answer. No retries here: callers wrap requests in ``lerobot_stream.remote.retry.with_retries``.
 
 Note [Redirects and the Hub token]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -28,7 +28,7 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
 
-from lerobot_stream.retry import RemoteFileError, RemoteFileNotFoundError, RetryPolicy, TransientError
+from lerobot_stream.remote.retry import RemoteFileError, RemoteFileNotFoundError, RetryPolicy, TransientError
 
 _TRANSIENT_HTTP = {408, 425, 429}
 _DENIED = {401, 403}

@@ -8,7 +8,7 @@ files, episode segments, video headers) are files named by key; a download write
 
 ``MemoryCacheState()`` is the same record and the same entry operations in this process's memory
 (the prefetcher's memory-only mode, for machines without a local disk): no sharing between
-processes, entries are ``bytes``. The prefetcher (``lerobot_stream.prefetch``) decides what to
+processes, entries are ``bytes``. The prefetcher (``lerobot_stream.remote.prefetch``) decides what to
 create and delete; these classes only store.
 
 Note [Owners and crashed processes]
@@ -30,14 +30,27 @@ and the cache changes several times per episode), into the slot that does not ho
 version, so a writer killed mid-write leaves a torn slot (bad checksum) next to the intact previous
 version, which is exactly the state before the dead writer's own change.
 
+Note [Writes on a full disk]
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+A full disk (ENOSPC, EDQUOT) or a file-size limit (EFBIG) must end in a clear error, never in a
+hang or in entries left behind (issue 14). Two rules. Every failed write in the cache directory is
+raised as ``CacheWriteError`` (an ``OSError`` keeping the errno) naming the file, the directory and
+what to change. And the slots never shrink: a slot grows (``posix_fallocate``, both slots to the
+same capacity, in 4 KiB steps with slack) only when a record larger than any before must be
+written, and is then overwritten in place within blocks it already owns. So a change that does not
+grow the record (releasing references, pruning the dead, a failed download going back to
+"queued") is written without asking the disk for a block, and can always undo what the process
+holds even when the disk is full; only growth (a new entry, a download claimed) can fail.
+
 Record of one entry (key = hash of its URL, plus the byte range or ``.hdr`` for parts of files)::
 
     {"url": str, "size": int | None, "status": "queued" | "downloading" | "ready",
      "downloader": owner | None, "refs": {owner: int}, "pins": {owner: int}, "last_used": float,
      "kind": "file" | "range" | "header"}
 
-Thread-safety: each ``locked()`` of ``CacheState`` opens its own lock descriptor, so threads of one
-process exclude each other exactly like processes do; ``MemoryCacheState`` uses a thread lock.
+Thread-safety: ``locked()`` of ``CacheState`` takes a thread lock, then the flock (Note [Cache record
+descriptors]), so threads of one process exclude each other like processes do; ``MemoryCacheState``
+uses a thread lock.
 """
 
 from __future__ import annotations
@@ -53,6 +66,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,7 +75,7 @@ from typing import IO, Any
 STATE_VERSION = 2
 _SLOTS = (".state.0", ".state.1")
 _LOCK = ".lock"
-_ROOM = ".room-wanted"  # touched by a lease waiting for room (Note [Lingering pins] in prefetch.py)
+_ROOM = ".room-wanted"  # touched by a lease waiting for room (Note [Lingering pins] in remote/prefetch.py)
 _ROOM_FRESH_S = 1.0
 INTERNAL_FILES = (*_SLOTS, _LOCK, _ROOM)  # the cache directory's own files (not entries)
 
@@ -167,6 +181,7 @@ class CacheState:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._slots = [self.dir / name for name in _SLOTS]
         self._lock_path = self.dir / _LOCK
+        self._descriptors = _Descriptors(self._lock_path, self._slots)
 
     shared = True  # other processes see these entries
 
@@ -193,13 +208,17 @@ class CacheState:
 
     def finish(self, part: IO[bytes]) -> int:
         """Writes out and closes the downloaded ``part`` (the last step that can find the disk full);
-        its size. ``commit`` then makes it the entry."""
+        its size. ``commit`` then makes it the entry.
+
+        No fsync: the cache is scratch space read back through this node's page cache, where the
+        rename publishes the whole file at once; after a machine crash every owner is dead and the
+        next process's sweep deletes what was there (an fsync cost ~4 ms per entry here).
+        """
         try:
             part.flush()
-            os.fsync(part.fileno())
             return part.tell()
         finally:
-            with contextlib.suppress(OSError):  # the error, if any, came from flush or fsync
+            with contextlib.suppress(OSError):  # the error, if any, came from flush
                 part.close()
 
     def commit(self, key: str, owner: str) -> None:
@@ -227,17 +246,17 @@ class CacheState:
     @contextlib.contextmanager
     def locked(self) -> Iterator[dict[str, dict[str, Any]]]:
         """The records (key -> record), pruned of dead owners; changes are saved on exit."""
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            generation, before, files = self._load()
+        with self._descriptors.locked() as slot_fds:
+            generation, before, files = _load_slot_fds(slot_fds)
             self._prune(files)
             yield files
             text = _dumps(files)
             if text != before:  # same serialisation as what was read: equal text, nothing changed
-                self._save(generation + 1, text)
-        finally:
-            os.close(fd)  # closing the descriptor releases the flock
+                slot = (generation + 1) % 2
+                try:
+                    _write_slot(slot_fds, slot, generation + 1, text)
+                except OSError as err:
+                    raise cache_write_error(err, self._slots[slot], self.dir) from err
 
     def want_room(self) -> None:
         """Tells the other processes that a lease waits for room (they drop their idle pins)."""
@@ -272,41 +291,6 @@ class CacheState:
                     _unlink(path)
 
     # --- internals ------------------------------------------------------------------------------
-    def _load(self) -> tuple[int, str, dict[str, dict[str, Any]]]:
-        """(generation, JSON text, records) of the newest valid slot (Note [State slots])."""
-        return _load_slots(self._slots)
-
-    def _save(self, generation: int, text: str) -> None:
-        data = text.encode()
-        head = f"{generation} {len(data)} {zlib.crc32(data)}\n".encode()
-        slot = self._slots[generation % 2]
-        try:
-            fd = os.open(slot, os.O_WRONLY | os.O_CREAT, 0o644)
-            try:
-                if os.fstat(fd).st_size < len(head) + len(data):  # Note [Writes on a full disk]
-                    self._grow_slots(len(head) + len(data))
-                os.pwrite(fd, head + data, 0)  # in place; the bytes after it are ignored
-            finally:
-                os.close(fd)
-        except OSError as err:
-            raise cache_write_error(err, slot, self.dir) from err
-
-    def _grow_slots(self, need: int) -> None:
-        """Gives both slots room for ``need`` bytes and some slack (Note [Writes on a full disk])."""
-        capacity = -(-(need + _SLOT_SLACK) // _SLOT_STEP) * _SLOT_STEP
-        for slot in self._slots:
-            fd = os.open(slot, os.O_WRONLY | os.O_CREAT, 0o644)
-            try:
-                if os.fstat(fd).st_size < capacity:
-                    try:
-                        os.posix_fallocate(fd, 0, capacity)
-                    except OSError as err:  # a file system that cannot reserve: grow it sparse
-                        if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-                            raise
-                        os.ftruncate(fd, capacity)
-            finally:
-                os.close(fd)
-
     def _prune(self, files: dict[str, dict[str, Any]]) -> None:
         alive: dict[str, bool] = {}
 
@@ -396,13 +380,104 @@ class MemoryCacheState:
         return sum(p.getbuffer().nbytes for (k, _), p in list(self._parts.items()) if k == key)
 
 
+class _Descriptors:
+    """The lock and slot files of one cache directory, opened once per process.
+
+    Note [Cache record descriptors]
+    ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+    The record changes several times per episode segment; opening and closing the lock and both
+    slot files for every change cost more than the change itself (Python file objects: about a
+    millisecond per locked section). So each process opens them once and reads and writes with
+    ``pread``/``pwrite``. ``flock`` excludes per open file description, which the threads of a process
+    share, so a thread lock serialises them first and the flock then excludes other processes. A
+    forked child must not share its parent's descriptions (their flock would be one lock): it opens
+    its own (``os.register_at_fork``). A lock or slot file unlinked behind our back (the directory
+    removed and made again) is opened anew, so every process keeps locking the same file.
+    """
+
+    def __init__(self, lock_path: Path, slots: list[Path]) -> None:
+        self._lock_path, self._slot_paths = lock_path, slots
+        self._thread_lock = threading.Lock()
+        self._fds: list[int] = []  # lock, slot 0, slot 1 (empty: not opened in this process)
+        _OPEN_DESCRIPTORS.add(self)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[list[int]]:
+        """Holds the thread lock and the flock; yields the two slot descriptors."""
+        with self._thread_lock:
+            if not self._fds or any(os.fstat(fd).st_nlink == 0 for fd in self._fds):
+                self._reopen()
+            fcntl.flock(self._fds[0], fcntl.LOCK_EX)
+            try:
+                yield self._fds[1:]
+            finally:
+                fcntl.flock(self._fds[0], fcntl.LOCK_UN)
+
+    def _reopen(self) -> None:
+        self._close()
+        self._fds = [
+            os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            for path in (self._lock_path, *self._slot_paths)
+        ]
+
+    def _close(self) -> None:
+        fds, self._fds = self._fds, []
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def after_fork_in_child(self) -> None:
+        self._thread_lock = threading.Lock()  # the parent's may have been held by another thread
+        self._close()  # our copies only: the parent's descriptions (and any flock on them) stay
+
+    def __del__(self) -> None:
+        self._close()
+
+
+_OPEN_DESCRIPTORS: weakref.WeakSet[_Descriptors] = weakref.WeakSet()
+
+
+def _reopen_descriptors_in_child() -> None:
+    for descriptors in list(_OPEN_DESCRIPTORS):
+        descriptors.after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_reopen_descriptors_in_child)
+
+
+def _load_slot_fds(fds: list[int]) -> tuple[int, str, dict[str, dict[str, Any]]]:
+    """(generation, JSON text, records) of the newest valid slot (Note [State slots])."""
+    return _parse_newest([_parse_slot(os.pread(fd, os.fstat(fd).st_size, 0)) for fd in fds])
+
+
+def _write_slot(fds: list[int], slot: int, generation: int, text: str) -> None:
+    """Writes the record into slot ``slot`` of the slot descriptors ``fds``, in place; grows both slots
+    first when it does not fit (Note [Writes on a full disk])."""
+    data = text.encode()
+    head = f"{generation} {len(data)} {zlib.crc32(data)}\n".encode()
+    if os.fstat(fds[slot]).st_size < len(head) + len(data):
+        capacity = -(-(len(head) + len(data) + _SLOT_SLACK) // _SLOT_STEP) * _SLOT_STEP
+        for fd in fds:
+            if os.fstat(fd).st_size < capacity:
+                try:
+                    os.posix_fallocate(fd, 0, capacity)
+                except OSError as err:  # a file system that cannot reserve: grow it sparse
+                    if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                        raise
+                    os.ftruncate(fd, capacity)
+    os.pwrite(fds[slot], head + data, 0)  # the bytes after it are ignored
+
+
 def _read_slot(path: Path) -> tuple[int, str] | None:
     """(generation, JSON text) of a slot file, or None when missing, torn or damaged."""
     try:
         with open(path, "rb") as f:
-            raw = f.read()
+            return _parse_slot(f.read())
     except OSError:
         return None
+
+
+def _parse_slot(raw: bytes) -> tuple[int, str] | None:
     head, _, body = raw.partition(b"\n")
     try:
         generation, length, crc = (int(x) for x in head.split())
@@ -414,10 +489,9 @@ def _read_slot(path: Path) -> tuple[int, str] | None:
     return generation, data.decode()
 
 
-def _load_slots(slots: list[Path]) -> tuple[int, str, dict[str, dict[str, Any]]]:
+def _parse_newest(slots: list[tuple[int, str] | None]) -> tuple[int, str, dict[str, dict[str, Any]]]:
     best: tuple[int, str] = (0, "")
-    for path in slots:
-        slot = _read_slot(path)
+    for slot in slots:
         if slot is not None and slot[0] > best[0]:
             best = slot
     generation, text = best
@@ -434,7 +508,7 @@ def _load_slots(slots: list[Path]) -> tuple[int, str, dict[str, dict[str, Any]]]
 
 def read_records(cache_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """The records of a cache directory as they stand (no lock, no pruning; for tests and tools)."""
-    return _load_slots([Path(cache_dir) / name for name in _SLOTS])[2]
+    return _parse_newest([_read_slot(Path(cache_dir) / name) for name in _SLOTS])[2]
 
 
 def _dumps(files: dict[str, dict[str, Any]]) -> str:

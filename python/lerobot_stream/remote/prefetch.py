@@ -6,7 +6,7 @@ frame (blocking only if the download is not finished: that time is ``wait_s``), 
 them when the episode is evicted. The last release on the node deletes the entry. An entry
 (``CacheItem``) is a whole file (a URL string is one), a byte range of a file (an episode's
 segment of a video file), or a video file's header with its sample index
-(``lerobot_stream.video_index``).
+(``lerobot_stream.remote.video_index``).
 
     prefetcher = VideoPrefetcher("/tmp/lrs-cache", max_bytes=20 << 30)
     item = CacheItem.byte_range(url, start, end)
@@ -20,7 +20,7 @@ processes; ``max_bytes`` bounds this process): same refcounts, bound and progres
 
 Note [Refcounts shared by processes]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-References live in the cache directory's shared record (``lerobot_stream.cache_state``), per
+References live in the cache directory's shared record (``lerobot_stream.remote.cache_state``), per
 process, so DataLoader workers and ranks on one node that point at the same ``cache_dir`` share
 downloads: a file is downloaded once, whoever acquires it first starts the download, and it is
 deleted when the node's last reference goes. A crashed process's references are pruned by the
@@ -107,8 +107,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
-from lerobot_stream.cache_items import Backing, CacheItem, as_item, fetch_item
-from lerobot_stream.cache_state import (
+from lerobot_stream.remote.cache_items import Backing, CacheItem, as_item, fetch_item
+from lerobot_stream.remote.cache_state import (
     CacheState,
     CacheWriteError,
     MemoryCacheState,
@@ -117,8 +117,8 @@ from lerobot_stream.cache_state import (
     owner_id,
     resident_bytes,
 )
-from lerobot_stream.download import fetch_size
-from lerobot_stream.retry import RemoteFileError, RetryPolicy
+from lerobot_stream.remote.download import fetch_size
+from lerobot_stream.remote.retry import RemoteFileError, RetryPolicy
 
 __all__ = ["CacheItem", "NoRoomError", "PrefetchStats", "RemoteFileError", "VideoPrefetcher"]
 
@@ -165,7 +165,7 @@ class VideoPrefetcher:
     Network:
         max_concurrency: downloads in flight on the node.
         retries, backoff_s, max_backoff_s: retries of transient errors, exponential backoff with
-            jitter (Note [Transient and permanent errors] in ``lerobot_stream.download``).
+            jitter (Note [Transient and permanent errors] in ``lerobot_stream.remote.download``).
         timeout_s: a read that stalls this long fails (and is retried).
     Display:
         progress: a tqdm bar while a consumer waits for its first file; default on when stderr is
@@ -659,7 +659,7 @@ class VideoPrefetcher:
 
     def _raise_write_error(self, item: CacheItem, err: OSError) -> NoReturn:
         """Raises a local write failure of ``item``'s download as ``CacheWriteError`` (Note [Writes on a
-        full disk] in ``lerobot_stream.cache_state``); remote errors as they are."""
+        full disk] in ``lerobot_stream.remote.cache_state``); remote errors as they are."""
         if isinstance(err, (RemoteFileError, CacheWriteError)) or self.cache_dir is None:
             raise err
         path = self._state.part_path(item.key, self._owner)  # type: ignore[union-attr]
