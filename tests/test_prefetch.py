@@ -376,3 +376,23 @@ def test_memory_mode_serves_exact_ranges_within_its_bound_without_deadlock(serve
         assert prefetcher.stats.segment_bytes >= sum(b - a for _, a, b in ranges)
         prefetcher.close()  # waits for background downloads of released entries to stop
         assert prefetcher.cached_bytes() == 0
+
+
+def test_settle_after_releasing_a_download_in_flight_leaves_nothing(served, tmp_path):
+    """Note [Releases and downloads in flight]: ``release`` does not wait for the entry's download;
+    once ``settle()`` returns, that download has stopped (it does not run to its end) and left no
+    temporary file and no record."""
+    server, _ = served
+    with FaultProxy(server.port, bandwidth_bps=200_000) as proxy:  # a.mp4 would take 7.5 s
+        url = f"{proxy.url}/a.mp4"
+        with VideoPrefetcher(tmp_path, max_bytes=10 << 20, **FAST) as prefetcher:
+            prefetcher.acquire(url, expected_size=SIZES["a.mp4"])
+            deadline = time.monotonic() + 30
+            while prefetcher.stats.bytes_downloaded == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert prefetcher.stats.bytes_downloaded > 0, "the download did not start"
+            prefetcher.release(url)
+            prefetcher.settle()
+            assert data_files(tmp_path) == []
+            assert state_records(tmp_path) == {}
+            assert prefetcher.stats.bytes_downloaded < SIZES["a.mp4"]

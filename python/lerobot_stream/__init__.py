@@ -16,11 +16,13 @@ from lerobot_stream.decoding import (
     decode_parallelism,
     default_decoder_cache_capacity,
 )
+from lerobot_stream.remote.cache_state import CacheWriteError
 from lerobot_stream.remote.retry import RemoteFileError, RetryPolicy, ServerUnreachableError
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CacheWriteError",
     "CudaUnavailableError",
     "DecodeStage",
     "DecoderCache",

@@ -30,6 +30,18 @@ and the cache changes several times per episode), into the slot that does not ho
 version, so a writer killed mid-write leaves a torn slot (bad checksum) next to the intact previous
 version, which is exactly the state before the dead writer's own change.
 
+Note [Writes on a full disk]
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+A full disk (ENOSPC, EDQUOT) or a file-size limit (EFBIG) must end in a clear error, never in a
+hang or in entries left behind (issue 14). Two rules. Every failed write in the cache directory is
+raised as ``CacheWriteError`` (an ``OSError`` keeping the errno) naming the file, the directory and
+what to change. And the slots never shrink: a slot grows (``posix_fallocate``, both slots to the
+same capacity, in 4 KiB steps with slack) only when a record larger than any before must be
+written, and is then overwritten in place within blocks it already owns. So a change that does not
+grow the record (releasing references, pruning the dead, a failed download going back to
+"queued") is written without asking the disk for a block, and can always undo what the process
+holds even when the disk is full; only growth (a new entry, a download claimed) can fail.
+
 Record of one entry (key = hash of its URL, plus the byte range or ``.hdr`` for parts of files)::
 
     {"url": str, "size": int | None, "status": "queued" | "downloading" | "ready",
@@ -44,6 +56,7 @@ uses a thread lock.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import glob
 import hashlib
@@ -65,6 +78,32 @@ _LOCK = ".lock"
 _ROOM = ".room-wanted"  # touched by a lease waiting for room (Note [Lingering pins] in remote/prefetch.py)
 _ROOM_FRESH_S = 1.0
 INTERNAL_FILES = (*_SLOTS, _LOCK, _ROOM)  # the cache directory's own files (not entries)
+
+
+_SLOT_STEP = 4096
+_SLOT_SLACK = 1024  # a slot grows this much beyond the record that made it grow
+
+
+class CacheWriteError(OSError):
+    """A file in the video cache directory could not be written (full disk, quota, file-size limit);
+    ``errno`` is the system's (``ENOSPC``, ``EDQUOT``, ``EFBIG``, ...). Can also be built from its
+    message alone (torch re-raises a DataLoader worker's error as ``type(err)(message)``)."""
+
+
+def cache_write_error(
+    err: OSError, path: Path, cache_dir: Path, max_bytes: int | None = None, url: str | None = None
+) -> CacheWriteError:
+    """``err`` (a failed write of ``path``, which holds bytes of ``url``) as a ``CacheWriteError`` that
+    says what to change."""
+    bound = "" if max_bytes is None else f" (now {max_bytes} bytes)"
+    reason = err.strerror or str(err)
+    where = "" if url is None else f"{url}: "
+    message = (
+        f"{where}cannot write {path.name} in the video cache directory {cache_dir}: {reason}. Free space "
+        f"there, point video_cache_dir at a local disk with more room, or set video_cache_max_bytes{bound} "
+        "below its free space (it must still hold one sample's videos), or pass video_cache='memory'"
+    )
+    return CacheWriteError(err.errno, message) if err.errno else CacheWriteError(message)
 
 
 def owner_id() -> str:
@@ -165,20 +204,26 @@ class CacheState:
 
     def open_part(self, key: str, owner: str) -> IO[bytes]:
         """A new, empty temporary file for ``owner``'s download of ``key``."""
-        return open(self.part_path(key, owner), "wb")  # closed by commit() or discard()
+        return open(self.part_path(key, owner), "wb")  # closed by finish() or discard()
 
-    def commit(self, key: str, owner: str, part: IO[bytes]) -> int:
-        """Makes the downloaded ``part`` the complete entry ``key`` (atomic rename); its size.
+    def finish(self, part: IO[bytes]) -> int:
+        """Writes out and closes the downloaded ``part`` (the last step that can find the disk full);
+        its size. ``commit`` then makes it the entry.
 
         No fsync: the cache is scratch space read back through this node's page cache, where the
         rename publishes the whole file at once; after a machine crash every owner is dead and the
         next process's sweep deletes what was there (an fsync cost ~4 ms per entry here).
         """
-        part.flush()
-        size = part.tell()
-        part.close()
+        try:
+            part.flush()
+            return part.tell()
+        finally:
+            with contextlib.suppress(OSError):  # the error, if any, came from flush
+                part.close()
+
+    def commit(self, key: str, owner: str) -> None:
+        """Makes ``owner``'s finished download of ``key`` the complete entry (atomic rename)."""
         os.rename(self.part_path(key, owner), self.data_path(key))
-        return size
 
     def discard(self, key: str, owner: str, part: IO[bytes] | None) -> None:
         """Drops ``owner``'s temporary download of ``key``."""
@@ -207,7 +252,11 @@ class CacheState:
             yield files
             text = _dumps(files)
             if text != before:  # same serialisation as what was read: equal text, nothing changed
-                _write_slot(slot_fds[(generation + 1) % 2], generation + 1, text)
+                slot = (generation + 1) % 2
+                try:
+                    _write_slot(slot_fds, slot, generation + 1, text)
+                except OSError as err:
+                    raise cache_write_error(err, self._slots[slot], self.dir) from err
 
     def want_room(self) -> None:
         """Tells the other processes that a lease waits for room (they drop their idle pins)."""
@@ -315,11 +364,11 @@ class MemoryCacheState:
         self._parts[(key, owner)] = part
         return part
 
-    def commit(self, key: str, owner: str, part: IO[bytes]) -> int:
-        self._parts.pop((key, owner), None)
-        data = part.getvalue()  # type: ignore[attr-defined]
-        self._data[key] = data
-        return len(data)
+    def finish(self, part: IO[bytes]) -> int:
+        return part.seek(0, io.SEEK_END)
+
+    def commit(self, key: str, owner: str) -> None:
+        self._data[key] = self._parts.pop((key, owner)).getvalue()
 
     def discard(self, key: str, owner: str, part: IO[bytes] | None) -> None:
         self._parts.pop((key, owner), None)
@@ -401,11 +450,22 @@ def _load_slot_fds(fds: list[int]) -> tuple[int, str, dict[str, dict[str, Any]]]
     return _parse_newest([_parse_slot(os.pread(fd, os.fstat(fd).st_size, 0)) for fd in fds])
 
 
-def _write_slot(fd: int, generation: int, text: str) -> None:
+def _write_slot(fds: list[int], slot: int, generation: int, text: str) -> None:
+    """Writes the record into slot ``slot`` of the slot descriptors ``fds``, in place; grows both slots
+    first when it does not fit (Note [Writes on a full disk])."""
     data = text.encode()
     head = f"{generation} {len(data)} {zlib.crc32(data)}\n".encode()
-    os.pwrite(fd, head + data, 0)
-    os.ftruncate(fd, len(head) + len(data))
+    if os.fstat(fds[slot]).st_size < len(head) + len(data):
+        capacity = -(-(len(head) + len(data) + _SLOT_SLACK) // _SLOT_STEP) * _SLOT_STEP
+        for fd in fds:
+            if os.fstat(fd).st_size < capacity:
+                try:
+                    os.posix_fallocate(fd, 0, capacity)
+                except OSError as err:  # a file system that cannot reserve: grow it sparse
+                    if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                        raise
+                    os.ftruncate(fd, capacity)
+    os.pwrite(fds[slot], head + data, 0)  # the bytes after it are ignored
 
 
 def _read_slot(path: Path) -> tuple[int, str] | None:

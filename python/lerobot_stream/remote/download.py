@@ -166,7 +166,7 @@ def download(
         if is_http_url(url):
             _http_copy(url, out, base, have, size, policy, on_bytes, ranged=False)
         else:
-            _classify_fs(url, lambda: _fs_copy(url, out, have, on_bytes))
+            _fs_copy(url, out, have, on_bytes)
         _check_count(url, out.tell() - base, size)
 
     with_retries(url, policy, attempt, on_retry)
@@ -256,15 +256,18 @@ def _http_copy(
 def _copy_body(url: str, resp: Any, out: IO[bytes], want: int, on_bytes: Counter) -> None:
     """Reads at most ``want`` bytes (plus one, to notice an oversized body) of ``resp`` into ``out``."""
     got = 0
-    try:
-        while chunk := resp.read(min(_CHUNK, max(want - got, 0) + 1)):
-            out.write(chunk)
-            got += len(chunk)
-            on_bytes(len(chunk))
-            if got > want:
-                break
-    except (OSError, http.client.HTTPException) as err:
-        raise TransientError(f"{type(err).__name__} after {got} of {want} bytes: {err}") from err
+    while True:
+        try:
+            chunk = resp.read(min(_CHUNK, max(want - got, 0) + 1))
+        except (OSError, http.client.HTTPException) as err:
+            raise TransientError(f"{type(err).__name__} after {got} of {want} bytes: {err}") from err
+        if not chunk:
+            return
+        out.write(chunk)  # a failed write (full disk) is no network error: raised as it is
+        got += len(chunk)
+        on_bytes(len(chunk))
+        if got > want:
+            return
 
 
 def fs_and_path(url: str) -> tuple[Any, str]:
@@ -296,11 +299,11 @@ def _fs_cat(url: str, start: int | None, end: int | None) -> bytes:
 
 def _fs_copy(url: str, out: IO[bytes], have: int, on_bytes: Counter) -> None:
     fs, path = fs_and_path(url)
-    with fs.open(path, "rb", block_size=0 if have == 0 else None) as src:
+    with _classify_fs(url, lambda: fs.open(path, "rb", block_size=0 if have == 0 else None)) as src:
         if have:
-            src.seek(have)
-        while chunk := src.read(_CHUNK):
-            out.write(chunk)
+            _classify_fs(url, lambda: src.seek(have))
+        while chunk := _classify_fs(url, lambda: src.read(_CHUNK)):
+            out.write(chunk)  # outside _classify_fs: a failed write (full disk) is no network error
             on_bytes(len(chunk))
 
 

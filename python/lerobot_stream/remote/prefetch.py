@@ -64,6 +64,21 @@ worker's batch runs none of our code, yet its lingering pins stopped that other 
 (Waits for a download in flight or for a free download slot keep the pins: dropping them would
 not help, and would cost every later lease a lookup.)
 
+Note [Background prefetches]
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+``acquire`` starts a background thread that waits for room and downloads the entry. Its job ends
+once the entry has been complete for this process, seen by any of its threads: an entry a demand
+dropped meanwhile (Note [Cache bound and progress]) comes back only when next leased, never by a
+background thread that woke late (issue 14: such a thread re-fetched a dropped video header while
+the stage released everything, and its ``.part`` outlived ``close()``).
+
+Note [Releases and downloads in flight]
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+``release`` never waits: a download of an entry this process no longer holds stops at its next
+read or retry, deletes its temporary file and puts the record back (or drops it). ``settle()`` waits
+for those downloads; the end of a pass (``EpisodeVideoFiles.close``) calls it, so the cache holds
+nothing of this process once that returns.
+
 Note [Leases of several entries]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 A sample decodes its cameras together, and a batch all its samples' cameras: the caller holds
@@ -90,12 +105,14 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from lerobot_stream.remote.cache_items import Backing, CacheItem, as_item, fetch_item
 from lerobot_stream.remote.cache_state import (
     CacheState,
+    CacheWriteError,
     MemoryCacheState,
+    cache_write_error,
     new_record,
     owner_id,
     resident_bytes,
@@ -195,8 +212,8 @@ class VideoPrefetcher:
         self._held: Counter[str] = Counter()
         self._futures: dict[str, Future] = {}
         self._items: dict[str, CacheItem] = {}  # held items by key (their fetch functions)
-        self._downloading: set[str] = set()  # keys this process downloads now
-        self._abandoned: set[str] = set()  # of which released meanwhile: stop them
+        self._downloading: set[str] = set()  # keys this process claimed and downloads now
+        self._was_ready: set[str] = set()  # held keys seen complete (Note [Background prefetches])
         self._failures: dict[str, BaseException] = {}  # background downloads that gave up
         self._leases: Counter[str] = Counter()  # leases open now, per key
         self._pinned: set[str] = set()  # keys this prefetcher pins in the shared record
@@ -219,7 +236,8 @@ class VideoPrefetcher:
         """Adds a reference to ``item`` and starts its download in the background if needed.
 
         Returns a Future that completes with the entry's backing (Path, or bytes in memory mode)
-        when it is in the cache, or fails with RemoteFileError. A string is a whole-file URL;
+        when it is in the cache (None if it was dropped again before the download thread saw it,
+        Note [Background prefetches]), or fails with RemoteFileError. A string is a whole-file URL;
         ``expected_size`` (whole files) skips the HEAD request that asks for the size.
         """
         self._check_process()
@@ -235,7 +253,6 @@ class VideoPrefetcher:
         with self._mutex:
             self._held[key] += 1
             self._items.setdefault(key, item)
-            self._abandoned.discard(key)
             if ready:
                 self.stats.cache_hits += 1
                 done: Future = Future()
@@ -264,8 +281,7 @@ class VideoPrefetcher:
                     self._items.pop(key, None)
                     self._futures.pop(key, None)
                     self._failures.pop(key, None)
-                    if key in self._downloading:
-                        self._abandoned.add(key)  # nobody here wants it any more: stop downloading
+                    self._was_ready.discard(key)  # a download of it in flight stops (on_bytes)
                 if unpin:
                     self._pinned.discard(key)
                 unpins.append(unpin)
@@ -307,22 +323,37 @@ class VideoPrefetcher:
                 with self._mutex:
                     self._leases[key] -= 1
         if not fast:
-            backing = self._wait_ready(key, pin=True, timeout=timeout, wait_for_room=wait_for_room)
+            with self._mutex:  # counted before the wait: the pin it takes is never idle (a download
+                self._leases[key] += 1  # pins its entry for us; watchdogs drop idle pins)
+            try:
+                backing = self._wait_ready(key, pin=True, timeout=timeout, wait_for_room=wait_for_room)
+            except BaseException:
+                self._end_lease(key)
+                raise
             with self._mutex:
                 self._pinned.add(key)
-                self._leases[key] += 1
             self._watch_room()
         try:
             yield backing
         finally:
-            with self._mutex:
-                self._leases[key] -= 1
-                if not self._leases[key]:
-                    del self._leases[key]
+            self._end_lease(key)
+
+    def _end_lease(self, key: str) -> None:
+        with self._mutex:
+            self._leases[key] -= 1
+            if not self._leases[key]:
+                del self._leases[key]
 
     def local_path(self, item: CacheItem | str, timeout: float | None = None) -> Backing:
         """Waits for an acquired ``item`` and returns its backing, unpinned (prefer ``lease``)."""
         return self._wait_ready(self._key_of_held(as_item(item).key), pin=False, timeout=timeout)
+
+    def settle(self) -> None:
+        """Waits until the downloads of entries this process no longer holds have stopped and deleted
+        their temporary files (Note [Releases and downloads in flight])."""
+        with self._changed:
+            while any(not self._held.get(key) for key in self._downloading):
+                self._changed.wait(_MAX_POLL_S)
 
     def cached_bytes(self) -> int:
         """Bytes of complete and in-progress entries in the cache (all processes sharing it)."""
@@ -411,7 +442,7 @@ class VideoPrefetcher:
                 action, size, backing = self._step(key, demand, pin)
                 if action == "ready":
                     return backing
-                if action == "gone":
+                if action in ("gone", "done"):
                     return None
                 if action == "size":
                     self._learn_size(key, item)
@@ -484,28 +515,45 @@ class VideoPrefetcher:
             raise failure
 
     def _step(self, key: str, demand: bool, pin: bool) -> tuple[str, int, Backing | None]:
-        """One locked look at ``key``: ready (pinned if asked), gone, size, download or wait."""
-        with self._state.locked() as files:
-            record = files.get(key)
-            if record is None or self._owner not in record["refs"]:
-                return "gone", 0, None
-            if record["status"] == "ready" and not self._state.has(key):
-                record["status"] = "queued"  # deleted behind our back: fetch it again
-            if record["status"] == "ready":
-                record["last_used"] = time.time()
-                if pin:
-                    record["pins"][self._owner] = 1  # one shared pin per prefetcher
-                return "ready", record["size"], self._state.backing(key)
-            if record["size"] is None and record.get("kind") != "header":
-                return "size", 0, None
-            if record["status"] != "queued":
-                return "wait", record["size"] or 0, None  # someone downloads it
-            verdict = self._admit(files, key, demand)
-            if verdict == "yes":
+        """One locked look at ``key``: ready (pinned if asked), gone, done (a background prefetch of an
+        entry that was complete), size, download (claimed) or wait."""
+        claimed = False
+        try:
+            with self._state.locked() as files:
+                record = files.get(key)
+                if record is None or self._owner not in record["refs"]:
+                    return "gone", 0, None
+                if record["status"] == "ready" and not self._state.has(key):
+                    record["status"] = "queued"  # deleted behind our back: fetch it again
+                if record["status"] == "ready":
+                    record["last_used"] = time.time()
+                    if pin:
+                        record["pins"][self._owner] = 1  # one shared pin per prefetcher
+                    with self._mutex:
+                        if self._held.get(key):
+                            self._was_ready.add(key)
+                    return "ready", record["size"], self._state.backing(key)
+                if not demand and key in self._was_ready:  # Note [Background prefetches]
+                    return "done", 0, None
+                if record["size"] is None and record.get("kind") != "header":
+                    return "size", 0, None
+                if record["status"] != "queued":
+                    return "wait", record["size"] or 0, None  # someone downloads it
+                verdict = self._admit(files, key, demand)
+                if verdict != "yes":
+                    return f"wait-{verdict}", record["size"] or 0, None
                 record["status"] = "downloading"
                 record["downloader"] = self._owner
+                with self._mutex:  # in the lock: settle() sees the claim as soon as others do
+                    self._downloading.add(key)
+                claimed = True
                 return "download", record["size"] or 0, None
-            return f"wait-{verdict}", record["size"] or 0, None
+        except BaseException:
+            if claimed:  # the record could not be saved: the claim never happened
+                with self._changed:
+                    self._downloading.discard(key)
+                    self._changed.notify_all()
+            raise
 
     def _admit(self, files: dict[str, dict[str, Any]], key: str, demand: bool) -> str:
         """Whether ``key`` may start downloading now: "yes", "busy" (too many downloads) or "room"
@@ -552,9 +600,12 @@ class VideoPrefetcher:
     def _download(self, key: str, item: CacheItem, size: int, *, background: bool) -> None:
         part: IO[bytes] | None = None
 
-        def on_bytes(n: int) -> None:
-            if self._closed or key in self._abandoned:
+        def stop_if_released() -> None:  # nobody here wants it any more: stop downloading
+            if self._closed or not self._held.get(key):
                 raise _Closed
+
+        def on_bytes(n: int) -> None:
+            stop_if_released()
             with self._mutex:
                 self.stats.bytes_downloaded += n
                 if item.kind == "header":
@@ -564,45 +615,72 @@ class VideoPrefetcher:
                 else:
                     self.stats.file_bytes += n
 
-        with self._mutex:
-            self._downloading.add(key)
-        try:
-            part = self._state.open_part(key, self._owner)
-            fetch_item(item, part, size, self.policy, on_bytes, self._count_retry)
-        except BaseException as err:
-            if background and not isinstance(err, _Closed):  # seen by waiting leases before the
-                with self._mutex:  # record goes back to "queued"
-                    self._failures[key] = err
+        def on_retry() -> None:
+            stop_if_released()
+            self._count_retry()
+
+        try:  # _step() put the key in self._downloading when it claimed the download
+            try:
+                part = self._state.open_part(key, self._owner)
+                fetch_item(item, part, size, self.policy, on_bytes, on_retry)
+                written = self._state.finish(part)
+            except OSError as err:
+                self._raise_write_error(item, err)
             with self._state.locked() as files:
                 record = files.get(key)
-                if record is not None and record["downloader"] == self._owner:
-                    record["status"], record["downloader"] = "queued", None
-                    if not record["refs"]:
+                if record is None or record["downloader"] != self._owner or not record["refs"]:
+                    self._state.discard(key, self._owner, part)  # released (or taken over) meanwhile
+                    if record is not None and not record["refs"]:
                         del files[key]
-                self._state.discard(key, self._owner, part)
+                else:
+                    try:
+                        self._state.commit(key, self._owner)
+                    except OSError as err:
+                        self._raise_write_error(item, err)
+                    record["size"] = written
+                    record["status"], record["downloader"] = "ready", None
+                    record["last_used"] = time.time()
+                    with self._mutex:  # pinned for our first lease (Note [Lingering pins]): no lookup
+                        if self._held.get(key):
+                            record["pins"][self._owner] = 1
+                            self._pinned.add(key)
+                            self._was_ready.add(key)
+        except BaseException as err:
+            self._give_up_download(key, part, err, background)
             raise
         finally:
-            with self._mutex:
+            with self._changed:  # after the temporary file is gone (settle() waits for this)
                 self._downloading.discard(key)
-                self._abandoned.discard(key)
-        with self._state.locked() as files:
-            record = files.get(key)
-            if record is None or record["downloader"] != self._owner or not record["refs"]:
-                self._state.discard(key, self._owner, part)  # released (or taken over) meanwhile
-                if record is not None and not record["refs"]:
-                    del files[key]
-            else:
-                record["size"] = self._state.commit(key, self._owner, part)
-                record["status"], record["downloader"] = "ready", None
-                record["last_used"] = time.time()
-                with self._mutex:  # pinned for our first lease (Note [Lingering pins]): no lookup
-                    if self._held.get(key):
-                        record["pins"][self._owner] = 1
-                        self._pinned.add(key)
+                self._changed.notify_all()
         self._watch_room()
         with self._changed:
             self.stats.downloads += 1
             self._changed.notify_all()
+
+    def _raise_write_error(self, item: CacheItem, err: OSError) -> NoReturn:
+        """Raises a local write failure of ``item``'s download as ``CacheWriteError`` (Note [Writes on a
+        full disk] in ``lerobot_stream.remote.cache_state``); remote errors as they are."""
+        if isinstance(err, (RemoteFileError, CacheWriteError)) or self.cache_dir is None:
+            raise err
+        path = self._state.part_path(item.key, self._owner)  # type: ignore[union-attr]
+        raise cache_write_error(err, path, self.cache_dir, self.max_bytes, item.url) from err
+
+    def _give_up_download(
+        self, key: str, part: IO[bytes] | None, err: BaseException, background: bool
+    ) -> None:
+        """Puts ``key`` back to "queued" after this process's download of it failed (or was stopped),
+        deleting what it wrote; waiting leases of this process see ``err`` (background downloads)."""
+        if background and not isinstance(err, _Closed):  # seen by waiting leases before the record
+            with self._mutex:  # goes back to "queued"
+                self._failures[key] = err
+        with self._state.locked() as files:
+            record = files.get(key)
+            if record is not None and record["downloader"] == self._owner:
+                record["status"], record["downloader"] = "queued", None
+                self._state.delete(key)  # renamed before the record could say so
+                if not record["refs"]:
+                    del files[key]
+            self._state.discard(key, self._owner, part)
 
     def _count_retry(self) -> None:
         with self._mutex:

@@ -16,7 +16,8 @@ missing, 401/403 denied after one re-resolution, see Note [Redirects and the Hub
 fsspec, a file larger than expected, a server that ignores ``Range`` where a range is needed
 (``RangeNotSupportedError``). After ``policy.retries`` retries the last transient error is raised
 as ``RemoteFileError(permanent=False)``. Every message names the URL. A retry resumes: it asks only
-for the bytes not received yet.
+for the bytes not received yet. A failed *local* write (an ``OSError`` of the file the bytes
+go to: a full disk) is no network failure: it is raised as it is, at once.
 
 Thread-safe: every call is independent.
 """

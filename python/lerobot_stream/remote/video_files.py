@@ -239,6 +239,8 @@ class EpisodeVideoFiles:
             self._prefetcher.release(*(plan.item for plan in plans.values()))  # type: ignore[union-attr]
         if self._headers is not None:
             self._headers.close()
+        if self._prefetcher is not None:  # the released entries' downloads in flight end here
+            self._prefetcher.settle()
 
     # --- internals ------------------------------------------------------------------------------
     def _plan_episode(self, episode_index: int) -> None:
