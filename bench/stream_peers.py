@@ -283,7 +283,8 @@ class OursPeer:
             decoder_cache_size=cfg.decoder_cache_size,
             num_workers=max(cfg.num_workers, 1),
             video_decode_device=cfg.video_decode_device,
-            video_decode_stage=cfg.video_decode_stage,
+            # an older install (a baseline run with its own interpreter) has no decode stage
+            **({} if cfg.video_decode_stage is None else {"video_decode_stage": cfg.video_decode_stage}),
             **({"batch_size": cfg.batch_size} if self.batched else {}),
             **cfg.extra,
         )
@@ -301,7 +302,7 @@ class OursPeer:
             loader = self.cfg.loader(_ProbedBatches(self.dataset), batch_size=None)
         else:
             loader = self.cfg.loader(_ProbedStream(self.dataset))
-        if not self.dataset.emits_frame_requests:
+        if not getattr(self.dataset, "emits_frame_requests", False):  # (an older install has none)
             return loader
         # video_decode_device="cuda" / video_decode_stage: the workers emit frame requests and the
         # decode stage of this process decodes them: the DecodeStage ds.dataloader() makes, around

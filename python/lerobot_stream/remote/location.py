@@ -30,10 +30,11 @@ Thread-safe: every read is independent; fsspec filesystems are cached per protoc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -121,28 +122,18 @@ class DatasetLocation:
     def parquet_file(self, rel: str | os.PathLike) -> pq.ParquetFile:
         """Opens ``rel`` for row-group reads (exact range requests for URLs, see Note [Remote reads])."""
         target = self.join(rel)
-        try:
+        with _parquet_errors(target):
             if isinstance(target, Path):
-                if not target.is_file():
-                    raise FileNotFoundError(target)
                 return pq.ParquetFile(target)
             return self._remote(rel, lambda url: open_remote_parquet(url, self.policy))
-        except FileNotFoundError:
-            raise FileNotFoundError(f"Missing dataset file {target}") from None
-        except RemoteFileError:
-            raise
-        except (OSError, pa.ArrowException) as err:
-            raise ValueError(f"Cannot read parquet file {target}: {err}") from err
 
     def read_parquet(
         self, rel: str | os.PathLike, columns: list[str] | Callable[[str], bool] | None = None
     ) -> pa.Table:
         """Reads ``rel`` whole (one GET when remote): ``columns`` names or a predicate on names."""
         target = self.join(rel)
-        try:
+        with _parquet_errors(target):
             if isinstance(target, Path):
-                if not target.is_file():
-                    raise FileNotFoundError(target)
                 pf = pq.ParquetFile(target)
             else:
                 data = self._remote(rel, lambda url: read_all(url, self.policy))
@@ -150,12 +141,6 @@ class DatasetLocation:
             if callable(columns):
                 columns = [n for n in pf.schema_arrow.names if columns(n)]
             return pf.read(columns=columns)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"Missing dataset file {target}") from None
-        except RemoteFileError:
-            raise
-        except (OSError, pa.ArrowException) as err:
-            raise ValueError(f"Cannot read parquet file {target}: {err}") from err
 
     def list_numbered_files(self, pattern: str, files_per_chunk: int) -> list[str]:
         """Relative paths of ``pattern.format(chunk_index=c, file_index=f)`` that exist, in order.
@@ -224,3 +209,19 @@ def _url_location(url: str, revision: str | None, policy: RetryPolicy) -> Datase
             org_name[1] += "@" + quote(revision, safe="")
             url = "hf://datasets/" + "/".join(org_name)
     return DatasetLocation(url, revision, policy)
+
+
+@contextlib.contextmanager
+def _parquet_errors(target: Path | str) -> Iterator[None]:
+    """Reading the parquet file ``target``: a missing one is FileNotFoundError, an unreadable one
+    ValueError naming it; remote errors keep their class."""
+    try:
+        if isinstance(target, Path) and not target.is_file():
+            raise FileNotFoundError(target)
+        yield
+    except FileNotFoundError:
+        raise FileNotFoundError(f"Missing dataset file {target}") from None
+    except RemoteFileError:
+        raise
+    except (OSError, pa.ArrowException) as err:
+        raise ValueError(f"Cannot read parquet file {target}: {err}") from err
