@@ -22,7 +22,7 @@ pool is found there, not downloaded again.
   when the cache bound is below a few batches' bytes. So a lease that has not got its bytes after
   ``DRAIN_AFTER_S`` first lets the caller finish its oldest pending batch (``drain``: take it, end
   its leases), then waits again; with no batch pending it waits as a worker's lease does (Note
-  [Cache bound and progress] in ``lerobot_stream.remote.prefetch``).
+  [Cache bound and progress] in ``lerobot_stream.remote.cache_room``).
 - At the end of a pass (the epoch ended, or the iterator was dropped) everything is released, so
   the cache is empty once the workers' iterators have ended too.
 

@@ -8,5 +8,6 @@
 - ``mp4_header``, ``video_index``, ``video_headers``: a video file's index (header + sample table), read
   once per node; an episode's byte range per camera.
 - ``video_files``, ``lookahead``: what a consumer's pooled (and next) episodes fetch, and when.
-- ``prefetch``, ``cache_items``, ``cache_state``: the refcounted, bounded, process-shared cache.
+- ``prefetch``, ``cache_room``, ``entry_download``, ``cache_items``, ``cache_state``: the refcounted,
+  bounded, process-shared cache (its API, room and pins, one entry's download, entries, record).
 """

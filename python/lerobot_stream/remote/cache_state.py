@@ -75,7 +75,7 @@ from typing import IO, Any
 STATE_VERSION = 2
 _SLOTS = (".state.0", ".state.1")
 _LOCK = ".lock"
-_ROOM = ".room-wanted"  # touched by a lease waiting for room (Note [Lingering pins] in remote/prefetch.py)
+_ROOM = ".room-wanted"  # touched by a lease waiting for room (Note [Lingering pins] in remote/cache_room.py)
 _ROOM_FRESH_S = 1.0
 INTERNAL_FILES = (*_SLOTS, _LOCK, _ROOM)  # the cache directory's own files (not entries)
 

@@ -18,6 +18,11 @@ segment of a video file), or a video file's header with its sample index
 ``cache_dir=None`` keeps entries in this process's memory instead (no disk; not shared between
 processes; ``max_bytes`` bounds this process): same refcounts, bound and progress rules.
 
+This module keeps the consumer's API and the per-process bookkeeping; the rules on room in the
+cache (admission, eviction on demand: Note [Cache bound and progress]; Note [Lingering pins]) are in
+``lerobot_stream.remote.cache_room``, the download of one entry (claim, fetch, commit, give up) in
+``lerobot_stream.remote.entry_download``.
+
 Note [Refcounts shared by processes]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 References live in the cache directory's shared record (``lerobot_stream.remote.cache_state``), per
@@ -27,50 +32,14 @@ deleted when the node's last reference goes. A crashed process's references are 
 next operation of any other process (Note [Owners and crashed processes]). A download goes to a
 temporary name, is size-checked and then renamed, so a complete-looking file is always whole.
 
-Note [Cache bound and progress]
-~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-``max_bytes`` bounds the bytes of complete and in-progress entries in the cache; a download starts
-only when its entry fits (entries are never written past the bound). Headers are the exception:
-their size is known only once fetched (about 16 bytes per video frame), so they are let in without
-reserving room and count toward the bound once complete. Background
-prefetches simply wait for room. When the bound is smaller than the working set (the files of the
-episodes in the pools), waiting alone could deadlock: every pooled file holds a reference, and the
-decoder needs a file that cannot fit. So a *demand* (``lease``/``local_path`` of a file that is not
-on disk) may drop referenced but unpinned complete files, least recently used first; they stay
-referenced, go back to "queued" and are downloaded again when next leased. A lease pins its file
-only while the caller decodes (but see Note [Lingering pins]), and a lease never waits while holding
-another, so a demand waits only for downloads and decodes in progress and for consumers that are
-not waiting themselves: it always makes progress (re-downloads are the price of a bound below the
-working set). A single file larger than ``max_bytes`` is let
-in alone, when nothing else is resident, with a warning. Downloads in flight on the node are
-bounded by ``max_concurrency`` (one shared count). Decoders may keep a dropped file open: Linux
-frees its blocks when they close it, so usage can exceed the bound by files open in decoders.
-
-Note [Lingering pins]
-~~~~~~~~~~~~~~~~~~~~~
-Writing the shared record around every decode would cost milliseconds per frame, so a pin
-outlives its lease: the prefetcher keeps one shared pin per entry it has leased, and later leases
-of that entry take an in-process fast path (no lock, no I/O). The pin goes when the prefetcher
-releases the entry, and while any lease of this prefetcher waits for room in the cache, every
-idle pin (one no thread is decoding from right now) is dropped, at each turn of the wait: several
-threads share one prefetcher (cameras decoded in parallel, the episode planner), so a pin kept by a
-thread that finished its lease must not block another that waits. So when a lease waits for room,
-a pinned entry is being decoded by a consumer that is not waiting, which keeps the progress
-argument of Note [Cache bound and progress]. Other processes sharing the cache drop their idle
-pins too: a waiting lease touches the directory's ``.room-wanted`` file, and every process that
-pins entries runs a watchdog thread that looks at that file's age every 50 ms and then drops its
-own idle pins (issue 14: a DataLoader worker blocked while the DataLoader waits for another
-worker's batch runs none of our code, yet its lingering pins stopped that other worker for good).
-(Waits for a download in flight or for a free download slot keep the pins: dropping them would
-not help, and would cost every later lease a lookup.)
-
 Note [Background prefetches]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 ``acquire`` starts a background thread that waits for room and downloads the entry. Its job ends
 once the entry has been complete for this process, seen by any of its threads: an entry a demand
-dropped meanwhile (Note [Cache bound and progress]) comes back only when next leased, never by a
-background thread that woke late (issue 14: such a thread re-fetched a dropped video header while
-the stage released everything, and its ``.part`` outlived ``close()``).
+dropped meanwhile (Note [Cache bound and progress] in ``lerobot_stream.remote.cache_room``) comes
+back only when next leased, never by a background thread that woke late (issue 14: such a thread
+re-fetched a dropped video header while the stage released everything, and its ``.part`` outlived
+``close()``).
 
 Note [Releases and downloads in flight]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -83,8 +52,9 @@ Note [Leases of several entries]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 A sample decodes its cameras together, and a batch all its samples' cameras: the caller holds
 several leases at once. A lease that waits for room while its thread holds another breaks the
-progress argument above (issue 14: two cameras, a bound that holds one camera's segment, hung
-before the first sample): the held entry is pinned by a consumer that is itself waiting. So every
+progress argument of Note [Cache bound and progress] in ``lerobot_stream.remote.cache_room``
+(issue 14: two cameras, a bound that holds one camera's segment, hung before the first sample):
+the held entry is pinned by a consumer that is itself waiting. So every
 lease but a caller's first passes ``wait_for_room=False``: where it would wait for room (after
 dropping idle pins once) it raises ``NoRoomError``; the caller releases what it holds and leases
 the entries one at a time (``EpisodeVideoFiles.local_all``), each of which then waits as above.
@@ -99,25 +69,23 @@ import os
 import sys
 import threading
 import time
-import warnings
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import Any
 
-from lerobot_stream.remote.cache_items import Backing, CacheItem, as_item, fetch_item
+from lerobot_stream.remote.cache_items import Backing, CacheItem, as_item
+from lerobot_stream.remote.cache_room import drop_idle_pins, watch_room
 from lerobot_stream.remote.cache_state import (
     CacheState,
-    CacheWriteError,
     MemoryCacheState,
-    cache_write_error,
     new_record,
     owner_id,
     resident_bytes,
 )
-from lerobot_stream.remote.download import fetch_size
+from lerobot_stream.remote.entry_download import DownloadStopped, download_entry, learn_size, next_action
 from lerobot_stream.remote.retry import RemoteFileError, RetryPolicy
 
 __all__ = ["CacheItem", "NoRoomError", "PrefetchStats", "RemoteFileError", "VideoPrefetcher"]
@@ -127,7 +95,6 @@ _MAX_POLL_S = 0.1
 # A background prefetch waits for this process's downloads (it is woken when one ends) or for
 # another process's (noticed by polling): polling slowly costs nothing a decode waits for.
 _MAX_BACKGROUND_POLL_S = 0.5
-_WATCH_S = 0.05  # how often a process holding pins looks whether another waits for room
 
 
 @dataclass
@@ -143,11 +110,7 @@ class PrefetchStats:
     waits: int = 0  # leases that had to wait for a download
     wait_s: float = 0.0  # seconds leases blocked on the network
     retries: int = 0
-    evictions: int = 0  # referenced files dropped to make room (Note [Cache bound and progress])
-
-
-class _Closed(Exception):
-    """Internal: the prefetcher was closed while a download ran."""
+    evictions: int = 0  # referenced files dropped to make room (Note [Cache bound and progress], cache_room)
 
 
 class NoRoomError(RuntimeError):
@@ -161,11 +124,12 @@ class VideoPrefetcher:
     Where and how much:
         cache_dir: local directory; every process on the node using it shares its entries.
             ``None``: this process's memory (leases give ``bytes`` instead of paths).
-        max_bytes: bound on the cache's bytes (Note [Cache bound and progress]).
+        max_bytes: bound on the cache's bytes (Note [Cache bound and progress] in
+            ``lerobot_stream.remote.cache_room``).
     Network:
         max_concurrency: downloads in flight on the node.
         retries, backoff_s, max_backoff_s: retries of transient errors, exponential backoff with
-            jitter (Note [Transient and permanent errors] in ``lerobot_stream.remote.download``).
+            jitter (Note [Transient and permanent errors] in ``lerobot_stream.remote.retry``).
         timeout_s: a read that stalls this long fails (and is retried).
     Display:
         progress: a tqdm bar while a consumer waits for its first file; default on when stderr is
@@ -218,7 +182,7 @@ class VideoPrefetcher:
         self._leases: Counter[str] = Counter()  # leases open now, per key
         self._pinned: set[str] = set()  # keys this prefetcher pins in the shared record
         self._executor: ThreadPoolExecutor | None = None
-        self._watchdog: threading.Thread | None = None  # Note [Lingering pins]: other processes
+        self._watchdog: threading.Thread | None = None  # Note [Lingering pins] (cache_room)
         self._closed = False
         self._first_lease_done = False
         self.stats = PrefetchStats()
@@ -311,7 +275,7 @@ class VideoPrefetcher:
         NoRoomError instead of waiting for room in the cache.
         """
         key = as_item(item).key
-        with self._mutex:  # fast path: already pinned by this process (Note [Lingering pins])
+        with self._mutex:  # fast path: already pinned by this process (Note [Lingering pins], cache_room)
             fast = key in self._pinned and bool(self._held.get(key))
             if fast:
                 self._leases[key] += 1
@@ -332,7 +296,7 @@ class VideoPrefetcher:
                 raise
             with self._mutex:
                 self._pinned.add(key)
-            self._watch_room()
+            watch_room(self)
         try:
             yield backing
         finally:
@@ -436,22 +400,22 @@ class VideoPrefetcher:
         try:
             while True:
                 if self._closed:
-                    raise _Closed
+                    raise DownloadStopped
                 if demand:  # the background download of this entry gave up: report why
                     self._raise_background_failure(key)
-                action, size, backing = self._step(key, demand, pin)
+                action, size, backing = next_action(self, key, demand, pin)
                 if action == "ready":
                     return backing
                 if action in ("gone", "done"):
                     return None
                 if action == "size":
-                    self._learn_size(key, item)
+                    learn_size(self, key, item)
                     continue
                 if action == "download":
-                    self._download(key, item, size, background=not demand)
+                    download_entry(self, key, item, size, background=not demand)
                     continue
                 if demand and action == "wait-room":  # Note [Lingering pins]: while a lease waits
-                    self._drop_idle_pins()  # for room, this prefetcher pins only what is decoded
+                    drop_idle_pins(self)  # for room, this prefetcher pins only what is decoded
                     self._state.want_room()  # and so do the other processes
                     room_waits += 1
                     if not wait_for_room and room_waits > 1:  # Note [Leases of several entries]
@@ -475,212 +439,11 @@ class VideoPrefetcher:
             if bar is not None:
                 bar.close()
 
-    def _drop_idle_pins(self) -> None:
-        with self._mutex:
-            if not any(not self._leases.get(k) for k in self._pinned):
-                return
-        with self._state.locked() as files:  # the record's lock first: no lease pins in between
-            with self._mutex:
-                idle = {k for k in self._pinned if not self._leases.get(k)}
-                self._pinned -= idle
-            for key in idle:
-                if key in files:
-                    files[key]["pins"].pop(self._owner, None)
-
-    def _watch_room(self) -> None:
-        """Starts this process's watchdog (shared caches): while this prefetcher pins entries, it drops
-        the idle pins whenever a lease of another process waits for room (Note [Lingering pins])."""
-        if not self._state.shared or self._watchdog is not None:
-            return
-        with self._mutex:
-            if self._watchdog is not None:
-                return
-            self._watchdog = threading.Thread(target=self._watch, name="lrs-room", daemon=True)
-        self._watchdog.start()
-
-    def _watch(self) -> None:
-        state, pid = self._state, self._pid
-        while not self._closed and os.getpid() == pid:
-            time.sleep(_WATCH_S)
-            with self._mutex:
-                idle = any(not self._leases.get(k) for k in self._pinned)
-            if idle and state.room_wanted():
-                with contextlib.suppress(OSError):
-                    self._drop_idle_pins()
-
     def _raise_background_failure(self, key: str) -> None:
         with self._mutex:
             failure = self._failures.get(key)
         if failure is not None:
             raise failure
-
-    def _step(self, key: str, demand: bool, pin: bool) -> tuple[str, int, Backing | None]:
-        """One locked look at ``key``: ready (pinned if asked), gone, done (a background prefetch of an
-        entry that was complete), size, download (claimed) or wait."""
-        claimed = False
-        try:
-            with self._state.locked() as files:
-                record = files.get(key)
-                if record is None or self._owner not in record["refs"]:
-                    return "gone", 0, None
-                if record["status"] == "ready" and not self._state.has(key):
-                    record["status"] = "queued"  # deleted behind our back: fetch it again
-                if record["status"] == "ready":
-                    record["last_used"] = time.time()
-                    if pin:
-                        record["pins"][self._owner] = 1  # one shared pin per prefetcher
-                    with self._mutex:
-                        if self._held.get(key):
-                            self._was_ready.add(key)
-                    return "ready", record["size"], self._state.backing(key)
-                if not demand and key in self._was_ready:  # Note [Background prefetches]
-                    return "done", 0, None
-                if record["size"] is None and record.get("kind") != "header":
-                    return "size", 0, None
-                if record["status"] != "queued":
-                    return "wait", record["size"] or 0, None  # someone downloads it
-                verdict = self._admit(files, key, demand)
-                if verdict != "yes":
-                    return f"wait-{verdict}", record["size"] or 0, None
-                record["status"] = "downloading"
-                record["downloader"] = self._owner
-                with self._mutex:  # in the lock: settle() sees the claim as soon as others do
-                    self._downloading.add(key)
-                claimed = True
-                return "download", record["size"] or 0, None
-        except BaseException:
-            if claimed:  # the record could not be saved: the claim never happened
-                with self._changed:
-                    self._downloading.discard(key)
-                    self._changed.notify_all()
-            raise
-
-    def _admit(self, files: dict[str, dict[str, Any]], key: str, demand: bool) -> str:
-        """Whether ``key`` may start downloading now: "yes", "busy" (too many downloads) or "room"
-        (the bound); see Note [Cache bound and progress]."""
-        if sum(r["status"] == "downloading" for r in files.values()) >= self.max_concurrency:
-            return "busy"
-        size = files[key]["size"] or 0  # a header's size is learned by its fetch
-        used = resident_bytes(files)
-        if used + size <= self.max_bytes:
-            return "yes"
-        droppable = sorted(
-            (r["last_used"], k)
-            for k, r in files.items()
-            if k != key and r["status"] == "ready" and not r["pins"]
-        )
-        if not demand:
-            droppable = []
-        kept = used - sum(files[k]["size"] or 0 for _, k in droppable)
-        if kept + size > self.max_bytes and not (kept == 0 and size > self.max_bytes):
-            return "room"
-        for _, victim in droppable:
-            if used + size <= self.max_bytes:
-                break
-            files[victim]["status"] = "queued"
-            self._state.delete(victim)
-            used -= files[victim]["size"] or 0
-            self.stats.evictions += 1
-        if size > self.max_bytes:
-            warnings.warn(
-                f"{files[key]['url']}: {size} bytes exceed the prefetch cache bound max_bytes="
-                f"{self.max_bytes}; downloading it alone",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        return "yes"
-
-    def _learn_size(self, key: str, item: CacheItem) -> None:
-        size = fetch_size(item.url, self.policy, on_retry=self._count_retry)
-        with self._state.locked() as files:
-            record = files.get(key)
-            if record is not None and record["size"] is None:
-                record["size"] = size
-
-    def _download(self, key: str, item: CacheItem, size: int, *, background: bool) -> None:
-        part: IO[bytes] | None = None
-
-        def stop_if_released() -> None:  # nobody here wants it any more: stop downloading
-            if self._closed or not self._held.get(key):
-                raise _Closed
-
-        def on_bytes(n: int) -> None:
-            stop_if_released()
-            with self._mutex:
-                self.stats.bytes_downloaded += n
-                if item.kind == "header":
-                    self.stats.header_bytes += n
-                elif item.kind == "range":
-                    self.stats.segment_bytes += n
-                else:
-                    self.stats.file_bytes += n
-
-        def on_retry() -> None:
-            stop_if_released()
-            self._count_retry()
-
-        try:  # _step() put the key in self._downloading when it claimed the download
-            try:
-                part = self._state.open_part(key, self._owner)
-                fetch_item(item, part, size, self.policy, on_bytes, on_retry)
-                written = self._state.finish(part)
-            except OSError as err:
-                self._raise_write_error(item, err)
-            with self._state.locked() as files:
-                record = files.get(key)
-                if record is None or record["downloader"] != self._owner or not record["refs"]:
-                    self._state.discard(key, self._owner, part)  # released (or taken over) meanwhile
-                    if record is not None and not record["refs"]:
-                        del files[key]
-                else:
-                    try:
-                        self._state.commit(key, self._owner)
-                    except OSError as err:
-                        self._raise_write_error(item, err)
-                    record["size"] = written
-                    record["status"], record["downloader"] = "ready", None
-                    record["last_used"] = time.time()
-                    with self._mutex:  # pinned for our first lease (Note [Lingering pins]): no lookup
-                        if self._held.get(key):
-                            record["pins"][self._owner] = 1
-                            self._pinned.add(key)
-                            self._was_ready.add(key)
-        except BaseException as err:
-            self._give_up_download(key, part, err, background)
-            raise
-        finally:
-            with self._changed:  # after the temporary file is gone (settle() waits for this)
-                self._downloading.discard(key)
-                self._changed.notify_all()
-        self._watch_room()
-        with self._changed:
-            self.stats.downloads += 1
-            self._changed.notify_all()
-
-    def _raise_write_error(self, item: CacheItem, err: OSError) -> NoReturn:
-        """Raises a local write failure of ``item``'s download as ``CacheWriteError`` (Note [Writes on a
-        full disk] in ``lerobot_stream.remote.cache_state``); remote errors as they are."""
-        if isinstance(err, (RemoteFileError, CacheWriteError)) or self.cache_dir is None:
-            raise err
-        path = self._state.part_path(item.key, self._owner)  # type: ignore[union-attr]
-        raise cache_write_error(err, path, self.cache_dir, self.max_bytes, item.url) from err
-
-    def _give_up_download(
-        self, key: str, part: IO[bytes] | None, err: BaseException, background: bool
-    ) -> None:
-        """Puts ``key`` back to "queued" after this process's download of it failed (or was stopped),
-        deleting what it wrote; waiting leases of this process see ``err`` (background downloads)."""
-        if background and not isinstance(err, _Closed):  # seen by waiting leases before the record
-            with self._mutex:  # goes back to "queued"
-                self._failures[key] = err
-        with self._state.locked() as files:
-            record = files.get(key)
-            if record is not None and record["downloader"] == self._owner:
-                record["status"], record["downloader"] = "queued", None
-                self._state.delete(key)  # renamed before the record could say so
-                if not record["refs"]:
-                    del files[key]
-            self._state.discard(key, self._owner, part)
 
     def _count_retry(self) -> None:
         with self._mutex:

@@ -26,7 +26,7 @@ everything this consumer still holds, so the cache is empty once every consumer 
 A decode does not queue behind the background planner: it plans the camera itself when nobody has
 started to (a plan is made once: a thread asking for a slot being planned waits for that plan,
 which takes a cached index lookup and an acquire, or the file's header download), so a consumer
-waits only for downloads (Note [Cache bound and progress] in ``lerobot_stream.remote.prefetch``). No lock
+waits only for downloads (Note [Cache bound and progress] in ``lerobot_stream.remote.cache_room``). No lock
 is held across network or cache-record I/O.
 
 One instance per consumer (per process); the prefetcher underneath is thread-safe, and ``local``
