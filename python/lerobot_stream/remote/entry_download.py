@@ -187,6 +187,9 @@ def _give_up_download(
     """Puts ``key`` back to "queued" after this process's download of it failed (or was stopped),
     deleting what it wrote; waiting leases of this process see ``err`` (background downloads)."""
     p = prefetcher
+    # Our temporary file goes first (nobody else reads it): a lease that raises ``err`` below finds
+    # nothing of this download left behind.
+    p._state.discard(key, p._owner, part)
     if background and not isinstance(err, DownloadStopped):  # seen by waiting leases before the record
         with p._mutex:  # goes back to "queued"
             p._failures[key] = err
@@ -197,4 +200,3 @@ def _give_up_download(
             p._state.delete(key)  # renamed before the record could say so
             if not record["refs"]:
                 del files[key]
-        p._state.discard(key, p._owner, part)
