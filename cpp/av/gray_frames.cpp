@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <numeric>
 #include <vector>
 
 extern "C" {
@@ -10,6 +9,7 @@ extern "C" {
 }
 
 #include "common/errors.h"
+#include "decode/batch_fill.h"
 #include "decode/host_buffer.h"
 
 namespace lrs::av {
@@ -38,12 +38,12 @@ void Gray12Converter::convert(const AVFrame& frame, int16_t* out, const std::str
   }
   // swscale may write whole SIMD groups past a tight row: convert into a padded staging buffer.
   const int stride = (2 * ((width + 31) & ~31) + 63) & ~63;
-  std::vector<uint8_t> staging(static_cast<size_t>(stride) * static_cast<size_t>(height) + 256);
-  uint8_t* dst[4] = {staging.data(), nullptr, nullptr, nullptr};
+  staging_.resize(static_cast<size_t>(stride) * static_cast<size_t>(height) + 256);  // kept between frames
+  uint8_t* dst[4] = {staging_.data(), nullptr, nullptr, nullptr};
   int dst_stride[4] = {stride, 0, 0, 0};
   sws_scale(sws_.get(), frame.data, frame.linesize, 0, height, dst, dst_stride);
   for (int y = 0; y < height; ++y) {
-    std::memcpy(out + static_cast<int64_t>(y) * width, staging.data() + static_cast<ptrdiff_t>(y) * stride,
+    std::memcpy(out + static_cast<int64_t>(y) * width, staging_.data() + static_cast<ptrdiff_t>(y) * stride,
                 static_cast<size_t>(width) * sizeof(int16_t));
   }
 }
@@ -67,25 +67,19 @@ GrayBatch get_gray12_frames_at(CpuVideoDecoder& decoder, std::span<const double>
   batch.owner = std::move(storage);
 
   Gray12Converter converter;
-  std::vector<size_t> order(wanted.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return wanted[a] < wanted[b]; });
-  size_t prev = SIZE_MAX;
-  for (size_t slot : order) {
-    int16_t* out = batch.data + static_cast<int64_t>(slot) * frame_values;
-    if (prev != SIZE_MAX && wanted[prev] == wanted[slot]) {
-      std::copy_n(batch.data + static_cast<int64_t>(prev) * frame_values, frame_values, out);
-    } else {
-      const AVFrame& frame = decoder.decode_frame(wanted[slot]);
-      if (frame.width != info.width || frame.height != info.height) {
-        throw InvalidInput(info.path + ": frame size changed mid-stream (" + std::to_string(frame.width) + "x" +
-                           std::to_string(frame.height) + ", stream header says " + std::to_string(info.width) +
-                           "x" + std::to_string(info.height) + ")");
-      }
-      converter.convert(frame, out, info.path);
-    }
-    prev = slot;
-  }
+  const auto slot_data = [&](size_t slot) { return batch.data + static_cast<int64_t>(slot) * frame_values; };
+  fill_in_presentation_order(
+      wanted,
+      [&](int64_t frame_index, size_t slot) {
+        const AVFrame& frame = decoder.decode_frame(frame_index);
+        if (frame.width != info.width || frame.height != info.height) {
+          throw InvalidInput(info.path + ": frame size changed mid-stream (" + std::to_string(frame.width) + "x" +
+                             std::to_string(frame.height) + ", stream header says " +
+                             std::to_string(info.width) + "x" + std::to_string(info.height) + ")");
+        }
+        converter.convert(frame, slot_data(slot), info.path);
+      },
+      [&](size_t from, size_t to) { std::copy_n(slot_data(from), frame_values, slot_data(to)); });
   return batch;
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "av/cpu_decoder.h"
 
@@ -48,6 +49,7 @@ class Gray12Converter {
   int src_format_ = -1;
   int src_width_ = 0;
   int src_height_ = 0;
+  std::vector<uint8_t> staging_;  // swscale's padded output, reused while the size stays
 };
 
 // The frames of `decoder` nearest to `timestamps_s`, in request order, as gray12 codes (Note

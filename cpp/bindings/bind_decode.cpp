@@ -28,10 +28,6 @@ using lrs::bindings::stream_info_dict;
 using lrs::bindings::to_tensor;
 using lrs::bindings::video_source_of;
 
-lrs::VideoSource source_of(const std::shared_ptr<lrs::av::ByteSource>& bytes) {
-  return lrs::VideoSource(std::shared_ptr<const lrs::av::ByteSource>(bytes));
-}
-
 
 auto cache_frames(lrs::DecoderCache& cache, const lrs::VideoSource& source, const std::vector<double>& timestamps,
                   double tolerance_s, const std::string& dtype) {
@@ -108,7 +104,7 @@ void bind_decode(nb::module_& m) {
       .def(
           "__init__",
           [](lrs::av::CpuVideoDecoder* self, const std::shared_ptr<lrs::av::ByteSource>& source, int threads) {
-            const lrs::VideoSource video = source_of(source);
+            const lrs::VideoSource video(source);
             nb::gil_scoped_release release;
             new (self) lrs::av::CpuVideoDecoder(video, lrs::av::CpuDecoderOptions{threads});
           },
@@ -166,7 +162,7 @@ void bind_decode(nb::module_& m) {
           "get_frames_at",
           [](lrs::DecoderCache& cache, const std::shared_ptr<lrs::av::ByteSource>& source,
              const std::vector<double>& timestamps, double tolerance_s, const std::string& dtype) {
-            return cache_frames(cache, source_of(source), timestamps, tolerance_s, dtype);
+            return cache_frames(cache, lrs::VideoSource(source), timestamps, tolerance_s, dtype);
           },
           "source"_a, "timestamps"_a, "tolerance_s"_a = 1e-4, "dtype"_a = "uint8",
           "Frames of the episode segment `source` nearest to `timestamps` (s, the file's clock), through the "

@@ -144,8 +144,7 @@ void bind_stage(nb::module_& m) {
       "open_decoder",
       [open](const std::shared_ptr<lrs::av::ByteSource>& bytes, const std::string& device, int threads,
              const std::string& cuda_backend, uintptr_t stream) {
-        return open(lrs::VideoSource(std::shared_ptr<const lrs::av::ByteSource>(bytes)), device, threads,
-                    cuda_backend, stream);
+        return open(lrs::VideoSource(bytes), device, threads, cuda_backend, stream);
       },
       "source"_a, "device"_a = "cpu", "threads"_a = 1, "cuda_backend"_a = "auto", "stream"_a = 0,
       "Opens the episode segment of the ByteSource `source` (see open_decoder above).");

@@ -39,7 +39,7 @@ inline FrameTensor to_tensor(FrameBatch batch) {
 // A path (str) or a ByteSource (an episode segment), as the Python side passes either.
 inline VideoSource video_source_of(nanobind::handle obj) {
   if (nanobind::isinstance<nanobind::str>(obj)) return VideoSource(nanobind::cast<std::string>(obj));
-  return VideoSource(std::shared_ptr<const av::ByteSource>(nanobind::cast<std::shared_ptr<av::ByteSource>>(obj)));
+  return VideoSource(nanobind::cast<std::shared_ptr<av::ByteSource>>(obj));
 }
 
 // "uint8" or "float32" (Note [Float frames]); anything else is a ValueError naming the choices.

@@ -38,7 +38,6 @@ class BatchBuilder:
         self.batch_size = int(batch_size)
         self.drop_last = bool(drop_last)
         self.pool = pool
-        self._sizes: dict[str, tuple[int, ...]] = {}  # camera -> (height, width), from decoded frames
 
     def build(self, chunk: list[tuple[EpisodeRows, int]]) -> dict[str, Any]:
         """One batch, equal to ``default_collate([builder.build(rows, frame) for rows, frame in chunk])``."""
@@ -54,14 +53,13 @@ class BatchBuilder:
         rgb = [key for key in cameras if not builder.is_depth(key)]
         rgb_requests = [[r for r in sample if r.key in rgb] for sample in requests]
         first: list[torch.Tensor] = []
-        if any(key not in self._sizes for key in rgb):
+        if any(builder.frame_size(key) is None for key in rgb):
             # Videos not met yet: the first sample's frames (allocated by the decoder) give the sizes.
             first = builder.decode(rgb_requests[0], lambda sizes: [None] * len(sizes))
-            self._sizes.update({key: tuple(t.shape[-2:]) for key, t in zip(rgb, first, strict=True)})
         frames: dict[str, torch.Tensor] = {}  # key -> [B, T, 3, H, W]
         blocks: dict[str, torch.UntypedStorage] = {}
         for r in rgb_requests[0]:
-            shape = (len(chunk), len(r.timestamps), 3, *self._sizes[r.key])
+            shape = (len(chunk), len(r.timestamps), 3, *builder.frame_size(r.key))  # type: ignore[misc]
             if self.pool is None:
                 frames[r.key] = torch.empty(shape, dtype=builder.dtype)
             else:

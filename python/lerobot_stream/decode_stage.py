@@ -31,7 +31,6 @@ batches land in pinned memory, ready for ``.to("cuda", non_blocking=True)``.
 from __future__ import annotations
 
 import functools
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ from lerobot_stream.decoding import (
     current_stream,
     log_backend_notes,
     resolve_device,
+    usable_cores,
 )
 from lerobot_stream.sample import VIDEO_REQUESTS_KEY
 from lerobot_stream.stage_videos import BatchLeases, StageVideos
@@ -110,8 +110,7 @@ class _Submitted:
 def default_stage_threads() -> int:
     """Decode threads of a stage: the cores this process may use, at most 16 (the CPU and hybrid
     backends scale with cores; NVDEC sessions, one per thread and file, feed the GPU's engines)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(cores, 16))
+    return max(1, min(usable_cores(), 16))
 
 
 class DecodeStage:

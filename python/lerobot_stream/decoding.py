@@ -409,5 +409,9 @@ def decode_parallelism(num_files: int, consumers: int = 1) -> int:
     processes (DataLoader workers times local ranks): one consumer gets ``cores // consumers`` of
     them, at least 1 and at most one per file, so a saturated machine never gets extra threads.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(int(num_files), cores // max(int(consumers), 1)))
+    return max(1, min(int(num_files), usable_cores() // max(int(consumers), 1)))
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity; all cores where that is unknown)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -118,6 +118,10 @@ class SampleBuilder:
         """Stops the image-decoding threads."""
         self._images.close()
 
+    def frame_size(self, key: str) -> tuple[int, int] | None:
+        """(height, width) of video ``key``'s frames, once a decode has met them (else None)."""
+        return self._frame_sizes.get(key)
+
     def is_depth(self, key: str) -> bool:
         """Whether the video feature ``key`` holds depth maps (decoded by ``lerobot_stream.depth``)."""
         return key in self._depth.quantization
@@ -273,7 +277,7 @@ class SampleBuilder:
                 elif self.slots is None:
                     tensors.append(torch.empty(shape, dtype=self.dtype))
                 else:  # a slot of the batch the DataLoader will collate (Note [Shared frame blocks])
-                    tensors.append(self.slots.frames(request.key, shape, self.dtype).view(shape))
+                    tensors.append(self.slots.frames(request.key, shape, self.dtype))
             return tensors
 
         frames = self.decode(requests, outputs)

@@ -89,9 +89,11 @@ class BlockPool:
         return {"created": self.created, "reused": self.reused, "held": len(self._blocks)}
 
 
-def block_tensor(block: torch.UntypedStorage, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """A tensor of ``shape`` at the start of ``block``'s data (after the header)."""
-    return torch.empty(0, dtype=dtype).set_(block, HEADER_BYTES // dtype.itemsize, shape)
+def block_tensor(
+    block: torch.UntypedStorage, shape: tuple[int, ...], dtype: torch.dtype, offset: int = 0
+) -> torch.Tensor:
+    """A tensor of ``shape`` at element ``offset`` of ``block``'s data (after the header)."""
+    return torch.empty(0, dtype=dtype).set_(block, HEADER_BYTES // dtype.itemsize + offset, shape)
 
 
 class SharedFrames(torch.Tensor):
@@ -180,8 +182,7 @@ class FrameSlots:
                 return torch.empty(shape, dtype=dtype)
             block = self._pool.acquire(self.batch_size * torch.Size(shape).numel() * dtype.itemsize)
             group = self._groups[key] = (block, shape, dtype, self._batch, self.batch_size)
-        offset = HEADER_BYTES // dtype.itemsize + self._slot * torch.Size(shape).numel()
-        return torch.empty(0, dtype=dtype).set_(group[0], offset, shape)
+        return block_tensor(group[0], shape, dtype, self._slot * torch.Size(shape).numel())
 
     def collate(self, batch: list[torch.Tensor]) -> torch.Tensor | None:
         """The batch tensor if ``batch`` is the run of slots 0..n-1 of one of our blocks, else None.
@@ -210,10 +211,7 @@ class FrameSlots:
                     or t.untyped_storage().data_ptr() != block.data_ptr()
                 ):
                     return None
-            frames = torch.empty(0, dtype=dtype).set_(
-                block, HEADER_BYTES // dtype.itemsize, (len(batch), *first.shape)
-            )
-            return SharedFrames.wrap(block, frames)
+            return SharedFrames.wrap(block, block_tensor(block, (len(batch), *first.shape), dtype))
         return None
 
 

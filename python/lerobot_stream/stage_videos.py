@@ -72,12 +72,10 @@ class StageVideos:
     """The videos of the decode stage's requests (paths or ByteSources); see Note [Stage leases]."""
 
     def __init__(self, ds: StreamingLeRobotDataset, keep_episodes: int) -> None:
-        self._meta = ds.meta
         self._videos = dataset_video_files(ds, prefetch=False)
         self._keep = max(int(keep_episodes), 0)
         self._users: Counter[int] = Counter()  # pending batches per episode
         self._idle: OrderedDict[int, None] = OrderedDict()  # acquired, unused; least recent first
-        self._paths: dict[tuple[int, str], str] = {}  # local datasets
 
     @property
     def remote(self) -> bool:
@@ -121,12 +119,6 @@ class StageVideos:
         self._videos.close()
 
     def _lease(self, stack: contextlib.ExitStack, episode: int, key: str, drain: Callable[[], bool]) -> Any:
-        if not self.remote:
-            path = self._paths.get((episode, key))
-            if path is None:
-                path = str(self._meta.data_location.join(self._meta.get_video_file_path(episode, key)))
-                self._paths[(episode, key)] = path
-            return path
         timeout: float | None = DRAIN_AFTER_S
         while True:
             try:

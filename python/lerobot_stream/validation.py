@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import string
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -229,16 +230,17 @@ def _describe(values: np.ndarray) -> str:
     return str(values.tolist())
 
 
-def check_segment_frames(meta: DatasetMetadata, times: np.ndarray, episode: int, key: str, url: str) -> None:
-    """A remote file's frame times (s) hold the episode's ``length`` frames in its [from, to)."""
+def check_segment_frames(
+    meta: DatasetMetadata, count: int, file_end_s: Callable[[], float], episode: int, key: str, url: str
+) -> None:
+    """A remote file holds the episode's ``length`` frames in its [from, to): ``count`` frames lie
+    there (``Segment.frames``); ``file_end_s()`` is the file's last frame time, for the message."""
     row = meta.episode_row(episode)
     loc = meta.videos[key]
     first, last = float(loc.from_timestamp[row]), float(loc.to_timestamp[row])
-    half = 0.5 / meta.fps
-    count = int(np.count_nonzero((times >= first - half) & (times < last - half)))
     length = int(meta.length[row])
     if count < length:
-        end = float(times.max()) if len(times) else 0.0
+        end = file_end_s()
         raise ValueError(
             f"{url}: episode {episode} has {length} frames but the file holds {count} in its "
             f"[{first}, {last}) s (the file's frames end at {end:.4f} s): "

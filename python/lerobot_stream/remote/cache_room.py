@@ -87,11 +87,15 @@ def admit(
     used = resident_bytes(files)
     if used + size <= max_bytes:
         return "yes", 0
-    droppable = sorted(
-        (r["last_used"], k) for k, r in files.items() if k != key and r["status"] == "ready" and not r["pins"]
+    droppable = (  # only a demand evicts
+        sorted(
+            (r["last_used"], k)
+            for k, r in files.items()
+            if k != key and r["status"] == "ready" and not r["pins"]
+        )
+        if demand
+        else []
     )
-    if not demand:
-        droppable = []
     kept = used - sum(files[k]["size"] or 0 for _, k in droppable)
     if kept + size > max_bytes and not (kept == 0 and size > max_bytes):
         return "room", 0
@@ -117,9 +121,8 @@ def drop_idle_pins(prefetcher: VideoPrefetcher) -> None:
     """Drops the prefetcher's shared pins of entries no thread of it is leasing right now (Note
     [Lingering pins])."""
     p = prefetcher
-    with p._mutex:
-        if not any(not p._leases.get(k) for k in p._pinned):
-            return
+    if not _has_idle_pins(p):
+        return
     with p._state.locked() as files:  # the record's lock first: no lease pins in between
         with p._mutex:
             idle = {k for k in p._pinned if not p._leases.get(k)}
@@ -147,8 +150,12 @@ def _watch(prefetcher: VideoPrefetcher) -> None:
     state, pid = p._state, p._pid
     while not p._closed and os.getpid() == pid:
         time.sleep(_WATCH_S)
-        with p._mutex:
-            idle = any(not p._leases.get(k) for k in p._pinned)
-        if idle and state.room_wanted():
+        if _has_idle_pins(p) and state.room_wanted():
             with contextlib.suppress(OSError):
                 drop_idle_pins(p)
+
+
+def _has_idle_pins(prefetcher: VideoPrefetcher) -> bool:
+    """Whether the prefetcher pins an entry no thread of it is leasing right now."""
+    with prefetcher._mutex:
+        return any(not prefetcher._leases.get(k) for k in prefetcher._pinned)

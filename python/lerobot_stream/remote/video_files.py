@@ -292,7 +292,8 @@ class EpisodeVideoFiles:
         begin_s, end_s = float(where.from_timestamp[row]), float(where.to_timestamp[row])
         segment = index.segment(begin_s, end_s, self._meta.fps)
         num, den = index.time_base
-        check_segment_frames(self._meta, index.pts * (num / den), episode_index, video_key, url)
+        file_end_s = lambda: float(index.pts.max()) * (num / den)  # noqa: E731 (for the message only)
+        check_segment_frames(self._meta, segment.frames, file_end_s, episode_index, video_key, url)
         return _Plan(CacheItem.byte_range(url, segment.begin, segment.end), index, segment)
 
     def _decodable(self, plan: _Plan, backing: Path | bytes) -> Any:

@@ -53,6 +53,7 @@ class Segment:
     start_pts: int  # pts (stream time base) of the keyframe at ``begin``
     samples: int  # samples in the range
     gap_bytes: int  # bytes in the range that belong to no needed sample (0 for lerobot's files)
+    frames: int = 0  # frames whose time lies in the episode's [from, to)
 
     @property
     def nbytes(self) -> int:
@@ -84,8 +85,7 @@ class FileIndex:
     @staticmethod
     def build(url: str, header: Mp4Header, scan: Scan | None = None) -> FileIndex:
         """Lists the samples of ``header`` with ``scan`` (default: libav's, ``core_scan``)."""
-        blob = b"".join(data for _, data in header.pieces)
-        pieces = tuple((offset, len(data)) for offset, data in header.pieces)
+        pieces, blob = _header_parts(header)
         table = (scan or core_scan)(url, header)
         return FileIndex(
             url=url,
@@ -125,7 +125,7 @@ class FileIndex:
         if begin != int(self.pos[k]) or begin < self.media[0] or end > self.media[1]:
             raise ValueError(f"{self.url}: samples of [{from_s}, {to_s}) s lie outside the media box")
         gap = (end - begin) - int(self.size[k : last + 1].sum())
-        return Segment(begin, end, int(self.pts[k]), last + 1 - k, gap)
+        return Segment(begin, end, int(self.pts[k]), last + 1 - k, gap, len(frames))
 
     def source(self, segment: Segment, backing: str | Path | bytes) -> Any:
         """A ``ByteSource`` of the header and ``segment`` (``backing``: its local path or bytes)."""
@@ -194,9 +194,13 @@ def core_scan(url: str, header: Mp4Header) -> dict[str, Any]:
     """The samples of ``header`` as libav's demuxer lists them (``_core.scan_sample_index``)."""
     from lerobot_stream import _core
 
-    blob = b"".join(data for _, data in header.pieces)
-    pieces = tuple((offset, len(data)) for offset, data in header.pieces)
+    pieces, blob = _header_parts(header)
     return _core.scan_sample_index(_core.ByteSource(url, header.size, _piece_tuples(pieces, blob)))
+
+
+def _header_parts(header: Mp4Header) -> tuple[tuple[tuple[int, int], ...], bytes]:
+    """(file offset, length) of each header piece, and the pieces' bytes joined."""
+    return tuple((offset, len(data)) for offset, data in header.pieces), b"".join(d for _, d in header.pieces)
 
 
 def _piece_tuples(pieces: tuple[tuple[int, int], ...], blob: bytes) -> list[tuple[int, int, bytes, int]]:
