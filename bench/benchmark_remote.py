@@ -14,6 +14,12 @@ disk (polled every 10 ms); first-batch latency; frames/s (camera frames, whole r
 state after the first batch) and their ratio to local. One JSON object goes to stdout (and
 ``--out``).
 
+The server (nginx and the proxy, which is Python) runs on the same cores as the loader here, so
+the wall-clock ratio also pays for the server's CPU, which a real deployment spends on another
+machine. ``consumer_cpu_s`` counts only the loader's CPU (DataLoader workers and the main thread,
+not the proxy's threads), ``server_cpu_s`` the server's, and ``consumer_cpu_ratio_http_to_local``
+compares frames per consumer CPU second: the remote path's own cost, whatever the server costs.
+
     python bench/benchmark_remote.py                    # ~1 min: 240 episodes, 2 cameras, 96x128
     python bench/benchmark_remote.py --whole-files      # the same, whole video files (before)
     python -m lerobot_stream.synth data/w1 --episodes 40 --cameras 2 --height 480 --width 640 \\
@@ -83,6 +89,7 @@ class CachePeak(threading.Thread):
 def run(root: str | Path, args: argparse.Namespace, **kwargs: Any) -> dict[str, float]:
     """One epoch through a DataLoader: frames/s (camera frames), first-batch latency, wall time."""
     start = time.perf_counter()
+    main_thread_start = time.thread_time()
     cpu_start = (_cpu_s(resource.RUSAGE_SELF), _cpu_s(resource.RUSAGE_CHILDREN))
     accepted = inspect.signature(StreamingLeRobotDataset).parameters
     ds = StreamingLeRobotDataset(
@@ -100,6 +107,8 @@ def run(root: str | Path, args: argparse.Namespace, **kwargs: Any) -> dict[str, 
         if not first_samples:
             first_batch, first_samples = time.perf_counter() - start, samples
     wall = time.perf_counter() - start
+    main_thread = time.thread_time() - main_thread_start
+    workers = _cpu_s(resource.RUSAGE_CHILDREN) - cpu_start[1]
     return {
         "samples": samples,
         "frames_per_s": samples * cameras / wall,
@@ -108,7 +117,10 @@ def run(root: str | Path, args: argparse.Namespace, **kwargs: Any) -> dict[str, 
         "wallclock_s": wall,
         # CPU seconds of this process (the test proxy's threads run here) and of the ended workers
         "cpu_main_s": _cpu_s(resource.RUSAGE_SELF) - cpu_start[0],
-        "cpu_workers_s": _cpu_s(resource.RUSAGE_CHILDREN) - cpu_start[1],
+        "cpu_main_thread_s": main_thread,
+        "cpu_workers_s": workers,
+        "consumer_cpu_s": main_thread + workers,
+        "frames_per_consumer_cpu_s": samples * cameras / max(main_thread + workers, 1e-9),
     }
 
 
@@ -171,8 +183,12 @@ def main() -> None:
         with NginxServer(work / "www") as server, FaultProxy(server.port, **shaping) as proxy:
             peak = CachePeak(cache)
             peak.start()
+            nginx_cpu = server.cpu_s()
             results["http"] = run(f"{proxy.url}/ds", args, video_cache_dir=cache, video_fetch=fetch)
-            results["http"]["peak_cache_bytes"] = peak.stop()
+            http = results["http"]
+            http["peak_cache_bytes"] = peak.stop()
+            # nginx, plus this process's CPU beyond its main thread (the proxy's threads)
+            http["server_cpu_s"] = server.cpu_s() - nginx_cpu + http["cpu_main_s"] - http["cpu_main_thread_s"]
             sent = server.bytes_sent()
             results["http"]["http_requests"] = proxy.requests
         for sub in ("videos", "data"):
@@ -185,6 +201,9 @@ def main() -> None:
             root, "videos"
         )
         results["ratio_http_to_local"] = results["http"]["frames_per_s"] / results["local"]["frames_per_s"]
+        results["consumer_cpu_ratio_http_to_local"] = (
+            results["http"]["frames_per_consumer_cpu_s"] / results["local"]["frames_per_consumer_cpu_s"]
+        )
         results["steady_ratio_http_to_local"] = (
             results["http"]["steady_frames_per_s"] / results["local"]["steady_frames_per_s"]
         )

@@ -156,6 +156,12 @@ class NginxServer:
         self._stop()
         shutil.rmtree(self._prefix, ignore_errors=True)
 
+    def cpu_s(self) -> float:
+        """CPU seconds nginx (one process: ``master_process off``) has used so far."""
+        assert self._proc is not None
+        fields = Path(f"/proc/{self._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def bytes_sent(self) -> Counter[str]:
         """Body bytes nginx sent per request path (query strings dropped) since the last clear_log()."""
         sent: Counter[str] = Counter()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import IO, Literal
 
@@ -54,9 +55,9 @@ class CacheItem:
         """The header entry of ``url``, written by ``fetch`` (its size is learned when fetched)."""
         return CacheItem(url, "header", fetch=fetch)
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """The entry's name in the cache."""
+        """The entry's name in the cache (a hash: computed once, a decode asks for it per sample)."""
         if self.kind == "range":
             return range_key(self.url, self.start, int(self.end or 0))
         if self.kind == "header":

@@ -13,7 +13,8 @@ record (``lerobot_stream.remote.cache_state``):
                                          record back to "queued"
 
 Owns no state: these functions read and change the prefetcher's bookkeeping (``_downloading``,
-``_pinned``, ``_was_ready``, ``_failures``, ``stats``) and the shared record.
+``_pinned``, ``_background_done``, ``_failures``, ``_lease_failures``, ``stats``) and the shared
+record.
 
 Thread-safety: called from any thread of the prefetcher (lease callers and its download threads);
 each takes the record's lock (``CacheState.locked``) before the prefetcher's mutex, like the rest
@@ -61,9 +62,9 @@ def next_action(
                     record["pins"][p._owner] = 1  # one shared pin per prefetcher
                 with p._mutex:
                     if p._held.get(key):
-                        p._was_ready.add(key)
+                        p._background_done.add(key)
                 return "ready", record["size"], p._state.backing(key)
-            if not demand and key in p._was_ready:  # Note [Background prefetches] in remote/prefetch.py
+            if not demand and key in p._background_done:  # Note [Background prefetches] (prefetch.py)
                 return "done", 0, None
             if record["size"] is None and record.get("kind") != "header":
                 return "size", 0, None
@@ -157,7 +158,7 @@ def download_entry(
                     if p._held.get(key):
                         record["pins"][p._owner] = 1
                         p._pinned.add(key)
-                        p._was_ready.add(key)
+                        p._background_done.add(key)
     except BaseException as err:
         _give_up_download(p, key, part, err, background)
         raise
@@ -190,9 +191,9 @@ def _give_up_download(
     # Our temporary file goes first (nobody else reads it): a lease that raises ``err`` below finds
     # nothing of this download left behind.
     p._state.discard(key, p._owner, part)
-    if background and not isinstance(err, DownloadStopped):  # seen by waiting leases before the record
-        with p._mutex:  # goes back to "queued"
-            p._failures[key] = err
+    if not isinstance(err, DownloadStopped):  # seen before the record goes back to "queued": by
+        with p._mutex:  # waiting leases, or by the background thread (Note [Background prefetches])
+            (p._failures if background else p._lease_failures)[key] = err
     with p._state.locked() as files:
         record = files.get(key)
         if record is not None and record["downloader"] == p._owner:

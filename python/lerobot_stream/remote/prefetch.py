@@ -35,11 +35,13 @@ temporary name, is size-checked and then renamed, so a complete-looking file is 
 Note [Background prefetches]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 ``acquire`` starts a background thread that waits for room and downloads the entry. Its job ends
-once the entry has been complete for this process, seen by any of its threads: an entry a demand
-dropped meanwhile (Note [Cache bound and progress] in ``lerobot_stream.remote.cache_room``) comes
-back only when next leased, never by a background thread that woke late (issue 14: such a thread
-re-fetched a dropped video header while the stage released everything, and its ``.part`` outlived
-``close()``).
+once the entry has been complete for this process, seen by any of its threads (``_background_done``):
+an entry a demand dropped meanwhile (Note [Cache bound and progress] in
+``lerobot_stream.remote.cache_room``) comes back only when next leased, never by a background
+thread that woke late (issue 14: such a thread re-fetched a dropped video header while the stage
+released everything, and its ``.part`` outlived ``close()``). Nor does a background thread that
+woke late fetch an entry whose lease already failed after its retries: it ends with the lease's
+error (``_lease_failures``), where it had fetched again behind that error, its ``.part`` outliving it.
 
 Note [Releases and downloads in flight]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -177,8 +179,9 @@ class VideoPrefetcher:
         self._futures: dict[str, Future] = {}
         self._items: dict[str, CacheItem] = {}  # held items by key (their fetch functions)
         self._downloading: set[str] = set()  # keys this process claimed and downloads now
-        self._was_ready: set[str] = set()  # held keys seen complete (Note [Background prefetches])
+        self._background_done: set[str] = set()  # Note [Background prefetches]
         self._failures: dict[str, BaseException] = {}  # background downloads that gave up
+        self._lease_failures: dict[str, BaseException] = {}  # leases' downloads that gave up
         self._leases: Counter[str] = Counter()  # leases open now, per key
         self._pinned: set[str] = set()  # keys this prefetcher pins in the shared record
         self._executor: ThreadPoolExecutor | None = None
@@ -225,6 +228,7 @@ class VideoPrefetcher:
             future = self._futures.get(key)
             if future is None or (future.done() and future.exception() is not None):
                 self._failures.pop(key, None)
+                self._lease_failures.pop(key, None)
                 future = self._pool().submit(self._ensure, key, False, False, None)
                 self._futures[key] = future
             return future
@@ -245,7 +249,8 @@ class VideoPrefetcher:
                     self._items.pop(key, None)
                     self._futures.pop(key, None)
                     self._failures.pop(key, None)
-                    self._was_ready.discard(key)  # a download of it in flight stops (on_bytes)
+                    self._lease_failures.pop(key, None)
+                    self._background_done.discard(key)  # a download of it in flight stops (on_bytes)
                 if unpin:
                     self._pinned.discard(key)
                 unpins.append(unpin)
@@ -401,8 +406,7 @@ class VideoPrefetcher:
             while True:
                 if self._closed:
                     raise DownloadStopped
-                if demand:  # the background download of this entry gave up: report why
-                    self._raise_background_failure(key)
+                self._raise_failure(key, demand)  # Note [Background prefetches]
                 action, size, backing = next_action(self, key, demand, pin)
                 if action == "ready":
                     return backing
@@ -439,9 +443,11 @@ class VideoPrefetcher:
             if bar is not None:
                 bar.close()
 
-    def _raise_background_failure(self, key: str) -> None:
+    def _raise_failure(self, key: str, demand: bool) -> None:
+        """Raises why a download of ``key`` gave up: the background's to a lease, a lease's to the
+        background thread."""
         with self._mutex:
-            failure = self._failures.get(key)
+            failure = (self._failures if demand else self._lease_failures).get(key)
         if failure is not None:
             raise failure
 

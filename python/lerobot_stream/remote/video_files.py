@@ -146,6 +146,7 @@ class EpisodeVideoFiles:
         self._making: dict[tuple[int, str], threading.Event] = {}  # plans being made
         self._planner: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._local_paths: dict[tuple[int, str], str] = {}
 
     @property
     def prefetcher(self) -> VideoPrefetcher | None:
@@ -188,7 +189,7 @@ class EpisodeVideoFiles:
         ``timeout``: seconds to wait for the bytes (TimeoutError after; they stay acquired).
         """
         if self._prefetcher is None:
-            yield str(self._meta.data_location.join(self._meta.get_video_file_path(episode_index, video_key)))
+            yield self._local_path(episode_index, video_key)
             return
         plan = self._admitted_plan(episode_index, video_key)
         with self._prefetcher.lease(plan.item, timeout=timeout) as backing:
@@ -243,6 +244,18 @@ class EpisodeVideoFiles:
             self._prefetcher.settle()
 
     # --- internals ------------------------------------------------------------------------------
+    def _local_path(self, episode_index: int, video_key: str) -> str:
+        """The video file of a local dataset's episode (asked per sample: joining paths costs
+        ~25 us, so it is made once per episode and camera)."""
+        slot = (episode_index, video_key)
+        path = self._local_paths.get(slot)
+        if path is None:
+            if len(self._local_paths) > 65536:
+                self._local_paths.clear()
+            location = self._meta.get_video_file_path(episode_index, video_key)
+            path = self._local_paths[slot] = str(self._meta.data_location.join(location))
+        return path
+
     def _plan_episode(self, episode_index: int) -> None:
         for key in self._meta.video_keys:
             if self._plan(episode_index, key) is None:
