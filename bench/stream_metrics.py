@@ -14,6 +14,10 @@ Definitions:
     prefetch wait: the consumer asked for a batch and none was ready (waited > 1 ms).
     peak_rss_gb: max over time of the summed RSS of the process tree (shared pages count once per
         process, so it over-counts forked workers' shared memory; it is what schedulers see).
+    peak_pss_gb: max over time of the summed PSS of the process tree (a page shared by N processes
+        counts 1/N in each): the memory the loader really holds. A batch in shared memory that both
+        a worker (which reuses the block) and the main process map counts once here, twice in RSS.
+        Null where ``/proc/<pid>/smaps_rollup`` is missing (not Linux).
     frames_per_cpu_s: frames delivered in the steady window per CPU second the process tree (main +
         workers) used in it: the loader's cost per frame, which other load on the machine barely
         changes (wall-clock rates do).
@@ -53,25 +57,41 @@ def _tree_rss_psutil() -> int:
     return total
 
 
-def _tree_rss_proc() -> int:
+def _tree_pids() -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry))
-    total, stack = 0, [os.getpid()]
-    page = os.sysconf("SC_PAGE_SIZE")
+            with contextlib.suppress(OSError):
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+    pids, stack = [], [os.getpid()]
     while stack:
         pid = stack.pop()
-        try:
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
-        except OSError:
-            continue
+        pids.append(pid)
         stack.extend(children.get(pid, []))
+    return pids
+
+
+def _tree_rss_proc() -> int:
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for pid in _tree_pids():
+        with contextlib.suppress(OSError):
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
+    return total
+
+
+def tree_pss_bytes() -> int | None:
+    """Summed PSS of this process and its descendants (None without ``smaps_rollup``)."""
+    if not Path(f"/proc/{os.getpid()}/smaps_rollup").exists():
+        return None
+    total = 0
+    for pid in _tree_pids():
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
     return total
 
 
@@ -88,21 +108,12 @@ def _tree_cpu_psutil() -> float:
 
 
 def _tree_cpu_proc() -> float:
-    ticks = os.sysconf("SC_CLK_TCK")
-    total, stack = 0, [os.getpid()]
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError):
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-                children.setdefault(int(fields[1]), []).append(int(entry))
-    while stack:
-        pid = stack.pop()
+    total = 0
+    for pid in _tree_pids():
         with contextlib.suppress(OSError):
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])  # utime, stime
-        stack.extend(children.get(pid, []))
-    return total / ticks
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def tree_cpu_seconds() -> float:
@@ -117,7 +128,7 @@ def tree_cpu_seconds() -> float:
 
 
 class TreeRssSampler:
-    """Background thread recording the peak RSS of this process and its descendants."""
+    """Background thread recording the peak RSS and PSS of this process and its descendants."""
 
     def __init__(self, interval_s: float = 0.2) -> None:
         try:
@@ -130,10 +141,17 @@ class TreeRssSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
         self.peak_bytes = 0
+        self.peak_pss_bytes: int | None = None
+
+    def _sample(self) -> None:
+        self.peak_bytes = max(self.peak_bytes, self._measure())
+        pss = tree_pss_bytes()
+        if pss is not None:
+            self.peak_pss_bytes = max(self.peak_pss_bytes or 0, pss)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, self._measure())
+            self._sample()
             self._stop.wait(self._interval)
 
     def __enter__(self) -> TreeRssSampler:
@@ -143,7 +161,7 @@ class TreeRssSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak_bytes = max(self.peak_bytes, self._measure())
+        self._sample()
 
 
 def _frames_in(batch: Mapping[str, Any], camera_keys: list[str]) -> int:
@@ -217,7 +235,13 @@ class RunRecorder:
             }
         )
 
-    def summary(self, end: float, peak_rss_bytes: int, cpu_at_end: float | None = None) -> dict[str, Any]:
+    def summary(
+        self,
+        end: float,
+        peak_rss_bytes: int,
+        cpu_at_end: float | None = None,
+        peak_pss_bytes: int | None = None,
+    ) -> dict[str, Any]:
         """The reference-design keys measured by this run (null where unmeasurable).
 
         ``cpu_at_end``: ``tree_cpu_seconds()`` when the last batch arrived (before the workers stop).
@@ -271,6 +295,7 @@ class RunRecorder:
             "shuffle_randomness_frac": _mean([f for f in self.shuffle_fracs if not math.isnan(f)]),
             "image_shape": self.image_shape,
             "peak_rss_gb": peak_rss_bytes / 2**30,
+            "peak_pss_gb": None if peak_pss_bytes is None else peak_pss_bytes / 2**30,
             "total_time_s": total,
             "steady_time_s": steady,
             "decode_s_total": decode_s,

@@ -96,7 +96,7 @@ def collate_through_pickle(samples: list[dict[str, torch.Tensor]]) -> dict[str, 
 
 
 def test_shared_blocks_are_reused_only_after_the_receiver_frees_them() -> None:
-    pool = BlockPool()
+    pool = BlockPool(max_free=4)
     slots = FrameSlots(pool)
     shape, dtype = (2, 3, 4, 5), torch.float32
 
@@ -140,7 +140,7 @@ def test_shared_blocks_are_reused_only_after_the_receiver_frees_them() -> None:
 
 
 def test_a_batch_without_a_block_for_a_camera_never_writes_into_another_batchs_block() -> None:
-    pool = BlockPool()
+    pool = BlockPool(max_free=4)
     slots = FrameSlots(pool)
     slots.batch_size = BATCH
     shape = (3, 4, 5)
@@ -162,7 +162,7 @@ def test_a_batch_without_a_block_for_a_camera_never_writes_into_another_batchs_b
 
 
 def test_a_short_first_batch_does_not_fix_the_batch_size() -> None:
-    slots = FrameSlots(BlockPool())
+    slots = FrameSlots(BlockPool(max_free=4))
     shape = (3, 4, 5)
 
     def batch(values: range) -> list[int]:
@@ -180,7 +180,7 @@ def test_a_short_first_batch_does_not_fix_the_batch_size() -> None:
 
 
 def test_frames_that_leave_without_the_shared_collate_are_copied_and_their_block_dropped() -> None:
-    pool = BlockPool()
+    pool = BlockPool(max_free=4)
     slots = FrameSlots(pool)
     slots.batch_size = BATCH
     for _ in range(3):

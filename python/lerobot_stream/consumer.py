@@ -100,7 +100,7 @@ class ConsumerRuntime:
             and not ds.emits_frame_requests
             and shared_blocks_supported()
         )
-        self.blocks = BlockPool() if shared else None
+        self.blocks = BlockPool(max_free=len(ds.meta.video_keys)) if shared else None
         slots = None
         if self.blocks is not None and ds.batch_size is None and ds.image_transforms is None:
             slots = FrameSlots(self.blocks)

@@ -415,8 +415,10 @@ class VideoPrefetcher:
                 if action == "size":
                     learn_size(self, key, item)
                     continue
-                if action == "download":
-                    download_entry(self, key, item, size, background=not demand)
+                if action == "download":  # complete and pinned, unless released meanwhile
+                    backing = download_entry(self, key, item, size, background=not demand)
+                    if backing is not None:
+                        return backing
                     continue
                 if demand and action == "wait-room":  # Note [Lingering pins]: while a lease waits
                     drop_idle_pins(self)  # for room, this prefetcher pins only what is decoded
