@@ -33,8 +33,10 @@ that code: options it does not know (``video_fetch``) are left out.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
+import os
 import resource
 import shutil
 import sys
@@ -66,19 +68,20 @@ class CachePeak(threading.Thread):
         super().__init__(daemon=True)
         self.directory = directory
         self.peak = 0
+        self.cpu_s = 0.0  # this thread's own CPU (measurement, not server or loader)
         self._stop_event = threading.Event()
 
     def run(self) -> None:
+        start = time.thread_time()
         while not self._stop_event.is_set():
             total = 0
-            if self.directory.exists():
-                for path in self.directory.iterdir():
-                    try:
-                        total += path.stat().st_size if path.name not in INTERNAL_FILES else 0
-                    except FileNotFoundError:
-                        continue
+            with contextlib.suppress(FileNotFoundError), os.scandir(self.directory) as entries:
+                for entry in entries:
+                    with contextlib.suppress(FileNotFoundError):
+                        total += entry.stat().st_size if entry.name not in INTERNAL_FILES else 0
             self.peak = max(self.peak, total)
             self._stop_event.wait(0.01)
+        self.cpu_s = time.thread_time() - start
 
     def stop(self) -> int:
         self._stop_event.set()
@@ -187,8 +190,11 @@ def main() -> None:
             results["http"] = run(f"{proxy.url}/ds", args, video_cache_dir=cache, video_fetch=fetch)
             http = results["http"]
             http["peak_cache_bytes"] = peak.stop()
-            # nginx, plus this process's CPU beyond its main thread (the proxy's threads)
-            http["server_cpu_s"] = server.cpu_s() - nginx_cpu + http["cpu_main_s"] - http["cpu_main_thread_s"]
+            http["cache_poller_cpu_s"] = peak.cpu_s
+            # nginx, plus this process's CPU beyond its main thread and the cache poller: the proxy's
+            http["server_cpu_s"] = (
+                server.cpu_s() - nginx_cpu + http["cpu_main_s"] - http["cpu_main_thread_s"] - peak.cpu_s
+            )
             sent = server.bytes_sent()
             results["http"]["http_requests"] = proxy.requests
         for sub in ("videos", "data"):

@@ -132,6 +132,23 @@ class ConsumerRuntime:
             **({"prefetch": {**asdict(prefetcher.stats), **self.videos.stats()}} if prefetcher else {}),
         }
 
+    def _chunk_size(self, batches: BatchBuilder | None, chunk: list[tuple[EpisodeRows, int]]) -> int:
+        """Samples built together: a batch of the dataset's own, or of the plain DataLoader's once a
+        worker knows its size (Note [Decode per DataLoader batch] in ``lerobot_stream.sample``); a
+        chunk starts at a batch boundary. 1: sample by sample."""
+        if batches is not None:
+            return batches.batch_size
+        slots = self.builder.slots
+        if slots is None or not slots.batch_size or (not chunk and slots.begun % slots.batch_size):
+            return 1
+        return slots.batch_size
+
+    def _build(self, batches: BatchBuilder | None, chunk: list[tuple[EpisodeRows, int]]) -> Iterator[Any]:
+        if batches is not None:
+            yield batches.build(chunk)
+        else:
+            yield from self.builder.build_many(chunk)
+
     def _evict(self, pool: dict[int, EpisodeRows], episode_pos: int) -> None:
         rows = pool.pop(episode_pos, None)
         if rows is not None:
@@ -175,12 +192,13 @@ class ConsumerRuntime:
                     if int(pos) not in pool:
                         pool[int(pos)] = ahead.admit(int(pos))
                 for pos, frame in zip(positions.tolist(), frames.tolist(), strict=True):
-                    if batches is None:
+                    size = self._chunk_size(batches, chunk)
+                    if size == 1:
                         yield self.builder.build(pool[pos], frame)
                         continue
                     chunk.append((pool[pos], frame))
-                    if len(chunk) == batches.batch_size:
-                        yield batches.build(chunk)
+                    if len(chunk) == size:
+                        yield from self._build(batches, chunk)
                         chunk = []
                         for done in evicted:
                             self._evict(pool, done)
@@ -190,8 +208,8 @@ class ConsumerRuntime:
                         evicted.append(int(pos))
                     else:
                         self._evict(pool, int(pos))
-            if chunk and batches is not None and not batches.drop_last:
-                yield batches.build(chunk)
+            if chunk and (batches is None or not batches.drop_last):
+                yield from self._build(batches, chunk)
         finally:
             ahead.close()
             self.videos.close()  # the iterator ended or was dropped: release every remote file

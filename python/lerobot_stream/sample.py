@@ -27,6 +27,15 @@ laid out as the batch, so the collate and the hand-over to the main process copy
 (or a batch): the cameras' files decode on up to ``parallelism`` threads, chosen from the idle cores
 (see ``lerobot_stream.decoding.decode_parallelism``).
 
+Note [Decode per DataLoader batch]
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+Under the plain ``DataLoader(ds, batch_size=B)`` a worker knows B after its first batch (Note
+[Shared frame blocks]); from then on the consumer builds each batch's B samples together
+(``build_many``): rows and slots sample by sample, then one decode of all their frames. The decoder
+cache then sees a file's requests of the whole batch in one call, in time order, as the dataset's own
+batch mode does (``lerobot_stream.batching``): requests in one GOP share its decoded frames, and the
+cameras' files decode in parallel. The samples, their order and their values are those of ``build``.
+
 Without a decoder (``video_decode_device="cuda"``, or the CPU decode stage) the builder decodes
 nothing: each sample carries its cameras' :class:`VideoRequest` fields under
 :data:`VIDEO_REQUESTS_KEY` instead of frames, and the training process's decode stage decodes them
@@ -143,6 +152,29 @@ class SampleBuilder:
         elif self._video_keys:
             item = {**self._decode_videos(rows, frame, windows), **item}
         return self.finish(item)
+
+    def build_many(self, chunk: list[tuple[EpisodeRows, int]]) -> list[dict[str, Any]]:
+        """The samples of ``chunk`` in order, equal to ``[build(rows, frame) for rows, frame in chunk]``,
+        their camera frames decoded in one call (Note [Decode per DataLoader batch])."""
+        if self.emits_requests or not self._video_keys:
+            return [self.build(rows, frame) for rows, frame in chunk]
+        items, requests, tensors = [], [], []
+        for rows, frame in chunk:
+            if self.slots is not None:
+                self.slots.begin_sample()  # this sample's slots: allocated now, filled below
+            item, windows = self.tabular(rows, frame)
+            sample = self.video_requests(rows, frame, windows)
+            items.append((item, len(sample)))
+            requests += sample
+            tensors += self._outputs(sample, [self.frame_size(r.key) for r in sample])
+        frames = iter(self.decode(requests, lambda sizes: tensors))
+        samples = []
+        for item, count in items:
+            # lerobot squeezes the time axis of a one-frame request (map-style `frames.squeeze(0)`).
+            videos = {r.key: next(frames).squeeze(0) for r in requests[:count]}
+            requests = requests[count:]
+            samples.append(self.finish({**videos, **item}))
+        return samples
 
     def tabular(self, rows: EpisodeRows, frame: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """The sample's row columns and ``delta_timestamps`` windows (no camera frames yet)."""
@@ -267,19 +299,21 @@ class SampleBuilder:
         self, rows: EpisodeRows, frame: int, windows: dict[str, np.ndarray]
     ) -> dict[str, torch.Tensor]:
         requests = self.video_requests(rows, frame, windows)
-
-        def outputs(sizes: list[tuple[int, int] | None]) -> list[torch.Tensor | None]:
-            tensors: list[torch.Tensor | None] = []
-            for request, size in zip(requests, sizes, strict=True):
-                shape = (len(request.timestamps), 3, *size) if size is not None else None
-                if shape is None:
-                    tensors.append(None)
-                elif self.slots is None:
-                    tensors.append(torch.empty(shape, dtype=self.dtype))
-                else:  # a slot of the batch the DataLoader will collate (Note [Shared frame blocks])
-                    tensors.append(self.slots.frames(request.key, shape, self.dtype))
-            return tensors
-
-        frames = self.decode(requests, outputs)
+        frames = self.decode(requests, lambda sizes: self._outputs(requests, sizes))
         # lerobot squeezes the time axis of a one-frame request (map-style `frames.squeeze(0)`).
         return {r.key: f.squeeze(0) for r, f in zip(requests, frames, strict=True)}
+
+    def _outputs(
+        self, requests: Sequence[VideoRequest], sizes: Sequence[tuple[int, int] | None]
+    ) -> list[torch.Tensor | None]:
+        """The current sample's tensors to decode ``requests`` into (None: size not known yet)."""
+        tensors: list[torch.Tensor | None] = []
+        for request, size in zip(requests, sizes, strict=True):
+            shape = (len(request.timestamps), 3, *size) if size is not None else None
+            if shape is None or self.is_depth(request.key):
+                tensors.append(None)
+            elif self.slots is None:
+                tensors.append(torch.empty(shape, dtype=self.dtype))
+            else:  # a slot of the batch the DataLoader will collate (Note [Shared frame blocks])
+                tensors.append(self.slots.frames(request.key, shape, self.dtype))
+        return tensors

@@ -164,6 +164,11 @@ class FrameSlots:
         self._count = self._counted = 0
         self._groups.clear()
 
+    @property
+    def begun(self) -> int:
+        """Samples begun since the last ``restart``."""
+        return self._count
+
     def begin_sample(self) -> None:
         """The next sample's frames go to the next slot of every camera's block of this batch."""
         if self.batch_size:
