@@ -230,7 +230,7 @@ def run_peer(peer: Any, args: argparse.Namespace) -> dict[str, Any]:
     extra = {"decode_backend": peer.decode_backend} if hasattr(peer, "decode_backend") else {}
     if callable(getattr(loader, "stats", None)):  # ours' decode stage: frames per backend, waits
         extra["decode_stage"] = loader.stats()
-    summary = recorder.summary(end, rss.peak_bytes, cpu_at_end, rss.peak_pss_bytes)
+    summary = recorder.summary(end, rss.peak_bytes, cpu_at_end, rss.peak_pss_bytes, rss.peak_node_bytes)
     if summary["dtype"] not in (None, peer.cfg.dtype):
         name = getattr(peer, "name", type(peer).__name__)
         print(f"[bench] warning: {name} delivered {summary['dtype']} frames, asked for {peer.cfg.dtype}")

@@ -108,7 +108,8 @@ def row(label: str, r: dict[str, Any], limit: float | None, limit_cpu: float | N
     return (
         f"| {label} | {r.get('dtype')} | {f(r['frames_per_s_node'])} | {f(ratio, 2)} | "
         f"{f(ratio_cpu, 2)} | {f(r['p50_sample_latency_ms'])} / "
-        f"{f(r['p99_sample_latency_ms'])} | {f(r['peak_rss_gb'], 2)} | {f(r.get('peak_pss_gb'), 2)} |"
+        f"{f(r['p99_sample_latency_ms'])} | {f(r['peak_rss_gb'], 2)} | {f(r.get('peak_pss_gb'), 2)} | "
+        f"{f(r.get('peak_node_memory_gb'), 2)} |"
     )
 
 
@@ -126,8 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     h = harness(args.root, args.harness_samples)
     lines = [
-        "| peer | dtype | frames/s | / limit | / limit (CPU s) | p50 / p99 ms | peak RSS GB | peak PSS GB |",
-        "|---" * 8 + "|",
+        "| peer | dtype | frames/s | / limit | / limit (CPU s) | p50 / p99 ms | peak RSS GB | peak PSS GB "
+        "| node memory GB |",
+        "|---" * 9 + "|",
     ]
     for mode in ("single", "sarm"):
         for uint8 in (False, True):

@@ -18,6 +18,10 @@ Definitions:
         counts 1/N in each): the memory the loader really holds. A batch in shared memory that both
         a worker (which reuses the block) and the main process map counts once here, twice in RSS.
         Null where ``/proc/<pid>/smaps_rollup`` is missing (not Linux).
+    peak_node_memory_gb: max over time of the node's used memory (``MemTotal - MemAvailable``) above
+        its value when the run started. Unlike PSS it also counts shared memory no process maps at
+        that moment (a batch in transit between a worker and the main process, held only by a file
+        descriptor) and counts every process on the node, so run it on a quiet machine.
     frames_per_cpu_s: frames delivered in the steady window per CPU second the process tree (main +
         workers) used in it: the loader's cost per frame, which other load on the machine barely
         changes (wall-clock rates do).
@@ -95,6 +99,15 @@ def tree_pss_bytes() -> int | None:
     return total
 
 
+def node_used_bytes() -> int | None:
+    """``MemTotal - MemAvailable`` of the node (None without ``/proc/meminfo``)."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+        return (int(fields["MemTotal"].split()[0]) - int(fields["MemAvailable"].split()[0])) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 def _tree_cpu_psutil() -> float:
     import psutil
 
@@ -142,12 +155,17 @@ class TreeRssSampler:
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
         self.peak_bytes = 0
         self.peak_pss_bytes: int | None = None
+        self._node_start = node_used_bytes()
+        self.peak_node_bytes: int | None = None
 
     def _sample(self) -> None:
         self.peak_bytes = max(self.peak_bytes, self._measure())
         pss = tree_pss_bytes()
         if pss is not None:
             self.peak_pss_bytes = max(self.peak_pss_bytes or 0, pss)
+        node = node_used_bytes()
+        if node is not None and self._node_start is not None:
+            self.peak_node_bytes = max(self.peak_node_bytes or 0, node - self._node_start)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -241,6 +259,7 @@ class RunRecorder:
         peak_rss_bytes: int,
         cpu_at_end: float | None = None,
         peak_pss_bytes: int | None = None,
+        peak_node_bytes: int | None = None,
     ) -> dict[str, Any]:
         """The reference-design keys measured by this run (null where unmeasurable).
 
@@ -296,6 +315,7 @@ class RunRecorder:
             "image_shape": self.image_shape,
             "peak_rss_gb": peak_rss_bytes / 2**30,
             "peak_pss_gb": None if peak_pss_bytes is None else peak_pss_bytes / 2**30,
+            "peak_node_memory_gb": None if peak_node_bytes is None else peak_node_bytes / 2**30,
             "total_time_s": total,
             "steady_time_s": steady,
             "decode_s_total": decode_s,

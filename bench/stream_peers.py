@@ -26,9 +26,12 @@ Peers:
 Note [Worker-side probes]
 ~~~~~~~~~~~~~~~~~~~~~~~~~
 Latency is measured where the sample is made (the time between the worker asking its iterator for
-the next sample and getting it), so it is the cost of one sample, not of DataLoader queueing.
+the next sample and getting it), so it is the cost of one sample, not of DataLoader queueing. Where
+a worker makes a DataLoader batch's samples together (ours, once it knows the batch size: Note
+[Decode per DataLoader batch] in ``lerobot_stream.sample``), the batch's first sample carries the
+whole batch's time and the others almost none: p50 is then near 0 and p99 is a batch's time.
 For ``ours`` the decode and fetch split comes from timing the dataset's consumer runtime
-(``builder._decode_videos``: wall time of a sample's decode, cameras in parallel;
+(``builder.decode``: wall time of a decode call, cameras in parallel;
 ``reader.read_episode``: parquet rows of admitted episodes, downloads included when remote). These
 are private attributes; when they are missing the split is reported as null, never guessed.
 """
@@ -210,9 +213,12 @@ class _ProbedStream(_ProbedIterable):
         builder = getattr(runtime, "builder", None)
         reader = getattr(runtime, "reader", None)
         decode = fetch = None
-        if builder is not None and hasattr(builder, "_decode_videos"):
+        # ``decode`` does every camera decode (per sample, per DataLoader batch, per dataset batch);
+        # older versions decoded in ``_decode_videos``
+        method = next((m for m in ("decode", "_decode_videos") if hasattr(builder, m)), None)
+        if method is not None:
             decode = _Timer()
-            builder._decode_videos = decode.wrap(builder._decode_videos)
+            setattr(builder, method, decode.wrap(getattr(builder, method)))
         if reader is not None and hasattr(reader, "read_episode"):
             fetch = _Timer()
             reader.read_episode = fetch.wrap(reader.read_episode)
