@@ -407,18 +407,18 @@ class _Descriptors:
 
     Note [Cache record descriptors]
     ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-    The record changes several times per episode segment; opening and closing the lock and both
-    slot files for every change cost more than the change itself (Python file objects: about a
-    millisecond per locked section). So each process opens them once and reads and writes with
-    ``pread``/``pwrite``; and it keeps the record it last read or wrote (``known``: the slot's first
-    line, its bytes and the parsed records): while the newest slot's first line is still that one,
-    nobody wrote since, and the records are reused without reading or parsing the slot again (the
-    line holds generation, length and CRC, so a record rewritten from scratch cannot pass for it).
-    ``flock`` excludes per open file description, which the threads of a process
-    share, so a thread lock serialises them first and the flock then excludes other processes. A
-    forked child must not share its parent's descriptions (their flock would be one lock): it opens
-    its own (``os.register_at_fork``). A lock or slot file unlinked behind our back (the directory
-    removed and made again) is opened anew, so every process keeps locking the same file.
+    The record changes several times per episode segment; opening and closing the lock and both slot
+    files for every change cost more than the change itself (Python file objects: about a millisecond
+    per locked section). So each process opens them once and reads and writes with ``pread``/``pwrite``;
+    and it keeps the record it last read or wrote (``known``: the slot's first line, its bytes and the
+    parsed records): while the newest slot's first line is still that one, nobody wrote since, and the
+    records are reused without reading or parsing the slot again (the line holds generation, length and
+    CRC, so a record rewritten from scratch cannot pass for it). ``flock`` excludes per open file
+    description, which the threads of a process share, so a thread lock serialises them first and the
+    flock then excludes other processes. A forked child must not share its parent's descriptions (their
+    flock would be one lock): it opens its own (``os.register_at_fork``). A lock or slot file unlinked
+    behind our back (the directory removed and made again) is opened anew, so every process keeps
+    locking the same file.
     """
 
     def __init__(self, lock_path: Path, slots: list[Path]) -> None:
