@@ -107,13 +107,12 @@ def learn_size(prefetcher: VideoPrefetcher, key: str, item: CacheItem) -> None:
 
 def download_entry(
     prefetcher: VideoPrefetcher, key: str, item: CacheItem, size: int, *, background: bool
-) -> Backing | None:
+) -> None:
     """Downloads ``key``, which ``next_action`` claimed for this process, into the cache, pinned for
-    the first lease (Note [Lingering pins] in ``lerobot_stream.remote.cache_room``): its backing, or
-    None when it was released meanwhile (nothing kept). On any failure gives the claim up and raises."""
+    the first lease (Note [Lingering pins] in ``lerobot_stream.remote.cache_room``); on any failure
+    gives the claim up and raises."""
     p = prefetcher
     part: IO[bytes] | None = None
-    backing: Backing | None = None
 
     def stop_if_released() -> None:  # nobody here wants it any more: stop downloading
         if p._closed or not p._held.get(key):
@@ -160,7 +159,6 @@ def download_entry(
                         record["pins"][p._owner] = 1
                         p._pinned.add(key)
                         p._background_done.add(key)
-                backing = p._state.backing(key)
     except BaseException as err:
         _give_up_download(p, key, part, err, background)
         raise
@@ -172,7 +170,6 @@ def download_entry(
     with p._changed:
         p.stats.downloads += 1
         p._changed.notify_all()
-    return backing
 
 
 def _raise_write_error(prefetcher: VideoPrefetcher, item: CacheItem, err: OSError) -> NoReturn:

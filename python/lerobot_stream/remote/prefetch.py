@@ -415,10 +415,8 @@ class VideoPrefetcher:
                 if action == "size":
                     learn_size(self, key, item)
                     continue
-                if action == "download":  # complete and pinned, unless released meanwhile
-                    backing = download_entry(self, key, item, size, background=not demand)
-                    if backing is not None:
-                        return backing
+                if action == "download":  # then the next look finds it ready (or gone)
+                    download_entry(self, key, item, size, background=not demand)
                     continue
                 if demand and action == "wait-room":  # Note [Lingering pins]: while a lease waits
                     drop_idle_pins(self)  # for room, this prefetcher pins only what is decoded
