@@ -396,3 +396,52 @@ def test_settle_after_releasing_a_download_in_flight_leaves_nothing(served, tmp_
             assert data_files(tmp_path) == []
             assert state_records(tmp_path) == {}
             assert prefetcher.stats.bytes_downloaded < SIZES["a.mp4"]
+
+
+def test_reacquiring_an_entry_whose_download_is_still_running_keeps_its_bytes_whole(served, tmp_path):
+    """Note [Unreferenced downloads]: the download has all its bytes and is about to rename them into
+    place when its entry is released, the record is pruned by a locked step, and the entry is
+    acquired again: the entry a lease then reads is the server's file, whole."""
+    server, contents = served
+    url = f"{server.url}/b.mp4"
+    with VideoPrefetcher(tmp_path, max_bytes=10 << 20, **FAST) as prefetcher:
+        state = prefetcher._state
+        finishing, go_on, second, settled = (threading.Event() for _ in range(4))
+        finish, open_part, commit, discard = state.finish, state.open_part, state.commit, state.discard
+
+        def held_finish(part: Any) -> int:  # the first download waits here, its bytes written
+            if not finishing.is_set():
+                finishing.set()
+                assert go_on.wait(30)
+            return finish(part)
+
+        def watched_open(key: str, owner: str) -> Any:  # a second download of the entry (a bug)
+            part = open_part(key, owner)
+            if finishing.is_set():
+                second.set()
+                settled.wait(30)  # let the first one end while this one has truncated its file
+            return part
+
+        def then_settled(method: Callable[..., Any]) -> Callable[..., Any]:
+            def call(*args: Any) -> Any:
+                try:
+                    return method(*args)
+                finally:
+                    settled.set()
+
+            return call
+
+        state.finish, state.open_part = held_finish, watched_open  # type: ignore[method-assign]
+        state.commit, state.discard = then_settled(commit), then_settled(discard)  # type: ignore[method-assign]
+        prefetcher.acquire(url, expected_size=SIZES["b.mp4"])
+        assert finishing.wait(30), "the background download never finished"
+        prefetcher.release(url)  # no reference left, the download still running
+        prefetcher.cached_bytes()  # a locked step: it prunes the record
+        prefetcher.acquire(url, expected_size=SIZES["b.mp4"])
+        second.wait(0.5)  # a second download of the entry would start now
+        go_on.set()
+        with prefetcher.lease(url, timeout=30) as path:
+            assert path.read_bytes() == contents["b.mp4"]
+        prefetcher.release(url)
+        prefetcher.settle()
+    assert data_files(tmp_path) == []

@@ -21,6 +21,15 @@ to "queued" and their temporary files are deleted, and a file left with no refer
 So a crashed (or SIGKILLed) process never leaks references or bytes beyond the next operation of
 any other process. The cache directory must be local to one node (one pid namespace).
 
+Note [Unreferenced downloads]
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+A record whose references all went while its owner still downloads it stays until that download
+ends (``release`` keeps it, and so does pruning): the downloader checks the record when it stops or
+finishes and then drops it. Pruning used to drop it at once; the same process could then acquire the
+entry again, claim a fresh download of it, and open the same temporary file (``.<key>.part-<owner>``)
+with truncation while the first download was about to rename it into place: the entry became an
+empty file that a lease then read (a random three-process test caught it in about 1 run of 12).
+
 Note [State slots]
 ~~~~~~~~~~~~~~~~~~
 The record is written to two slot files in turn, ``.state.0`` and ``.state.1``, each holding
@@ -330,7 +339,9 @@ class CacheState:
                 _unlink(self.part_path(key, downloader))
                 record["downloader"] = None
                 record["status"] = "queued"
-            if not record["refs"]:
+            # A live download keeps its record (Note [Unreferenced downloads]); it drops the record
+            # itself when it ends and nobody references the entry.
+            if not record["refs"] and record["status"] != "downloading":
                 self.forget(files, key)
 
     def forget(self, files: dict[str, dict[str, Any]], key: str) -> None:
