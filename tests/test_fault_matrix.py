@@ -36,21 +36,29 @@ CHILD = textwrap.dedent(
     from lerobot_stream import RetryPolicy, StreamingLeRobotDataset
     url, cache, mode, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     policy = RetryPolicy(retries=2, backoff_s=0.05, max_backoff_s=0.1, timeout_s=3)
-    try:
-        ds = StreamingLeRobotDataset("synth", root=url, video_cache_dir=cache, num_workers=workers,
-                                     episode_pool_size=2, remote_retry=policy, video_cache_max_bytes=1 << 20)
-        loader = DataLoader(ds, batch_size=2, num_workers=workers, timeout=60 if workers else 0)
-        it = iter(loader)
-        next(it)
-        print("FIRST", flush=True)
-        if mode == "kill-worker":
-            os.kill(it._workers[0].pid, signal.SIGKILL)
-        elif mode == "kill-server":
-            sys.stdin.readline()  # the parent stopped the server
-        n = sum(1 for _ in it)
-        print("DONE", n, flush=True)
-    except Exception as err:
+
+    def report(err):
         print("ERROR", type(err).__name__, str(err).strip().splitlines()[-1][:600], flush=True)
+
+    try:
+        try:
+            ds = StreamingLeRobotDataset("synth", root=url, video_cache_dir=cache, num_workers=workers,
+                                         episode_pool_size=2, remote_retry=policy,
+                                         video_cache_max_bytes=1 << 20)
+            loader = DataLoader(ds, batch_size=2, num_workers=workers, timeout=60 if workers else 0)
+            it = iter(loader)
+            next(it)
+            print("FIRST", flush=True)
+            if mode == "kill-worker":
+                os.kill(it._workers[0].pid, signal.SIGKILL)
+            elif mode == "kill-server":
+                sys.stdin.readline()  # the parent stopped the server
+            n = sum(1 for _ in it)
+            print("DONE", n, flush=True)
+        except Exception as err:
+            report(err)
+    except Exception as err:  # torch's SIGCHLD handler may raise again while the first is reported
+        report(err)
     """
 )
 
