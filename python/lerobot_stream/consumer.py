@@ -55,17 +55,17 @@ def freeze_inherited_objects() -> None:
 
     Note [Garbage collection in workers]
     ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-    A worker inherits every object of the training process (torch's modules, the dataset's
-    metadata): hundreds of thousands of tracked objects. Python's full collections walk all of them,
-    triggered by allocation counts, and the sample loop allocates steadily (dicts, tensors, the
-    remote cache's records): measured on a 2-camera dataset over HTTP, collections took about a
-    fifth of a consumer's CPU. ``gc.freeze()`` (what CPython recommends for forked workers) moves
-    the inherited objects to a permanent generation once, so later collections walk only what the
-    worker itself allocates; it also stops the collector from writing to the inherited pages
-    (copy-on-write). Only in workers: the training process's collector is left
-    alone. No ``gc.collect()`` before it: in a forked child that runs the finalizers of the parent's
-    garbage, and a finalizer that takes a lock another thread of the parent held at the fork (a C++
-    decoder's mutex, a prefetcher's) never returns (seen: both workers of a DataLoader hung there).
+    A worker inherits every object of the training process (torch's modules, the dataset's metadata):
+    hundreds of thousands of tracked objects. Python's full collections walk all of them, triggered by
+    allocation counts, and the sample loop allocates steadily (dicts, tensors, the remote cache's
+    records): measured on a 2-camera dataset over HTTP, collections took about a fifth of a consumer's
+    CPU. ``gc.freeze()`` (what CPython recommends for forked workers) moves the inherited objects to a
+    permanent generation once, so later collections walk only what the worker itself allocates; it also
+    stops the collector from writing to the inherited pages (copy-on-write). Only in workers: the
+    training process's collector is left alone. No ``gc.collect()`` before it: in a forked child that
+    runs the finalizers of the parent's garbage, and a finalizer that takes a lock another thread of the
+    parent held at the fork (a C++ decoder's mutex, a prefetcher's) never returns (seen: both workers of
+    a DataLoader hung there).
     """
     gc.freeze()
 

@@ -46,6 +46,7 @@ One builder per consumer; not thread-safe.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -166,13 +167,12 @@ class SampleBuilder:
             sample = self.video_requests(rows, frame, windows)
             items.append((item, len(sample)))
             requests += sample
-            tensors += self._outputs(sample, [self.frame_size(r.key) for r in sample])
-        frames = iter(self.decode(requests, lambda sizes: tensors))
+            tensors += self._outputs(sample)
+        decoded = zip(requests, self.decode(requests, lambda sizes: tensors), strict=True)
         samples = []
         for item, count in items:
             # lerobot squeezes the time axis of a one-frame request (map-style `frames.squeeze(0)`).
-            videos = {r.key: next(frames).squeeze(0) for r in requests[:count]}
-            requests = requests[count:]
+            videos = {r.key: f.squeeze(0) for r, f in itertools.islice(decoded, count)}
             samples.append(self.finish({**videos, **item}))
         return samples
 
@@ -299,20 +299,21 @@ class SampleBuilder:
         self, rows: EpisodeRows, frame: int, windows: dict[str, np.ndarray]
     ) -> dict[str, torch.Tensor]:
         requests = self.video_requests(rows, frame, windows)
-        frames = self.decode(requests, lambda sizes: self._outputs(requests, sizes))
+        frames = self.decode(requests, lambda sizes: self._outputs(requests))
         # lerobot squeezes the time axis of a one-frame request (map-style `frames.squeeze(0)`).
         return {r.key: f.squeeze(0) for r, f in zip(requests, frames, strict=True)}
 
-    def _outputs(
-        self, requests: Sequence[VideoRequest], sizes: Sequence[tuple[int, int] | None]
-    ) -> list[torch.Tensor | None]:
-        """The current sample's tensors to decode ``requests`` into (None: size not known yet)."""
+    def _outputs(self, requests: Sequence[VideoRequest]) -> list[torch.Tensor | None]:
+        """The current sample's tensors to decode ``requests`` into (None: the video's frame size is
+        not known yet, or depth maps, whose size is never recorded here)."""
         tensors: list[torch.Tensor | None] = []
-        for request, size in zip(requests, sizes, strict=True):
-            shape = (len(request.timestamps), 3, *size) if size is not None else None
-            if shape is None or self.is_depth(request.key):
+        for request in requests:
+            size = self.frame_size(request.key)
+            if size is None:
                 tensors.append(None)
-            elif self.slots is None:
+                continue
+            shape = (len(request.timestamps), 3, *size)
+            if self.slots is None:
                 tensors.append(torch.empty(shape, dtype=self.dtype))
             else:  # a slot of the batch the DataLoader will collate (Note [Shared frame blocks])
                 tensors.append(self.slots.frames(request.key, shape, self.dtype))

@@ -339,9 +339,7 @@ class CacheState:
                 _unlink(self.part_path(key, downloader))
                 record["downloader"] = None
                 record["status"] = "queued"
-            # A live download keeps its record (Note [Unreferenced downloads]); it drops the record
-            # itself when it ends and nobody references the entry.
-            if not record["refs"] and record["status"] != "downloading":
+            if unreferenced(record):
                 self.forget(files, key)
 
     def forget(self, files: dict[str, dict[str, Any]], key: str) -> None:
@@ -582,6 +580,12 @@ def read_records(cache_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
 
 def _dumps(files: dict[str, dict[str, Any]]) -> bytes:
     return marshal.dumps({"version": STATE_VERSION, "files": files}, _MARSHAL_FORMAT)
+
+
+def unreferenced(record: dict[str, Any]) -> bool:
+    """Whether an entry's record (and its bytes) can go: no process references it and no download of
+    it runs (a live download drops the record itself when it ends: Note [Unreferenced downloads])."""
+    return not record["refs"] and record["status"] != "downloading"
 
 
 def resident_bytes(files: dict[str, dict[str, Any]]) -> int:

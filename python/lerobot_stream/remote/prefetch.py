@@ -86,6 +86,7 @@ from lerobot_stream.remote.cache_state import (
     new_record,
     owner_id,
     resident_bytes,
+    unreferenced,
 )
 from lerobot_stream.remote.entry_download import DownloadStopped, download_entry, learn_size, next_action
 from lerobot_stream.remote.retry import RemoteFileError, RetryPolicy
@@ -263,7 +264,7 @@ class VideoPrefetcher:
                     record["refs"][self._owner] -= 1
                     if not record["refs"][self._owner]:
                         del record["refs"][self._owner]
-                    if not record["refs"] and record["status"] != "downloading":
+                    if unreferenced(record):
                         self._state.forget(files, key)
         with self._changed:
             self._changed.notify_all()
