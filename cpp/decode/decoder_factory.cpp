@@ -1,8 +1,9 @@
 #include "decode/decoder_factory.h"
 
-#include <cstdlib>
+#include <algorithm>
+#include <charconv>
 #include <mutex>
-#include <regex>
+#include <string_view>
 
 #include "av/cpu_decoder.h"
 #include "common/errors.h"
@@ -17,12 +18,22 @@
 
 namespace lrs {
 
+// No std::regex here: in the CUDA build on the GPU image a static std::regex crashed the process
+// (segfault on the first parse, even of "cpu"), most likely through std::locale across two C++
+// runtimes in one process; a hand parse of "cpu" / "cuda" / "cuda:N" (N: 1 to 4 digits) needs none.
 DecodeDevice parse_decode_device(const std::string& text) {
-  static const std::regex cuda(R"(cuda(?::(\d{1,4}))?)");
-  std::smatch m;
   if (text == "cpu") return DecodeDevice{};
-  if (std::regex_match(text, m, cuda)) {
-    return DecodeDevice{DeviceKind::kCUDA, m[1].matched ? std::atoi(m[1].str().c_str()) : 0};
+  const std::string_view view(text);
+  if (view == "cuda") return DecodeDevice{DeviceKind::kCUDA, 0};
+  if (view.starts_with("cuda:")) {
+    const std::string_view digits = view.substr(5);
+    int index = 0;
+    const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), index);
+    const bool all_digits = std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits.empty() && digits.size() <= 4 && all_digits && error == std::errc() &&
+        end == digits.data() + digits.size()) {
+      return DecodeDevice{DeviceKind::kCUDA, index};
+    }
   }
   throw InvalidInput("device must be 'cpu', 'cuda' or 'cuda:N' (N = GPU index), got '" + text + "'");
 }
