@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <sstream>
 
 extern "C" {
@@ -89,10 +90,19 @@ void CpuVideoDecoder::decode_into(std::span<const double> timestamps_s, double t
   const std::vector<int64_t> wanted = prepare_fill(*frames_, info_, path_, DecodeDevice{}, timestamps_s, tolerance_s, out);
   stats_.frames_requested += static_cast<int64_t>(wanted.size());
   const int64_t frame_bytes = 3 * info_.height * info_.width * pixel_bytes(out.dtype);
+  size_t converted_slot = SIZE_MAX;  // the slot of the frame the converter holds
   fill_in_presentation_order(  // Note [Batch fill]
-      wanted, [&](int64_t frame, size_t slot) { convert(&decode_frame(frame), out.frames[slot], out.dtype); },
+      wanted,
+      [&](int64_t frame, size_t slot) {
+        convert(&decode_frame(frame), out.frames[slot], out.dtype);
+        converted_slot = slot;
+      },
       [&](size_t from, size_t to) {
-        std::copy_n(out.frames[from], frame_bytes, out.frames[to]);
+        if (from == converted_slot) {
+          rgb_.repeat_last(out.frames[to], out.dtype);  // Note [Repeated frames] in av/rgb_converter.cpp
+        } else {
+          std::copy_n(out.frames[from], frame_bytes, out.frames[to]);
+        }
         ++stats_.frames_reused;
       });
 }

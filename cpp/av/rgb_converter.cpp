@@ -1,5 +1,7 @@
 #include "av/rgb_converter.h"
 
+#include <stdexcept>
+
 extern "C" {
 #include <libavutil/pixdesc.h>
 }
@@ -52,16 +54,31 @@ void RgbConverter::convert(const AVFrame* frame, uint8_t* out, PixelType dtype, 
   // rounded row (64-byte aligned, as libav's own frames have) makes every column convert.
   const int width = frame->width;
   const int height = frame->height;
-  const int64_t plane = static_cast<int64_t>(width) * height;
   const int stride = (3 * ((width + 15) & ~15) + 63) & ~63;
   constexpr size_t kSimdSlack = 256;  // vector stores may also run past the last row's end
   packed_rgb_.resize(static_cast<size_t>(stride) * static_cast<size_t>(height) + kSimdSlack);
   uint8_t* packed[4] = {packed_rgb_.data(), nullptr, nullptr, nullptr};
   int packed_stride[4] = {stride, 0, 0, 0};
   sws_scale(sws_.get(), frame->data, frame->linesize, 0, height, packed, packed_stride);
+  packed_stride_ = stride;
+  repeat_last(out, dtype);
+}
+
+// Note [Repeated frames]
+// ~~~~~~~~~~~~~~~~~~~~~~
+// A window clamped at an episode edge, or SARM's rewind steps, ask for one frame several times in a
+// batch (Note [Batch fill]). The packed RGB24 frame is still here when the repeats come (they follow
+// their frame's decode), and splitting it again reads 0.9 MB and writes the output once, where
+// copying the first output reads and writes it: for float32 3.7 MB each way, three times the split's
+// cost (a third of the memory copies in SARM float32 batches). The values are the split's own.
+void RgbConverter::repeat_last(uint8_t* out, PixelType dtype) const {
+  if (packed_stride_ == 0) throw std::logic_error("RgbConverter::repeat_last before any convert");
+  const int width = src_width_;
+  const int height = src_height_;
+  const int64_t plane = static_cast<int64_t>(width) * height;
   // One pass from the packed rows to the planes, in the output's type (Note [Float frames]).
   for (int y = 0; y < height; ++y) {
-    const uint8_t* src = packed_rgb_.data() + static_cast<ptrdiff_t>(y) * stride;
+    const uint8_t* src = packed_rgb_.data() + static_cast<ptrdiff_t>(y) * packed_stride_;
     const int64_t row = static_cast<int64_t>(y) * width;
     if (dtype == PixelType::kFloat32) {
       float* planes = reinterpret_cast<float*>(out);

@@ -23,12 +23,17 @@ class RgbConverter {
   // InvalidInput naming `path` when the pixel format cannot be converted.
   void convert(const AVFrame* frame, uint8_t* out, PixelType dtype, const std::string& path);
 
+  // Writes the last converted frame again to `out` (a repeated request: Note [Repeated frames]).
+  // Requires an earlier convert() of this object; `dtype` may differ from that call's.
+  void repeat_last(uint8_t* out, PixelType dtype) const;
+
   // AVColorSpace of the last converted frame (-1 before the first).
   int last_colorspace() const { return colorspace_; }
 
  private:
   UniqueSwsContext sws_;
   std::vector<uint8_t> packed_rgb_;  // RGB24 staging for one frame (Note [RGB conversion])
+  int packed_stride_ = 0;            // bytes per row of packed_rgb_; 0 before the first convert()
   int src_format_ = -1;
   int src_width_ = 0;
   int src_height_ = 0;

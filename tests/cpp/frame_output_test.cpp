@@ -73,6 +73,28 @@ TEST(DecodeInto, WritesTheRequestedFramesIntoCallerMemory) {
   EXPECT_TRUE(std::all_of(memory.begin() + 4 * frame_bytes, memory.end(), [](uint8_t v) { return v == 0; }));
 }
 
+// Repeats of a frame in one request (Note [Repeated frames]) hold the bytes a request of that frame
+// alone gets, in both dtypes, wherever the repeats sit in the request.
+TEST(DecodeInto, RepeatedFramesEqualTheFrameDecodedAlone) {
+  ClipSpec s;
+  s.width = 70;  // not a multiple of swscale's 8-pixel groups
+  s.gop = 10;
+  CpuVideoDecoder batch_decoder(lrs::test::clip_path(s));
+  CpuVideoDecoder single_decoder(lrs::test::clip_path(s));
+  const std::vector<int64_t> want = {21, 4, 21, 21, 4, 33, 21};
+  for (PixelType dtype : {PixelType::kUInt8, PixelType::kFloat32}) {
+    const lrs::FrameBatch batch = batch_decoder.get_frames_at(times_of(want, s.fps), 1e-4, dtype);
+    const int64_t frame_bytes = batch.size_bytes() / static_cast<int64_t>(want.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      const lrs::FrameBatch alone = single_decoder.get_frames_at(times_of({want[i]}, s.fps), 1e-4, dtype);
+      ASSERT_EQ(alone.size_bytes(), frame_bytes);
+      EXPECT_EQ(std::memcmp(batch.data + static_cast<int64_t>(i) * frame_bytes, alone.data, frame_bytes), 0)
+          << "slot " << i << " (frame " << want[i] << "), " << lrs::pixel_type_name(dtype);
+    }
+  }
+  EXPECT_EQ(batch_decoder.stats().frames_reused, 2 * 4);  // per dtype: 21 three more times, 4 once more
+}
+
 TEST(DecodeInto, RefusesMemoryOfTheWrongSizeOrCountNamingTheFile) {
   ClipSpec s;
   const std::string path = lrs::test::clip_path(s);
