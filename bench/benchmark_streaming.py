@@ -29,7 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from decode_limit import cores, dataset_video_files, limit_fields, sequential_rate
-from stream_metrics import RunRecorder, TreeRssSampler, tree_cpu_seconds, write_results
+from stream_metrics import RunRecorder, TreeRssSampler, write_results
 from stream_peers import PEERS, BenchConfig, lerobot_unavailable_reason
 
 DEFAULT_SYNTH_ROOT = Path("data/bench-synth")
@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = p.add_argument_group("run")
     run.add_argument("--max-batches", type=int, default=None, help="stop after this many batches")
     run.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+    run.add_argument(
+        "--warmup-s",
+        type=float,
+        default=0.0,
+        help="start the steady window at the first batch this many seconds in (default 0: the first batch)",
+    )
     run.add_argument(
         "--consumer-ms", type=float, default=0.0, help="simulated training step per batch (default 0)"
     )
@@ -202,10 +208,10 @@ def _to_device(batch: dict[str, Any], device: str) -> dict[str, Any]:
 def run_peer(peer: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Consumes ``peer``'s DataLoader until --max-batches / --seconds / the epoch ends."""
     loader = peer.loader()
-    recorder = RunRecorder(peer.camera_keys)
     batches = 0
     cpu_at_end = None
     with TreeRssSampler() as rss:
+        recorder = RunRecorder(peer.camera_keys, cpu_clock=rss.loader_cpu_seconds, warmup_s=args.warmup_s)
         recorder.start = time.perf_counter()
         it = iter(loader)
         while True:
@@ -225,7 +231,7 @@ def run_peer(peer: Any, args: argparse.Namespace) -> dict[str, Any]:
             if args.consumer_ms:
                 time.sleep(args.consumer_ms / 1e3)
         end = time.perf_counter()
-        cpu_at_end = tree_cpu_seconds()
+        cpu_at_end = rss.loader_cpu_seconds()
         del it  # shuts the workers down before the next peer starts
     extra = {"decode_backend": peer.decode_backend} if hasattr(peer, "decode_backend") else {}
     if callable(getattr(loader, "stats", None)):  # ours' decode stage: frames per backend, waits

@@ -6,7 +6,9 @@ runs the C++ harness (sequential and random passes, one thread) and the streamin
 ``single`` and ``sarm`` with float32 and uint8 frames (ours with the plain DataLoader and with
 dataset-built batches), optionally the same with a baseline install (``--baseline-python``), and
 prints one table. Every figure of a row comes from one run, so ratios hold on a busy machine; the
-load average is printed with them.
+load average is printed with them. Each run measures ``--seconds`` after ``--warmup-s`` of warm-up
+(default 15 s: the DataLoader's pipeline fills and our shared frame blocks are made in it; a
+training run lasts hours, so the rate after it is the one that matters; bench/README.md).
 
     python bench/cpu_throughput.py --root data/w13 --seconds 30
     python bench/cpu_throughput.py --root data/w13 --baseline-python /path/to/main/.venv/bin/python
@@ -79,7 +81,14 @@ def harness(root: Path, samples: int) -> dict[str, Any]:
 
 
 def streaming(
-    python: str, root: Path, mode: str, uint8: bool, seconds: float, out_dir: Path, peers: list[str]
+    python: str,
+    root: Path,
+    mode: str,
+    uint8: bool,
+    seconds: float,
+    warmup_s: float,
+    out_dir: Path,
+    peers: list[str],
 ):
     args = [python, str(REPO / "bench/benchmark_streaming.py"), "--root", str(root), "--mode", mode]
     args += [
@@ -90,7 +99,9 @@ def streaming(
         "--episode-pool-size",
         "16",
         "--seconds",
-        str(seconds),
+        str(warmup_s + seconds),
+        "--warmup-s",
+        str(warmup_s),
     ]
     args += ["--out-dir", str(out_dir), *peers, *(["--uint8"] if uint8 else [])]
     run(args, cwd=REPO)
@@ -116,7 +127,13 @@ def row(label: str, r: dict[str, Any], limit: float | None, limit_cpu: float | N
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", type=Path, default=REPO / "data/w13")
-    p.add_argument("--seconds", type=float, default=30.0, help="per peer and cell")
+    p.add_argument("--seconds", type=float, default=30.0, help="measured seconds per peer and cell")
+    p.add_argument(
+        "--warmup-s",
+        type=float,
+        default=15.0,
+        help="seconds before the measured window (while the pipelines fill and shared blocks are made)",
+    )
     p.add_argument("--harness-samples", type=int, default=1500)
     p.add_argument("--baseline-python", help="a python whose lerobot_stream is the baseline (ours only)")
     p.add_argument("--out-dir", type=Path, default=REPO / "bench/results/cpu_throughput")
@@ -135,7 +152,14 @@ def main(argv: list[str] | None = None) -> int:
         for uint8 in (False, True):
             cell = f"{mode}-{'uint8' if uint8 else 'float32'}"
             results = streaming(
-                python, args.root, mode, uint8, args.seconds, args.out_dir / cell, ["--compare-batched"]
+                python,
+                args.root,
+                mode,
+                uint8,
+                args.seconds,
+                args.warmup_s,
+                args.out_dir / cell,
+                ["--compare-batched"],
             )
             limit = results["ours"].get("decode_limit_frames_per_s")
             limit_cpu = results["ours"].get("decode_limit_frames_per_cpu_s")
@@ -146,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                     mode,
                     uint8,
                     args.seconds,
+                    args.warmup_s,
                     args.out_dir / f"{cell}-baseline",
                     [],
                 )
@@ -167,7 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{lim['ratio_to_limit_cpu']:.2f} CPU; random / frame-mix limit: {lim['frame_mix']['ratio']:.2f}; "
         f"keyframe {seq['keyframe_decode_ms']:.2f} ms, other frame {seq['other_frame_decode_ms']:.2f} ms"
     )
-    print(f"\n## streaming, 2 workers, batch 16 (load average {load_before[0]:.1f} -> {load_after[0]:.1f})")
+    print(
+        f"\n## streaming, 2 workers, batch 16, {args.seconds:.0f} s measured after "
+        f"{args.warmup_s:.0f} s of warm-up (load average {load_before[0]:.1f} -> {load_after[0]:.1f})"
+    )
     print("\n".join(lines))
     (args.out_dir / "harness.json").write_text(json.dumps(h, indent=2))
     return 0

@@ -10,6 +10,9 @@ Definitions:
     frames: decoded camera frames delivered (a sample with K cameras and T timestamps each is K*T).
     steady: from the first batch's arrival to the last one; ``frames_per_s_node`` and
         ``samples_per_s`` count batches after the first over it (start-up is ``first_batch_latency_s``).
+        With ``--warmup-s W`` the window opens at the first batch W seconds or more after the start
+        instead: a loader that sets up memory while its pipeline fills (our reused shared blocks,
+        created during the first batches) is then measured at the rate a long run sees.
     sample latency: worker-side seconds to produce one sample (see Note [Worker-side probes]).
     prefetch wait: the consumer asked for a batch and none was ready (waited > 1 ms).
     peak_rss_gb: max over time of the summed RSS of the process tree (shared pages count once per
@@ -17,14 +20,14 @@ Definitions:
     peak_pss_gb: max over time of the summed PSS of the process tree (a page shared by N processes
         counts 1/N in each): the memory the loader really holds. A batch in shared memory that both
         a worker (which reuses the block) and the main process map counts once here, twice in RSS.
-        Null where ``/proc/<pid>/smaps_rollup`` is missing (not Linux).
+        Sampled every 2 s (Note [Sampler cost]); null where ``/proc/<pid>/smaps_rollup`` is missing.
     peak_node_memory_gb: max over time of the node's used memory (``MemTotal - MemAvailable``) above
         its value when the run started. Unlike PSS it also counts shared memory no process maps at
         that moment (a batch in transit between a worker and the main process, held only by a file
         descriptor) and counts every process on the node, so run it on a quiet machine.
     frames_per_cpu_s: frames delivered in the steady window per CPU second the process tree (main +
-        workers) used in it: the loader's cost per frame, which other load on the machine barely
-        changes (wall-clock rates do).
+        workers, less the memory sampler's own thread: Note [Sampler cost]) used in it: the loader's
+        cost per frame, which other load on the machine barely changes (wall-clock rates do).
     decoded_per_requested: frames the peer's decoders decoded per frame asked for (null where the
         peer does not count them).
     dtype: the camera tensors' dtype as the consumer received them.
@@ -40,7 +43,7 @@ import os
 import resource
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -141,9 +144,19 @@ def tree_cpu_seconds() -> float:
 
 
 class TreeRssSampler:
-    """Background thread recording the peak RSS and PSS of this process and its descendants."""
+    """Background thread recording the peak RSS and PSS of this process and its descendants.
 
-    def __init__(self, interval_s: float = 0.2) -> None:
+    Note [Sampler cost]
+    ~~~~~~~~~~~~~~~~~~~
+    Reading ``smaps_rollup`` walks a process's page tables: with float32 batches in shared blocks
+    (about 1 GB mapped per worker) one PSS sample of the tree costs about 36 ms of CPU. Sampled
+    with RSS every 0.2 s, that was 18 % of a core, billed to the loader's CPU seconds and taken
+    from its cores, more for float32 than for uint8 (four times the mapped pages). PSS is now
+    sampled every ``pss_interval_s`` (and when the run ends), and the thread's own CPU time
+    (``own_cpu_s``) is left out of ``loader_cpu_seconds()``.
+    """
+
+    def __init__(self, interval_s: float = 0.2, pss_interval_s: float = 2.0) -> None:
         try:
             import psutil  # noqa: F401
 
@@ -151,26 +164,40 @@ class TreeRssSampler:
         except ImportError:
             self._measure = _tree_rss_proc
         self._interval = interval_s
+        self._pss_interval = pss_interval_s
+        self._next_pss = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
         self.peak_bytes = 0
         self.peak_pss_bytes: int | None = None
         self._node_start = node_used_bytes()
         self.peak_node_bytes: int | None = None
+        self.own_cpu_s = 0.0
 
-    def _sample(self) -> None:
+    def _sample(self, pss: bool) -> None:
         self.peak_bytes = max(self.peak_bytes, self._measure())
-        pss = tree_pss_bytes()
-        if pss is not None:
-            self.peak_pss_bytes = max(self.peak_pss_bytes or 0, pss)
+        if pss:
+            value = tree_pss_bytes()
+            if value is not None:
+                self.peak_pss_bytes = max(self.peak_pss_bytes or 0, value)
         node = node_used_bytes()
         if node is not None and self._node_start is not None:
             self.peak_node_bytes = max(self.peak_node_bytes or 0, node - self._node_start)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._sample()
+            start = time.thread_time()
+            now = time.perf_counter()
+            pss = now >= self._next_pss
+            if pss:
+                self._next_pss = now + self._pss_interval
+            self._sample(pss)
+            self.own_cpu_s += time.thread_time() - start
             self._stop.wait(self._interval)
+
+    def loader_cpu_seconds(self) -> float:
+        """``tree_cpu_seconds()`` less this sampler's own CPU time (Note [Sampler cost])."""
+        return tree_cpu_seconds() - self.own_cpu_s
 
     def __enter__(self) -> TreeRssSampler:
         self._thread.start()
@@ -179,7 +206,7 @@ class TreeRssSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self._sample()
+        self._sample(pss=True)
 
 
 def _frames_in(batch: Mapping[str, Any], camera_keys: list[str]) -> int:
@@ -197,10 +224,21 @@ def _shuffle_fraction(episodes: torch.Tensor, frames: torch.Tensor) -> float:
 class RunRecorder:
     """Accumulates one peer's batches; ``summary()`` returns the reference-design keys."""
 
-    def __init__(self, camera_keys: list[str]) -> None:
+    def __init__(
+        self,
+        camera_keys: list[str],
+        cpu_clock: Callable[[], float] = tree_cpu_seconds,
+        warmup_s: float = 0.0,
+    ) -> None:
+        """``cpu_clock``: the loader's CPU seconds so far (``TreeRssSampler.loader_cpu_seconds``).
+        ``warmup_s``: the steady window starts at the first batch at least this long after ``start``
+        (0: at the first batch)."""
         self.camera_keys = camera_keys
+        self.cpu_clock = cpu_clock
+        self.warmup_s = warmup_s
         self.start = time.perf_counter()
         self.first_batch_at: float | None = None
+        self.window_start: float | None = None
         self.timeline: list[dict[str, float]] = []
         self.latencies: list[np.ndarray] = []
         self.worker_stats: dict[int, np.ndarray] = {}
@@ -212,7 +250,7 @@ class RunRecorder:
         self.samples_steady = 0
         self.image_shape: list[int] | None = None
         self.dtype: str | None = None
-        self.cpu_at_first_batch: float | None = None
+        self.cpu_at_window_start: float | None = None
 
     def record(self, batch: Mapping[str, Any], wait_s: float) -> None:
         """One batch the consumer received after waiting ``wait_s`` for it."""
@@ -222,10 +260,13 @@ class RunRecorder:
         samples = int(latency.shape[0])
         if self.first_batch_at is None:
             self.first_batch_at = now
-            self.cpu_at_first_batch = tree_cpu_seconds()
             if self.camera_keys and self.camera_keys[0] in batch:
                 self.image_shape = list(batch[self.camera_keys[0]].shape[-3:])
                 self.dtype = str(batch[self.camera_keys[0]].dtype).removeprefix("torch.")
+        if self.window_start is None:
+            if now - self.start >= self.warmup_s:  # this batch opens the steady window
+                self.window_start = now
+                self.cpu_at_window_start = self.cpu_clock()
         else:
             self.frames_steady += frames
             self.samples_steady += samples
@@ -263,7 +304,7 @@ class RunRecorder:
     ) -> dict[str, Any]:
         """The reference-design keys measured by this run (null where unmeasurable).
 
-        ``cpu_at_end``: ``tree_cpu_seconds()`` when the last batch arrived (before the workers stop).
+        ``cpu_at_end``: ``cpu_clock()`` when the last batch arrived (before the workers stop).
         """
         lat_ms = np.concatenate(self.latencies) * 1e3 if self.latencies else np.array([math.nan])
         totals = np.nansum(np.stack(list(self.worker_stats.values())), axis=0) if self.worker_stats else None
@@ -279,11 +320,11 @@ class RunRecorder:
         hits, misses, evictions, decode_s, fetch_s, decoded, requested = (stat(i) for i in range(7))
         worker_s = float(np.nansum(lat_ms) / 1e3)
         total = end - self.start
-        steady = end - self.first_batch_at if self.first_batch_at is not None else math.nan
+        steady = end - self.window_start if self.window_start is not None else math.nan
         lookups = (hits or 0) + (misses or 0)
         cpu_steady = (
-            cpu_at_end - self.cpu_at_first_batch
-            if cpu_at_end is not None and self.cpu_at_first_batch is not None
+            cpu_at_end - self.cpu_at_window_start
+            if cpu_at_end is not None and self.cpu_at_window_start is not None
             else None
         )
         return {
@@ -317,6 +358,7 @@ class RunRecorder:
             "peak_pss_gb": None if peak_pss_bytes is None else peak_pss_bytes / 2**30,
             "peak_node_memory_gb": None if peak_node_bytes is None else peak_node_bytes / 2**30,
             "total_time_s": total,
+            "warmup_s": self.warmup_s,
             "steady_time_s": steady,
             "decode_s_total": decode_s,
             "fetch_s_total": fetch_s,
