@@ -15,9 +15,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, default_collate
 
-from lerobot_stream import StreamingLeRobotDataset
+from lerobot_stream import StreamingLeRobotDataset, _core
 from lerobot_stream.decoding import decode_parallelism
-from lerobot_stream.shared_frames import BlockPool, FrameSlots, SharedFrames
+from lerobot_stream.shared_frames import BlockPool, FrameSlots, SharedFrames, block_tensor
 from reference_lerobot import ReferenceLeRobotDataset
 from streaming_helpers import assert_batches_equal, assert_same_sample, run_loader
 
@@ -192,6 +192,35 @@ def test_frames_that_leave_without_the_shared_collate_are_copied_and_their_block
         assert type(batch) is torch.Tensor and batch[:, 0, 0, 0].tolist() == list(range(BATCH))
         del stacked
     assert pool.stats()["held"] == 1  # the blocks nobody will release are not kept
+
+
+def test_a_pipeline_that_deepens_again_reuses_its_blocks_and_a_shallow_one_lets_the_surplus_go() -> None:
+    pool = BlockPool(max_free=1)
+
+    def cycle(depth: int) -> None:
+        """``depth`` batches in flight at once (filled, sent), then all released by the consumer."""
+        filling = []
+        for _ in range(depth):
+            block = pool.acquire(256)
+            filling.append((block.data_ptr(), block_tensor(block, (256,), torch.uint8)))  # its frames
+        for pointer, _ in filling:
+            _core.set_shared_block_state(pointer, 2)  # sent: only the receiver holds it now
+        pointers = [pointer for pointer, _ in filling]
+        del filling, block
+        for pointer in pointers:
+            _core.set_shared_block_state(pointer, 0)  # the receiver freed it
+
+    cycle(3)
+    assert pool.stats()["created"] == 3
+    for _ in range(5):  # the consumer's pace changes: one batch in flight, then three again
+        cycle(1)
+        cycle(3)
+    assert pool.stats()["created"] == 3  # no block made again, no page faulted in again
+    for _ in range(20):
+        cycle(1)
+    assert pool.stats()["held"] <= 2  # a pipeline that stays shallow keeps what it uses
+    cycle(3)
+    assert pool.stats()["held"] == 3
 
 
 def test_decode_parallelism_never_exceeds_the_cores_of_a_consumer() -> None:
