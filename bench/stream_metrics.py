@@ -10,9 +10,9 @@ Definitions:
     frames: decoded camera frames delivered (a sample with K cameras and T timestamps each is K*T).
     steady: from the first batch's arrival to the last one; ``frames_per_s_node`` and
         ``samples_per_s`` count batches after the first over it (start-up is ``first_batch_latency_s``).
-        With ``--warmup-s W`` the window opens at the first batch W seconds or more after the start
-        instead: a loader that sets up memory while its pipeline fills (our reused shared blocks,
-        created during the first batches) is then measured at the rate a long run sees.
+        With ``--warmup-batches N`` the window opens at batch N + 1 instead (batches 1..N are
+        warm-up): a loader that sets up memory while its pipeline fills (our reused shared blocks,
+        made during the first batches) is then measured at the rate a long run sees.
     sample latency: worker-side seconds to produce one sample (see Note [Worker-side probes]).
     prefetch wait: the consumer asked for a batch and none was ready (waited > 1 ms).
     peak_rss_gb: max over time of the summed RSS of the process tree (shared pages count once per
@@ -30,6 +30,8 @@ Definitions:
         cost per frame, which other load on the machine barely changes (wall-clock rates do).
     decoded_per_requested: frames the peer's decoders decoded per frame asked for (null where the
         peer does not count them).
+    shared_blocks_created, shared_blocks_created_steady: shared frame blocks our workers made in the
+        run and in its steady window (each a fresh, page-faulted batch; Note [Block pool size]).
     dtype: the camera tensors' dtype as the consumer received them.
 """
 
@@ -228,20 +230,22 @@ class RunRecorder:
         self,
         camera_keys: list[str],
         cpu_clock: Callable[[], float] = tree_cpu_seconds,
-        warmup_s: float = 0.0,
+        warmup_batches: int = 0,
     ) -> None:
         """``cpu_clock``: the loader's CPU seconds so far (``TreeRssSampler.loader_cpu_seconds``).
-        ``warmup_s``: the steady window starts at the first batch at least this long after ``start``
-        (0: at the first batch)."""
+        ``warmup_batches``: batches after the first that precede the steady window (0: the window
+        opens at the first batch)."""
         self.camera_keys = camera_keys
         self.cpu_clock = cpu_clock
-        self.warmup_s = warmup_s
+        self.warmup_batches = warmup_batches
+        self.batches_seen = 0
         self.start = time.perf_counter()
         self.first_batch_at: float | None = None
         self.window_start: float | None = None
         self.timeline: list[dict[str, float]] = []
         self.latencies: list[np.ndarray] = []
         self.worker_stats: dict[int, np.ndarray] = {}
+        self.worker_stats_at_window: dict[int, np.ndarray] = {}
         self.episodes_per_batch: list[int] = []
         self.shuffle_fracs: list[float] = []
         self.waits: list[float] = []
@@ -263,8 +267,9 @@ class RunRecorder:
             if self.camera_keys and self.camera_keys[0] in batch:
                 self.image_shape = list(batch[self.camera_keys[0]].shape[-3:])
                 self.dtype = str(batch[self.camera_keys[0]].dtype).removeprefix("torch.")
+        self.batches_seen += 1
         if self.window_start is None:
-            if now - self.start >= self.warmup_s:  # this batch opens the steady window
+            if self.batches_seen > self.warmup_batches:  # this batch opens the steady window
                 self.window_start = now
                 self.cpu_at_window_start = self.cpu_clock()
         else:
@@ -279,6 +284,8 @@ class RunRecorder:
             latest = stats[workers == w].max(axis=0)  # counters are cumulative per worker
             prev = self.worker_stats.get(int(w))
             self.worker_stats[int(w)] = latest if prev is None else np.fmax(prev, latest)
+        if self.window_start == now:  # counters up to the batch that opened the window are warm-up's
+            self.worker_stats_at_window = {w: v.copy() for w, v in self.worker_stats.items()}
         if "episode_index" in batch:
             episodes = batch["episode_index"].reshape(-1).cpu()
             self.episodes_per_batch.append(int(episodes.unique().numel()))
@@ -317,7 +324,8 @@ class RunRecorder:
         def stat(i: int) -> float | None:
             return None if totals is None or not any_value[i] else float(totals[i])
 
-        hits, misses, evictions, decode_s, fetch_s, decoded, requested = (stat(i) for i in range(7))
+        hits, misses, evictions, decode_s, fetch_s, decoded, requested, blocks = (stat(i) for i in range(8))
+        blocks_before = [v[7] for v in self.worker_stats_at_window.values() if not np.isnan(v[7])]
         worker_s = float(np.nansum(lat_ms) / 1e3)
         total = end - self.start
         steady = end - self.window_start if self.window_start is not None else math.nan
@@ -339,6 +347,8 @@ class RunRecorder:
             "cpu_s_steady": cpu_steady,
             "frames_per_cpu_s": _rate(self.frames_steady, cpu_steady) if cpu_steady else None,
             "decoded_per_requested": decoded / requested if decoded is not None and requested else None,
+            "shared_blocks_created": blocks,
+            "shared_blocks_created_steady": None if blocks is None else blocks - float(sum(blocks_before)),
             "p50_sample_latency_ms": float(np.nanpercentile(lat_ms, 50)),
             "p95_sample_latency_ms": float(np.nanpercentile(lat_ms, 95)),
             "p99_sample_latency_ms": float(np.nanpercentile(lat_ms, 99)),
@@ -358,7 +368,7 @@ class RunRecorder:
             "peak_pss_gb": None if peak_pss_bytes is None else peak_pss_bytes / 2**30,
             "peak_node_memory_gb": None if peak_node_bytes is None else peak_node_bytes / 2**30,
             "total_time_s": total,
-            "warmup_s": self.warmup_s,
+            "warmup_batches": self.warmup_batches,
             "steady_time_s": steady,
             "decode_s_total": decode_s,
             "fetch_s_total": fetch_s,

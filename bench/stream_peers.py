@@ -63,7 +63,16 @@ from oracle import subprocess_env as _oracle_env
 
 Mode = Literal["single", "sarm", "window"]
 FrameDtype = Literal["float32", "uint8"]
-STAT_FIELDS = ("hits", "misses", "evictions", "decode_s", "fetch_s", "frames_decoded", "frames_requested")
+STAT_FIELDS = (
+    "hits",
+    "misses",
+    "evictions",
+    "decode_s",
+    "fetch_s",
+    "frames_decoded",
+    "frames_requested",
+    "shared_blocks_created",
+)
 BENCH_KEYS = ("__bench_worker", "__bench_latency", "__bench_stats")
 
 # lerobot 0.6 lerobot/rewards/sarm/configuration_sarm.py defaults: n_obs_steps=8, frame_gap=30 frames,
@@ -224,7 +233,8 @@ class _ProbedStream(_ProbedIterable):
             reader.read_episode = fetch.wrap(reader.read_episode)
 
         def counters() -> list[float]:
-            cache = self.dataset.stats().get("decoder_cache", {})
+            stats = self.dataset.stats()
+            cache = stats.get("decoder_cache", {})
             values = [float(cache.get(k, math.nan)) for k in ("hits", "misses", "evictions")]
             decoder = cache.get("decoder", {})
             return [
@@ -232,6 +242,7 @@ class _ProbedStream(_ProbedIterable):
                 decode.seconds if decode else math.nan,
                 fetch.seconds if fetch else math.nan,
                 *(float(decoder.get(k, math.nan)) for k in ("frames_decoded", "frames_requested")),
+                float(stats.get("shared_blocks", {}).get("created", math.nan)),
             ]
 
         return counters
