@@ -89,10 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-batches", type=int, default=None, help="stop after this many batches")
     run.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
     run.add_argument(
-        "--warmup-s",
-        type=float,
-        default=0.0,
-        help="start the steady window at the first batch this many seconds in (default 0: the first batch)",
+        "--warmup-batches",
+        type=int,
+        default=0,
+        help="batches after the first left out of the steady window; --seconds then counts from its start",
     )
     run.add_argument(
         "--consumer-ms", type=float, default=0.0, help="simulated training step per batch (default 0)"
@@ -211,7 +211,9 @@ def run_peer(peer: Any, args: argparse.Namespace) -> dict[str, Any]:
     batches = 0
     cpu_at_end = None
     with TreeRssSampler() as rss:
-        recorder = RunRecorder(peer.camera_keys, cpu_clock=rss.loader_cpu_seconds, warmup_s=args.warmup_s)
+        recorder = RunRecorder(
+            peer.camera_keys, cpu_clock=rss.loader_cpu_seconds, warmup_batches=args.warmup_batches
+        )
         recorder.start = time.perf_counter()
         it = iter(loader)
         while True:
@@ -223,7 +225,8 @@ def run_peer(peer: Any, args: argparse.Namespace) -> dict[str, Any]:
             recorder.record(batch, time.perf_counter() - asked)
             _to_device(batch, args.device)
             batches += 1
-            elapsed = time.perf_counter() - recorder.start
+            since = recorder.start if not args.warmup_batches else recorder.window_start
+            elapsed = time.perf_counter() - since if since is not None else 0.0
             if (args.max_batches and batches >= args.max_batches) or (
                 args.seconds and elapsed >= args.seconds
             ):
