@@ -6,7 +6,8 @@ the worker that produced the sample (see Note [Worker-side probes]):
     ``__bench_worker``   DataLoader worker id (0 in the main process)
     ``__bench_latency``  seconds the worker spent producing this sample
     ``__bench_stats``    the worker's cumulative [cache hits, misses, evictions, decode s, fetch s,
-                         frames decoded, frames requested] (NaN where the peer has no such counter)
+                         frames decoded, frames requested, shared blocks made] (``STAT_FIELDS``;
+                         NaN where the peer has no such counter)
 
 Every peer delivers camera frames of the same dtype, ``BenchConfig.dtype``: float32 in [0, 1] by
 default (what lerobot's training code consumes), or uint8 for all of them (``--uint8``); each peer
@@ -394,7 +395,7 @@ class NaiveFrameReader(Dataset):
             item[key] = decoded if key in windows else decoded[0]
         decode_s = time.perf_counter() - decode_start
         self._decode_s = getattr(self, "_decode_s", 0.0) + decode_s
-        stats = [math.nan, math.nan, math.nan, self._decode_s, math.nan, math.nan, math.nan]
+        stats = [self._decode_s if field == "decode_s" else math.nan for field in STAT_FIELDS]
         return {**item, **_probe_fields(time.perf_counter() - start, _worker_id(), stats)}
 
 
