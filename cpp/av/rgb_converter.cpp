@@ -69,8 +69,9 @@ void RgbConverter::convert(const AVFrame* frame, uint8_t* out, PixelType dtype, 
 // A window clamped at an episode edge, or SARM's rewind steps, ask for one frame several times in a
 // batch (Note [Batch fill]). The packed RGB24 frame is still here when the repeats come (they follow
 // their frame's decode), and splitting it again reads 0.9 MB and writes the output once, where
-// copying the first output reads and writes it: for float32 3.7 MB each way, three times the split's
-// cost (a third of the memory copies in SARM float32 batches). The values are the split's own.
+// copying the first output reads and writes it: for float32 3.7 MB each way. About a third of SARM's
+// requested frames are repeats; on such requests the copies took 4.2 % of the CPU, the splits that
+// replace them 2.2 % (perf, float32). The values are the split's own.
 void RgbConverter::repeat_last(uint8_t* out, PixelType dtype) const {
   if (packed_stride_ == 0) throw std::logic_error("RgbConverter::repeat_last before any convert");
   const int width = src_width_;
