@@ -25,6 +25,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from decode_limit import limit_fields
+
 REPO = Path(__file__).resolve().parents[1]
 HARNESS = REPO / "build/cpp-release/bench/cpp/lrs_decode_bench"
 DATASET_ARGS = "--episodes 12 --cameras 2 --height 480 --width 640 --codec av1 --preset 12"
@@ -110,16 +114,16 @@ def streaming(
     return {"ours": result, **result["peers"]}
 
 
-def row(label: str, r: dict[str, Any], limit: float | None, limit_cpu: float | None) -> str:
+def row(label: str, r: dict[str, Any], pooled: dict[str, Any], per_request: float | None) -> str:
+    """A table row of result ``r`` against the pooled limit (``limit_fields``, Note [Decode limit])."""
+
     def f(value: Any, digits: int = 1) -> str:
         return "-" if value is None else f"{value:.{digits}f}"
 
-    ratio = r["frames_per_s_node"] / limit if limit and r.get("frames_per_s_node") else None
-    fpc = r.get("frames_per_cpu_s")
-    ratio_cpu = fpc / limit_cpu if fpc and limit_cpu else None
+    limit = limit_fields(r, pooled, per_request)
     return (
-        f"| {label} | {r.get('dtype')} | {f(r['frames_per_s_node'])} | {f(ratio, 2)} | "
-        f"{f(ratio_cpu, 2)} | {f(r['p50_sample_latency_ms'])} / "
+        f"| {label} | {r.get('dtype')} | {f(r['frames_per_s_node'])} | {f(limit['ratio_to_limit'], 2)} | "
+        f"{f(limit['ratio_to_limit_cpu'], 2)} | {f(r['p50_sample_latency_ms'])} / "
         f"{f(r['p99_sample_latency_ms'])} | {f(r['peak_rss_gb'], 2)} | {f(r.get('peak_pss_gb'), 2)} | "
         f"{f(r.get('peak_node_memory_gb'), 2)} |"
     )
@@ -189,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     # Note [Pooled limit]
     # ~~~~~~~~~~~~~~~~~~~
     # Every cell measures ffmpeg's sequential rate before and after its peers (Note [Decode limit]),
-    # a few seconds each. On a shared VM one such measurement moves by a third from cell to cell (the
-    # machine is still freeing the last peer's gigabytes, or a neighbour is busy), and a cell's ratio
+    # a few seconds each. On a shared VM one such measurement moved by a third from cell to cell
+    # (lowest in a float32 SARM cell; other tenants of the host change it too), and a cell's ratio
     # moves with it. The table divides by the median of all the invocation's measurements instead,
     # on the same files; each cell's own figures stay in its JSON.
     pooled = pooled_sequential([r["ours"] for _, r, _ in cells] + [b for _, _, b in cells if b])
@@ -200,16 +204,13 @@ def main(argv: list[str] | None = None) -> int:
         "|---" * 9 + "|",
     ]
     for mode, results, base in cells:
-        per_request = results["ours"].get("decoded_per_requested")
-        limit = limit_cpu = None
-        if pooled and per_request:
-            limit = (pooled["cores"] or 1) * pooled["frames_per_s"] / per_request
-            limit_cpu = pooled["frames_per_cpu_s"] / per_request
+        per_request = results["ours"].get("decoded_per_requested")  # the baseline does not count it
         if base is not None:
-            lines.append(row(f"{mode} baseline (plain DataLoader)", base, limit, limit_cpu))
-        lines.append(row(f"{mode} ours (plain DataLoader)", results["ours"], limit, limit_cpu))
+            lines.append(row(f"{mode} baseline (plain DataLoader)", base, pooled, per_request))
+        lines.append(row(f"{mode} ours (plain DataLoader)", results["ours"], pooled, per_request))
         batched = results["ours-batched"]
-        lines.append(row(f"{mode} ours (batch_size=16 in the dataset)", batched, limit, limit_cpu))
+        lines.append(row(f"{mode} ours (batch_size=16 in the dataset)", batched, pooled, per_request))
+        limit = limit_fields(batched, pooled, per_request)["decode_limit_frames_per_s"]
         lines[-1] += f" limit {limit:.1f} frames/s" if limit else ""
     load_after = os.getloadavg()
     print("\n## lrs_decode_bench (1 thread, random vs sequential on the same files)")

@@ -238,7 +238,6 @@ class RunRecorder:
         self.camera_keys = camera_keys
         self.cpu_clock = cpu_clock
         self.warmup_batches = warmup_batches
-        self.batches_seen = 0
         self.start = time.perf_counter()
         self.first_batch_at: float | None = None
         self.window_start: float | None = None
@@ -267,12 +266,11 @@ class RunRecorder:
             if self.camera_keys and self.camera_keys[0] in batch:
                 self.image_shape = list(batch[self.camera_keys[0]].shape[-3:])
                 self.dtype = str(batch[self.camera_keys[0]].dtype).removeprefix("torch.")
-        self.batches_seen += 1
-        if self.window_start is None:
-            if self.batches_seen > self.warmup_batches:  # this batch opens the steady window
-                self.window_start = now
-                self.cpu_at_window_start = self.cpu_clock()
-        else:
+        opens_window = self.window_start is None and len(self.timeline) >= self.warmup_batches
+        if opens_window:  # batch warmup_batches + 1 opens the steady window
+            self.window_start = now
+            self.cpu_at_window_start = self.cpu_clock()
+        elif self.window_start is not None:
             self.frames_steady += frames
             self.samples_steady += samples
             self.waits.append(wait_s)
@@ -284,7 +282,7 @@ class RunRecorder:
             latest = stats[workers == w].max(axis=0)  # counters are cumulative per worker
             prev = self.worker_stats.get(int(w))
             self.worker_stats[int(w)] = latest if prev is None else np.fmax(prev, latest)
-        if self.window_start == now:  # counters up to the batch that opened the window are warm-up's
+        if opens_window:  # the counters up to this batch are the warm-up's
             self.worker_stats_at_window = {w: v.copy() for w, v in self.worker_stats.items()}
         if "episode_index" in batch:
             episodes = batch["episode_index"].reshape(-1).cpu()

@@ -55,7 +55,7 @@ class BatchBuilder:
         first: list[torch.Tensor] = []
         if any(builder.frame_size(key) is None for key in rgb):
             # Videos not met yet: the first sample's frames (allocated by the decoder) give the sizes.
-            first = builder.decode(rgb_requests[0], lambda sizes: [None] * len(sizes))
+            first = builder.decode(rgb_requests[0])
         frames: dict[str, torch.Tensor] = {}  # key -> [B, T, 3, H, W]
         blocks: dict[str, torch.UntypedStorage] = {}
         for r in rgb_requests[0]:
@@ -70,10 +70,10 @@ class BatchBuilder:
         rest = [r for sample in rgb_requests[1 if first else 0 :] for r in sample]
         if rest:
             slots = [frames[key][b] for b in range(1 if first else 0, len(chunk)) for key in rgb]
-            builder.decode(rest, lambda sizes: list(slots))
+            builder.decode(rest, slots)
         depth = [r for sample in requests for r in sample if r.key not in rgb]
         if depth:  # depth maps: decoded per sample as lerobot_stream.depth says, then stacked
-            decoded = builder.decode(depth, lambda sizes: [None] * len(sizes))
+            decoded = builder.decode(depth)
             pairs = list(zip(depth, decoded, strict=True))
             for key in cameras:
                 if key not in rgb:

@@ -120,6 +120,7 @@ class SampleBuilder:
         self.slots = slots
         self._images = ImageFeatures(meta.image_keys)
         self._depth = DepthFeatures(meta, depth_output_unit)
+        # per camera, not per file: remote episodes decode from a new ByteSource each time
         self._frame_sizes: dict[str, tuple[int, int]] = {}
         self.checks = VideoChecks(meta, decoder)  # once per camera and file
         self.frames_requested = 0
@@ -168,7 +169,7 @@ class SampleBuilder:
             items.append((item, len(sample)))
             requests += sample
             tensors += self._outputs(sample)
-        decoded = zip(requests, self.decode(requests, lambda sizes: tensors), strict=True)
+        decoded = zip(requests, self.decode(requests, tensors), strict=True)
         samples = []
         for item, count in items:
             # lerobot squeezes the time axis of a one-frame request (map-style `frames.squeeze(0)`).
@@ -232,26 +233,23 @@ class SampleBuilder:
         return requests
 
     def decode(
-        self,
-        requests: Sequence[VideoRequest],
-        outputs: Callable[[list[tuple[int, int] | None]], list[torch.Tensor | None]],
+        self, requests: Sequence[VideoRequest], outputs: Sequence[torch.Tensor | None] | None = None
     ) -> list[torch.Tensor]:
         """Decodes ``requests``; returns one ``[T, 3, H, W]`` tensor per request.
 
-        ``outputs(sizes)`` gets each request's (height, width), or None for a video not decoded yet
-        (and for depth maps), and returns the tensor to decode each request into, or None to let the
-        decoder allocate it (the first time a video is met: its size is learned from the frames).
-        The known ones decode in one call, their files in parallel; depth maps decode as
-        ``lerobot_stream.depth`` says (float32 ``[T, 1, H, W]``). Remote files are held in the local
-        cache while they decode (Note [Prefetch on admit]).
+        ``outputs`` holds the tensor to decode each request into, or None to let the decoder allocate
+        it (the first time a video is met: its size is learned from the frames, see ``frame_size``);
+        no ``outputs``: allocate them all. The given ones decode in one call, their files in
+        parallel; depth maps decode as ``lerobot_stream.depth`` says (float32 ``[T, 1, H, W]``, into
+        no given tensor). Remote files are held in the local cache while they decode (Note
+        [Prefetch on admit]).
         """
         if self._decoder is None:
             raise RuntimeError("this builder emits frame requests; the decode stage decodes them")
         self.frames_requested += sum(len(r.timestamps) for r in requests)
         depth = [self.is_depth(r.key) for r in requests]
-        # Frame sizes are learned per camera: remote episodes decode from a new ByteSource each time.
-        sizes = [None if d else self._frame_sizes.get(r.key) for r, d in zip(requests, depth, strict=True)]
-        tensors = [None if d else t for t, d in zip(outputs(sizes), depth, strict=True)]
+        given = [None] * len(requests) if outputs is None else outputs
+        tensors = [None if d else t for t, d in zip(given, depth, strict=True)]
         with self._videos.local_all([(r.episode, r.key) for r in requests]) as paths:
             if paths is not None:
                 return self._decode_held(requests, paths, depth, tensors)
@@ -299,7 +297,7 @@ class SampleBuilder:
         self, rows: EpisodeRows, frame: int, windows: dict[str, np.ndarray]
     ) -> dict[str, torch.Tensor]:
         requests = self.video_requests(rows, frame, windows)
-        frames = self.decode(requests, lambda sizes: self._outputs(requests))
+        frames = self.decode(requests, self._outputs(requests))
         # lerobot squeezes the time axis of a one-frame request (map-style `frames.squeeze(0)`).
         return {r.key: f.squeeze(0) for r, f in zip(requests, frames, strict=True)}
 

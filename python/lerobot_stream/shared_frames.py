@@ -101,11 +101,11 @@ class BlockPool:
         _core.set_shared_block_state(block.data_ptr(), _FILLING)
         linger = 2 * len(self._blocks)
         free.sort(key=lambda b: self._taken_at.get(b.data_ptr(), 0))  # least recently taken first
-        newest = {id(b) for b in free[len(free) - self._max_free :]} if self._max_free else set()
+        newest = len(free) - self._max_free  # free[newest:] are the max_free last taken
         stay = [
             b
-            for b in free
-            if id(b) in newest or self._acquisitions - self._taken_at.get(b.data_ptr(), 0) <= linger
+            for i, b in enumerate(free)
+            if i >= newest or self._acquisitions - self._taken_at.get(b.data_ptr(), 0) <= linger
         ]
         self._taken_at[block.data_ptr()] = self._acquisitions
         self._blocks = [*kept, *stay, block]
