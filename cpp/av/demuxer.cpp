@@ -1,5 +1,6 @@
 #include "av/demuxer.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -101,24 +102,73 @@ void Demuxer::enter_segment() {
   const int64_t start_pts = *source_->start_pts();
   const std::string where = "start_pts=" + std::to_string(start_pts) + ", media range [" +
                             std::to_string(source_->media_begin()) + ", " + std::to_string(source_->media_end()) + ")";
-  seek_to_keyframe(start_pts);
-  UniquePacket packet(av_packet_alloc());
-  if (!packet) throw std::bad_alloc();
-  int rc = 0;
-  try {
-    rc = read_frame(packet.get());
-  } catch (const InvalidInput& e) {
-    fail("index mismatch: the sample at " + where + " lies outside the fetched bytes (" + e.what() + ")");
-  }
-  if (rc < 0) fail("index mismatch: no sample at " + where + " (" + error_string(rc) + ")");
-  const bool key = (packet->flags & AV_PKT_FLAG_KEY) != 0;
-  if (packet->pos != source_->media_begin() || packet->pts != start_pts || !key) {
-    fail("index mismatch: seeking to " + where + " gives the sample at byte " + std::to_string(packet->pos) +
-         " with pts " + std::to_string(packet->pts) + (key ? " (a keyframe)" : " (not a keyframe)") +
+  const SeekLanding first = find_segment_seek(start_pts);
+  if (first.pos != source_->media_begin() || first.pts != start_pts || !first.key) {
+    const std::string landed = first.pos < 0 ? "no sample" : "the sample at byte " + std::to_string(first.pos) +
+                                                                  " with pts " + std::to_string(first.pts) +
+                                                                  (first.key ? " (a keyframe)" : " (not a keyframe)");
+    fail("index mismatch: seeking to " + where + " gives " + landed +
          "; the media range must start at that keyframe's first byte");
   }
-  av_packet_unref(packet.get());
+  segment_start_pts_ = start_pts;
+  segment_seek_target_ = first.target;
   seek_to_keyframe(start_pts);
+}
+
+Demuxer::SeekLanding Demuxer::landing(int64_t target) {
+  SeekLanding at{target, -1, 0, false};
+  if (av_seek_frame(format_.get(), stream_index_, target, AVSEEK_FLAG_BACKWARD) < 0) return at;
+  UniquePacket packet(av_packet_alloc());
+  if (!packet) throw std::bad_alloc();
+  if (read_frame(packet.get()) >= 0) {
+    at = {target, packet->pos, packet->pts, (packet->flags & AV_PKT_FLAG_KEY) != 0};
+    av_packet_unref(packet.get());
+  }
+  return at;
+}
+
+// Note [Segment seek target]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~
+// libav's mov demuxer seeks on the decode-time axis: it turns the requested pts into a dts by
+// subtracting one offset for the whole stream (the smallest presented pts plus the dts shift) and
+// lands on the last keyframe at or before that dts. When an edit list leaves the first samples out,
+// that offset is not the keyframes' own pts - dts, and seeking to a keyframe's pts lands on an earlier
+// keyframe: for a segment, one outside the fetched bytes. The landing is monotonic in the requested
+// pts, so the segment's first keyframe gets the request that lands on it, searched from its pts
+// (exponential steps, then bisection; one probe when the file's offsets agree, as in lerobot's
+// files). A probe reads one packet with unfetched bytes as zeros: only its position and pts are
+// looked at. Seeks to later keyframes request at least that target, so none lands before the
+// segment; one that lands on an earlier keyframe inside it decodes forward from there.
+Demuxer::SeekLanding Demuxer::find_segment_seek(int64_t start_pts) {
+  const int64_t begin = source_->media_begin();
+  // Signed distance from `begin` in the search's direction: < 0 short of it, >= 0 at or past it.
+  const auto past = [begin](const SeekLanding& at, int64_t direction) { return (at.pos - begin) * direction; };
+  reader_->set_policy(ReadPolicy::kZeroFill);
+  const SeekLanding first = landing(start_pts);
+  SeekLanding found = first;
+  if (first.pos >= 0 && first.pos != begin) {
+    const int64_t direction = first.pos < begin ? 1 : -1;
+    SeekLanding before = first;  // short of `begin`
+    std::optional<SeekLanding> after;
+    for (int64_t step = 1; step <= (int64_t{1} << 40) && !after; step *= 2) {
+      const SeekLanding probe = landing(start_pts + direction * step);
+      if (probe.pos < 0) break;
+      if (past(probe, direction) >= 0) {
+        after = probe;
+      } else {
+        before = probe;
+      }
+    }
+    while (after && after->pos != begin && (after->target - before.target) * direction > 1) {
+      const SeekLanding middle = landing(before.target + (after->target - before.target) / 2);
+      if (middle.pos < 0) break;
+      (past(middle, direction) >= 0 ? *after : before) = middle;
+    }
+    if (after && after->pos == begin) found = *after;
+  }
+  reader_->set_policy(ReadPolicy::kStrict);
+  rethrow_reader_error();
+  return found;
 }
 
 void Demuxer::fill_stream_info(StreamInfo& info) const {
@@ -174,7 +224,11 @@ FrameTable Demuxer::scan_frame_table(int64_t* packets_read) {
 }
 
 void Demuxer::seek_to_keyframe(int64_t keyframe_pts) {
-  const int rc = av_seek_frame(format_.get(), stream_index_, keyframe_pts, AVSEEK_FLAG_BACKWARD);
+  int64_t target = keyframe_pts;
+  if (segment_seek_target_) {  // Note [Segment seek target]
+    target = keyframe_pts == segment_start_pts_ ? *segment_seek_target_ : std::max(keyframe_pts, *segment_seek_target_);
+  }
+  const int rc = av_seek_frame(format_.get(), stream_index_, target, AVSEEK_FLAG_BACKWARD);
   rethrow_reader_error();
   if (rc < 0) {
     fail("seek to pts " + std::to_string(keyframe_pts) + " (" + std::to_string(keyframe_pts * av_q2d(time_base())) +

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "av/av_handles.h"
@@ -26,8 +27,9 @@ namespace lrs::av {
 // A ByteSource with a media range holds one episode's samples: the bytes from the keyframe at or
 // before the episode's first frame to the end of its last sample. The mov demuxer still parses the
 // whole file's sample table from the header, so after opening we seek (pts, AVSEEK_FLAG_BACKWARD)
-// to the source's start_pts and check that the first packet is the keyframe at media_begin (else
-// the index the ranges were computed from disagrees with the file: InvalidInput naming the URL).
+// to the source's start_pts (with the request that lands there: Note [Segment seek target] in
+// demuxer.cpp) and check that the first packet is the keyframe at media_begin (else the index the
+// ranges were computed from disagrees with the file: InvalidInput naming the URL).
 // avformat_find_stream_info runs only after that seek, so its probe reads come from the segment.
 // The scan then reads packets up to the media end (end of file for the demuxer), so the FrameTable
 // holds exactly the segment's frames, on the file's own clock: timestamps stay absolute and frames
@@ -87,6 +89,17 @@ class Demuxer {
   void open_bytes();
   void choose_stream();
   void enter_segment();
+  // Where a seek lands: the first packet after seeking to `target` (pos -1: none).
+  struct SeekLanding {
+    int64_t target = 0;
+    int64_t pos = -1;
+    int64_t pts = 0;
+    bool key = false;
+  };
+  SeekLanding landing(int64_t target);
+  // The request that lands on the packet at media_begin (Note [Segment seek target]); when none
+  // does, where a request for `start_pts` lands.
+  SeekLanding find_segment_seek(int64_t start_pts);
   int read_frame(AVPacket* packet);  // av_read_frame of our stream, rethrowing reader errors
   void rethrow_reader_error();
 
@@ -101,6 +114,9 @@ class Demuxer {
   std::unique_ptr<AVBSFContext, BsfDeleter> bsf_;
   bool bsf_draining_ = false;
   int stream_index_ = -1;
+  // Note [Segment seek target]: the segment's first keyframe's pts and the request landing on it.
+  int64_t segment_start_pts_ = 0;
+  std::optional<int64_t> segment_seek_target_;
 };
 
 }  // namespace lrs::av
