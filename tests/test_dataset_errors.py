@@ -4,11 +4,14 @@ lerobot arguments are accepted with a warning."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -115,3 +118,76 @@ def test_frame_outside_tolerance_raises_lerobots_error(copy_of: Path) -> None:
 def test_deprecated_arguments_warn(make_dataset, kwargs: dict, message: str) -> None:
     with pytest.warns(UserWarning, match=message):
         StreamingLeRobotDataset("synth", root=make_dataset(height=48, width=64), **kwargs)
+
+
+def _rewrite_parquet(path: Path, change: Callable[[pa.Table], pa.Table]) -> None:
+    pq.write_table(change(pq.read_table(path)), path)
+
+
+def _set_column(table: pa.Table, name: str, values: list) -> pa.Table:
+    field = table.schema.field(name)
+    return table.set_column(table.column_names.index(name), field, pa.array(values, field.type))
+
+
+@pytest.mark.parametrize("task_index", [-1, 7])
+def test_task_index_outside_the_tasks_names_the_data_file(copy_of: Path, task_index: int) -> None:
+    """-1 would give the last task (Python indexing), 7 an IndexError naming nothing."""
+    data_file = next((copy_of / "data").glob("*/*.parquet"))
+    _rewrite_parquet(data_file, lambda t: _set_column(t, "task_index", [task_index] * t.num_rows))
+    ds = StreamingLeRobotDataset("synth", root=copy_of, shuffle=False)
+    with pytest.raises(
+        ValueError, match=rf"{re.escape(data_file.name)}: episode 0 frame 0: task_index {task_index}"
+    ):
+        next(iter(ds))
+
+
+def test_task_index_given_twice_in_tasks_parquet_is_rejected(copy_of: Path) -> None:
+    tasks = copy_of / "meta" / "tasks.parquet"
+    table = pq.read_table(tasks)
+    doubled = pa.concat_tables([table, table])  # every task_index twice, under the same task
+    pq.write_table(doubled, tasks)
+    with pytest.raises(ValueError, match=r"tasks\.parquet: task_index 0 is given twice"):
+        StreamingLeRobotDataset("synth", root=copy_of)
+
+
+def test_episode_without_rows_in_the_data_file_names_it(copy_of: Path) -> None:
+    data_file = next((copy_of / "data").glob("*/*.parquet"))
+    _rewrite_parquet(data_file, lambda t: t.filter(pc.not_equal(t.column("episode_index"), 1)))
+    ds = StreamingLeRobotDataset("synth", root=copy_of, shuffle=False, episodes=[1])
+    with pytest.raises(
+        ValueError, match=rf"{re.escape(data_file.name)}: episode 1 should have \d+ rows.*found 0"
+    ):
+        next(iter(ds))
+
+
+def test_episode_missing_from_the_episodes_metadata_is_rejected(copy_of: Path) -> None:
+    """Its rows in the data file would never be emitted."""
+    path = next((copy_of / "meta" / "episodes").glob("*/*.parquet"))
+    _rewrite_parquet(path, lambda t: t.filter(pc.not_equal(t.column("episode_index"), 1)))
+    with pytest.raises(
+        ValueError, match=r"episode 2 starts at dataset_from_index=\d+: rows \d+\.\.\d+ of the data"
+    ):
+        StreamingLeRobotDataset("synth", root=copy_of)
+
+
+def test_a_fifo_in_place_of_a_video_is_an_error_not_a_hang(copy_of: Path) -> None:
+    ds = StreamingLeRobotDataset("synth", root=copy_of, shuffle=False)
+    video = copy_of / ds.meta.get_video_file_path(0, ds.meta.video_keys[0])
+    video.unlink()
+    os.mkfifo(video)
+    with pytest.raises(ValueError, match=rf"{re.escape(video.name)}: is not a regular file"):
+        next(iter(ds))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_delta_timestamps_must_be_finite(make_dataset, bad: float) -> None:
+    with pytest.raises(ValueError, match=r"delta_timestamps\['action'\] must hold finite numbers"):
+        StreamingLeRobotDataset(
+            "synth", root=make_dataset(height=48, width=64), delta_timestamps={"action": [0.0, bad]}
+        )
+
+
+@pytest.mark.parametrize("tolerance_s", [-1.0, float("nan")])
+def test_tolerance_s_is_checked_at_construction(make_dataset, tolerance_s: float) -> None:
+    with pytest.raises(ValueError, match="tolerance_s must be a finite number of seconds >= 0"):
+        StreamingLeRobotDataset("synth", root=make_dataset(height=48, width=64), tolerance_s=tolerance_s)

@@ -2,12 +2,12 @@
 
 Each example applies one to three random edits to a copy of a small dataset written by the synth
 writer (lerobot 0.6.1's layout): ``info.json`` (fps, feature shapes/dtypes/names, path templates,
-codebase_version, total counts), the episodes parquet (lengths, dataset_from/to_index, video
-from/to timestamps, chunk/file indices) and the data rows (timestamp, frame_index, episode_index,
-index, dropped and duplicated rows). The contract: constructing and iterating the dataset (0
-workers, in order) either raises an ordinary exception, or yields exactly the unaltered dataset's
-samples. Never a hang (pytest-timeout), never a crash (a segfault fails the run), never a sample
-that differs.
+codebase_version, total counts), the episodes parquet (lengths, dataset_from/to_index, video from/to
+timestamps, chunk/file indices, a dropped episode) and the data rows (timestamp, frame_index,
+episode_index, index, task_index, dropped and duplicated rows). The contract: constructing and
+iterating the dataset (0 workers, in order) either raises an ordinary exception, or yields exactly
+the unaltered dataset's samples. Never a hang (pytest-timeout), never a crash (a segfault fails the
+run), never a sample that differs.
 
 The run is derandomized (the same examples every time, so CI is reproducible) and bounded by
 ``LRS_FUZZ_EXAMPLES`` (default 60, about a minute on two cores); a larger run for a report:
@@ -61,8 +61,9 @@ EPISODE_COLUMNS = [
     f"videos/{CAM}/file_index",
     "data/chunk_index",
     "data/file_index",
+    "drop_episode",
 ]
-ROW_EDITS = ["timestamp", "frame_index", "episode_index", "index", "drop_row", "duplicate_row"]
+ROW_EDITS = ["timestamp", "frame_index", "episode_index", "index", "task_index", "drop_row", "duplicate_row"]
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +123,11 @@ def edit_info(root: Path, field: str, rng: np.random.Generator) -> None:
 def edit_episodes(root: Path, column: str, rng: np.random.Generator) -> None:
     path = next((root / "meta" / "episodes").glob("*/*.parquet"))
     table = pq.read_table(path)
+    if column == "drop_episode":  # its rows in the data file would belong to no episode
+        pq.write_table(
+            table.take(pa.array(np.delete(np.arange(table.num_rows), rng.integers(table.num_rows)))), path
+        )
+        return
     values = table.column(column).to_numpy().copy()
     row = int(rng.integers(len(values)))
     if values.dtype.kind == "f":

@@ -65,6 +65,8 @@ void Demuxer::open_path() {
   const auto status = std::filesystem::status(name_, ec);
   if (ec || !std::filesystem::exists(status)) throw FileNotFound(name_ + ": no such file");
   if (std::filesystem::is_directory(status)) fail("is a directory, not a video file");
+  // A FIFO, socket or device: opening one for reading can block forever (a FIFO without a writer).
+  if (!std::filesystem::is_regular_file(status)) fail("is not a regular file (a FIFO, socket or device), not a video file");
   if (!std::ifstream(name_).good()) throw FileNotFound(name_ + ": cannot be opened for reading");
   if (std::filesystem::file_size(name_, ec) == 0) fail("file is empty (0 bytes), not a video");
   AVFormatContext* raw = nullptr;

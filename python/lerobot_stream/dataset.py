@@ -14,6 +14,8 @@ LRU decoder cache per consumer. This module does parquet I/O and glue; the core 
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -219,6 +221,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             raise ValueError(f"video_cache must be 'disk' or 'memory', got {video_cache!r}")
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
+        if not (isinstance(tolerance_s, numbers.Real) and math.isfinite(tolerance_s) and tolerance_s >= 0):
+            raise ValueError(f"tolerance_s must be a finite number of seconds >= 0, got {tolerance_s!r}")
 
         self.repo_id = repo_id
         self._remote_retry = remote_retry or RetryPolicy()

@@ -377,12 +377,14 @@ def _load_tasks(location: DatasetLocation, rel: str) -> list[str]:
         raise ValueError(f"{path}: no task column (columns: {table.column_names})")
     indices = table.column("task_index").to_pylist()
     names = table.column(name).to_pylist()
-    tasks = [""] * len(indices)
+    tasks: list[str | None] = [None] * len(indices)
     for index, task in zip(indices, names, strict=True):
-        if not 0 <= index < len(indices):
+        if index is None or not 0 <= index < len(indices):
             raise ValueError(f"{path}: task_index {index} out of range 0..{len(indices) - 1}")
+        if tasks[index] is not None:
+            raise ValueError(f"{path}: task_index {index} is given twice ({tasks[index]!r} and {task!r})")
         tasks[index] = task
-    return tasks
+    return [str(t) for t in tasks]
 
 
 def _load_stats(location: DatasetLocation, rel: str) -> dict[str, Any] | None:

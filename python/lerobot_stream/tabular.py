@@ -107,15 +107,16 @@ class TabularReader:
         path = meta.data_location.join(rel)
         pf = self._open(path, rel)
         groups = self._overlapping_row_groups(path, pf, begin, end)
-        table = pa.concat_tables([self._row_group(path, pf, g) for g in groups])
-        index = table.column("index")
-        mask = pc.and_(pc.greater_equal(index, begin), pc.less(index, end))
-        table = table.filter(mask)
-        if table.num_rows != end - begin:
+        found = pa.concat_tables([self._row_group(path, pf, g) for g in groups]) if groups else None
+        if found is not None:
+            index = found.column("index")
+            found = found.filter(pc.and_(pc.greater_equal(index, begin), pc.less(index, end)))
+        if found is None or found.num_rows != end - begin:
             raise ValueError(
                 f"{path}: episode {episode_index} should have {end - begin} rows with index in "
-                f"[{begin}, {end}), found {table.num_rows}"
+                f"[{begin}, {end}), found {0 if found is None else found.num_rows}"
             )
+        table = found
         if self._columns is None:  # the rows a sample is made of (Note [What is checked, and when])
             check_episode_rows(meta, table, int(episode_index), path, self._tolerance_s)
         if "frame_index" in table.column_names:

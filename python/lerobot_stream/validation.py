@@ -10,20 +10,27 @@ and how each part is tied to the rest:
   ``shape`` is a list of positive integers; the ``data_path``/``video_path`` templates format
   with lerobot's fields and give different files for different (chunk, file) indices (a template
   that forgets ``{file_index}`` would read one file for all); chunk/file indices are non-negative
-  integers; per camera, every episode's ``[from_timestamp, to_timestamp)`` is finite, starts at or
-  after 0 and does not overlap another episode of the same video file (an episode moved by whole
-  frames then lands on its neighbour: the error names both).
+  integers; the episodes' ``[dataset_from_index, dataset_to_index)`` ranges cover the rows from 0
+  back to back (a gap is data rows no episode claims, e.g. an episode's row deleted from the
+  episodes parquet: they would never be emitted); per camera, every episode's ``[from_timestamp,
+  to_timestamp)`` is finite, starts at or after 0 and does not overlap another episode of the same
+  video file (an episode moved by whole frames then lands on its neighbour: the error names both).
+  ``meta/tasks.parquet`` gives each ``task_index`` of ``0 .. tasks - 1`` exactly once.
 - At admission, O(rows) once per episode (``check_episode_rows``, on the rows read from the data
   parquet): ``index`` is exactly ``dataset_from_index .. dataset_to_index - 1`` in file order (no
   dropped, duplicated or reordered rows), ``episode_index`` is the episode, ``frame_index`` is
-  ``0 .. length - 1``; with videos, ``timestamp`` is ``frame_index / fps`` within ``tolerance_s`` and
-  ``from_timestamp + timestamp`` of the last frame stays before each camera's ``to_timestamp`` (a
-  timestamp column shifted by whole frames decodes the neighbour's frames: issue 14 item 1); every
-  numeric feature of info.json has a column whose rows hold ``prod(shape)`` values.
-- Once per camera and per local video file, at its first decode (``VideoChecks``): the stream's
+  ``0 .. length - 1``, ``task_index`` is a task of ``meta/tasks.parquet`` (-1 would otherwise pick the
+  last task); an episode with no rows in its data file is named as such; with videos,
+  ``timestamp`` is ``frame_index / fps`` within ``tolerance_s`` and ``from_timestamp + timestamp``
+  of the last frame stays before each camera's ``to_timestamp`` (a timestamp column shifted by
+  whole frames decodes the neighbour's frames: issue 14 item 1); every numeric feature of
+  info.json has a column whose rows hold ``prod(shape)`` values.
+- Once per camera and per local video file, at its first decode (``VideoChecks``): the file is a
+  regular file (the decoder refuses a FIFO, which would block the open forever); the stream's
   frame size equals the feature's ``shape`` in info.json, and the file's frames reach every
-  ``to_timestamp`` of the episodes it holds (a truncated file is reported as such, before any of
-  its frames is emitted). Remote files are checked the same way from their index: the frames in an
+  ``to_timestamp`` of the episodes it holds (a file truncated by whole frames is reported as such,
+  before any of its frames is emitted; one cut inside its last sample still lists that frame, and
+  raises when it is decoded). Remote files are checked the same way from their index: the frames in an
   episode's ``[from_timestamp, to_timestamp)`` must number at least its length
   (``check_segment_frames``).
 
@@ -99,6 +106,7 @@ def check_episodes(meta: DatasetMetadata, where: Path | str) -> None:
     _non_negative(where, episodes, "data/chunk_index", meta.data_chunk_index)
     _non_negative(where, episodes, "data/file_index", meta.data_file_index)
     _non_negative(where, episodes, "dataset_from_index", meta.dataset_from_index)
+    _check_rows_tiled(meta, where)
     for key, loc in meta.videos.items():
         prefix = f"videos/{key}/"
         _non_negative(where, episodes, prefix + "chunk_index", loc.chunk_index)
@@ -124,6 +132,26 @@ def check_episodes(meta: DatasetMetadata, where: Path | str) -> None:
                 f"{meta.get_video_file_path(int(episodes[a]), key)}"
             )
     _check_distinct_paths(meta, where)
+
+
+def _check_rows_tiled(meta: DatasetMetadata, where: Path | str) -> None:
+    """The episodes' ``[dataset_from_index, dataset_to_index)`` ranges cover ``0 .. total - 1`` back
+    to back, as lerobot writes them: a gap is rows of the data files that no episode of the episodes
+    parquet claims (an episode's row deleted there), which would never be emitted."""
+    order = np.argsort(meta.dataset_from_index, kind="stable")
+    starts, ends = meta.dataset_from_index[order], meta.dataset_to_index[order]
+    expected = np.concatenate([[0], ends[:-1]]) if len(order) else starts
+    bad = starts != expected
+    if bad.any():
+        i = int(np.argmax(bad))
+        ep = int(meta.episode_index[order[i]])
+        what = (
+            f"rows {int(expected[i])}..{int(starts[i]) - 1} of the data files belong to no episode "
+            "(an episode missing from the episodes metadata?)"
+            if starts[i] > expected[i]
+            else f"its rows overlap the episode before it, which ends at {int(expected[i])}"
+        )
+        raise ValueError(f"{where}: episode {ep} starts at dataset_from_index={int(starts[i])}: {what}")
 
 
 def _non_negative(where: Path | str, episodes: np.ndarray, column: str, values: np.ndarray) -> None:
@@ -162,7 +190,7 @@ def check_episode_rows(
     if not np.array_equal(index, np.arange(begin, end)):
         raise ValueError(
             f"{path}: episode {episode}: the index column should run {begin}..{end - 1} in order (as "
-            f"dataset_from_index/dataset_to_index say); found {_describe(index)}"
+            f"dataset_from_index/dataset_to_index say); found {_describe(index, np.arange(begin, end))}"
         )
     expected = {"episode_index": np.full(length, episode), "frame_index": np.arange(length)}
     for name, want in expected.items():
@@ -170,8 +198,18 @@ def check_episode_rows(
             got = table.column(name).to_numpy()
             if not np.array_equal(got, want):
                 raise ValueError(
-                    f"{path}: episode {episode}: {name} should be {_describe(want)}, found {_describe(got)}"
+                    f"{path}: episode {episode}: {name} should be {_describe(want)}, found "
+                    f"{_describe(got, want)}"
                 )
+    if "task_index" in table.column_names:
+        tasks = table.column("task_index").to_numpy(zero_copy_only=False)
+        bad = ~((tasks >= 0) & (tasks < len(meta.task_names)))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(
+                f"{path}: episode {episode} frame {i}: task_index {tasks[i].item()!r} is not a task of "
+                f"meta/tasks.parquet (0..{len(meta.task_names) - 1})"
+            )
     for name, ft in meta.features.items():
         if ft.get("dtype") in ("video", "image", "string") or name in ("task",):
             continue
@@ -223,11 +261,19 @@ def _check_row_size(column: pa.ChunkedArray, shape: Any, name: str, path: Path |
         )
 
 
-def _describe(values: np.ndarray) -> str:
+def _describe(values: np.ndarray, expected: np.ndarray | None = None) -> str:
+    """``values`` in short; with ``expected``, also where they first differ from it."""
     if len(values) > 6:
         head, tail = ", ".join(map(str, values[:3])), ", ".join(map(str, values[-2:]))
-        return f"[{head}, ..., {tail}] ({len(values)} rows)"
-    return str(values.tolist())
+        text = f"[{head}, ..., {tail}] ({len(values)} rows)"
+    else:
+        text = str(values.tolist())
+    if expected is not None and len(values) == len(expected):
+        differs = values != expected
+        if differs.any():
+            i = int(np.argmax(differs))
+            text += f", first different at row {i}: {values[i].item()!r} instead of {expected[i].item()!r}"
+    return text
 
 
 def check_segment_frames(

@@ -7,6 +7,8 @@ frame. Offsets falling outside the episode clamp to its edge and set ``<key>_is_
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping, Sequence
 from pprint import pformat
 
@@ -33,6 +35,8 @@ def check_delta_timestamps(
     for key, deltas in delta_timestamps.items():
         if isinstance(deltas, (str, bytes)) or not isinstance(deltas, Sequence) or len(deltas) == 0:
             raise ValueError(f"delta_timestamps[{key!r}] must be a non-empty list of seconds, got {deltas!r}")
+        if not all(isinstance(ts, numbers.Real) and math.isfinite(ts) for ts in deltas):
+            raise ValueError(f"delta_timestamps[{key!r}] must hold finite numbers of seconds, got {deltas!r}")
     outside_tolerance = {}
     for key, deltas in delta_timestamps.items():
         bad = [ts for ts in deltas if abs(ts * fps - round(ts * fps)) / fps > tolerance_s]

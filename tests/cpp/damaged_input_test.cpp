@@ -3,6 +3,8 @@
 // both ways the Demuxer opens: as a local path, and as a ByteSource holding the whole file in memory
 // (named by a URL).
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <random>
 #include <string>
@@ -88,6 +90,20 @@ TEST(DamagedInputPath, DirectoryIsInvalid) {
   } catch (const lrs::InvalidInput& e) {
     EXPECT_NE(std::string(e.what()).find("directory"), std::string::npos) << e.what();
   }
+}
+
+TEST(DamagedInputPath, FifoIsInvalidNotAHang) {
+  // Opening a FIFO without a writer for reading blocks forever: it must be refused before that.
+  const std::string path = std::string(LRS_TEST_DATA_DIR) + "/fifo-" + std::to_string(::getpid()) + ".mp4";
+  ::unlink(path.c_str());
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0) << path;
+  try {
+    CpuVideoDecoder decoder(path);
+    FAIL() << "a FIFO opened";
+  } catch (const lrs::InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("not a regular file"), std::string::npos) << e.what();
+  }
+  ::unlink(path.c_str());
 }
 
 TEST_P(DamagedInput, ZeroBytesTextAndRandomBytesAreInvalid) {
