@@ -191,3 +191,15 @@ def test_delta_timestamps_must_be_finite(make_dataset, bad: float) -> None:
 def test_tolerance_s_is_checked_at_construction(make_dataset, tolerance_s: float) -> None:
     with pytest.raises(ValueError, match="tolerance_s must be a finite number of seconds >= 0"):
         StreamingLeRobotDataset("synth", root=make_dataset(height=48, width=64), tolerance_s=tolerance_s)
+
+
+@pytest.mark.parametrize("cut", [10, 300])
+def test_truncated_video_is_reported_before_any_of_its_frames(copy_of: Path, cut: int) -> None:
+    """The file's last sample cut short: the first decode from the file names it as truncated
+    (not a decode error at that frame, after the epoch emitted others)."""
+    ds = StreamingLeRobotDataset("synth", root=copy_of, shuffle=False)
+    video = copy_of / ds.meta.get_video_file_path(0, ds.meta.video_keys[0])
+    data = video.read_bytes()
+    video.write_bytes(data[:-cut])
+    with pytest.raises(ValueError, match=rf"{re.escape(video.name)}: the file holds \d+ frames.*truncated"):
+        next(iter(ds))

@@ -194,11 +194,18 @@ FrameTable Demuxer::scan_frame_table(int64_t* packets_read) {
   int64_t first_pts = 0;
   while (read_frame(packet.get()) >= 0) {  // EOF, or a damaged tail: keep what was readable
     ++*packets_read;
-    if (is_segment() && (packet->flags & AV_PKT_FLAG_CORRUPT) != 0) {
+    if ((packet->flags & AV_PKT_FLAG_CORRUPT) != 0) {  // libav marks a sample cut short by the end of the bytes
       const int64_t pos = packet->pos;
       av_packet_unref(packet.get());
-      fail("truncated segment: the sample at byte " + std::to_string(pos) + " runs past the end of the fetched media range [" +
-           std::to_string(source_->media_begin()) + ", " + std::to_string(source_->media_end()) + ")");
+      if (is_segment()) {
+        fail("truncated segment: the sample at byte " + std::to_string(pos) + " runs past the end of the fetched media range [" +
+             std::to_string(source_->media_begin()) + ", " + std::to_string(source_->media_end()) + ")");
+      }
+      // A truncated file: the cut sample is no frame, and nothing after it is readable. Left out of
+      // the table, it makes the file's frame count short, which the dataset reports before it emits
+      // any of the file's frames (Note [What is checked, and when] in validation.py), instead of a
+      // decode error at that frame, late in an epoch.
+      break;
     }
     if (packet->size > 0) {
       const int64_t pts = packet->pts != AV_NOPTS_VALUE ? packet->pts : packet->dts;

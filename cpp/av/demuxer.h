@@ -68,7 +68,8 @@ class Demuxer {
 
   // Reads every packet of the stream from the current position (no decoding) and builds the
   // FrameTable; adds the packets read to `*packets_read`. A damaged tail of a file ends the scan
-  // (what was readable is kept); a segment must end cleanly (Note [Episode segments]).
+  // (the whole samples before it are kept; a sample cut by the file's end is not a frame); a
+  // segment must end cleanly (Note [Episode segments]).
   FrameTable scan_frame_table(int64_t* packets_read);
 
   // Seeks so that the next packet is the keyframe with presentation time `keyframe_pts` (or the

@@ -28,11 +28,10 @@ and how each part is tied to the rest:
 - Once per camera and per local video file, at its first decode (``VideoChecks``): the file is a
   regular file (the decoder refuses a FIFO, which would block the open forever); the stream's
   frame size equals the feature's ``shape`` in info.json, and the file's frames reach every
-  ``to_timestamp`` of the episodes it holds (a file truncated by whole frames is reported as such,
-  before any of its frames is emitted; one cut inside its last sample still lists that frame, and
-  raises when it is decoded). Remote files are checked the same way from their index: the frames in an
-  episode's ``[from_timestamp, to_timestamp)`` must number at least its length
-  (``check_segment_frames``).
+  ``to_timestamp`` of the episodes it holds (a truncated file is reported as such, before any of
+  its frames is emitted: a sample cut by the file's end is not counted as a frame). Remote files
+  are checked the same way from their index: the frames in an episode's ``[from_timestamp,
+  to_timestamp)`` must number at least its length (``check_segment_frames``).
 
 Nothing is checked per sample. ``total_episodes``/``total_frames`` in info.json are not used to
 build samples (the episodes parquet is), so they are not checked.
