@@ -59,6 +59,17 @@ def test_dataset_batches_equal_the_dataloaders_batches(
     assert type(frames) is torch.Tensor and frames.dtype == (torch.uint8 if return_uint8 else torch.float32)
 
 
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_dataset_batch_size_one_gives_batches_of_one(root: Path, num_workers: int) -> None:
+    """Batches of one sample (a leading axis of 1, lists of strings), as the DataLoader's, not samples."""
+    expected = run_loader(
+        make_ds(root, num_workers=max(num_workers, 1)), batch_size=1, num_workers=num_workers
+    )
+    actual = batched_run(make_ds(root, batch_size=1, num_workers=max(num_workers, 1)), num_workers)
+    assert_batches_equal(actual, expected)
+    assert actual[0]["action"].shape[0] == 1 and isinstance(actual[0]["task"], list)
+
+
 def test_dataset_batches_resume_exactly(root: Path) -> None:
     full = batched_run(make_ds(root, batch_size=BATCH, num_workers=2), num_workers=2, passes=2)
     per_epoch = len(full) // 2

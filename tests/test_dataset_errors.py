@@ -203,3 +203,29 @@ def test_truncated_video_is_reported_before_any_of_its_frames(copy_of: Path, cut
     video.write_bytes(data[:-cut])
     with pytest.raises(ValueError, match=rf"{re.escape(video.name)}: the file holds \d+ frames.*truncated"):
         next(iter(ds))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"episodes": "12"}, "episodes must be a list"),
+        ({"episodes": [1.7]}, r"episodes\[\.\.\.\] must be an integer, got 1\.7"),
+        ({"batch_size": 2.5}, "batch_size must be an integer"),
+        ({"episode_pool_size": True}, "episode_pool_size must be an integer"),
+        ({"world_size": 2.5, "rank": 0}, "world_size must be an integer"),
+        ({"rank": 0.5, "world_size": 2}, "rank must be an integer"),
+        ({"num_workers": 1.5}, "num_workers must be an integer"),
+        ({"seed": -1}, r"seed must be in \[0, 18446744073709551615\]"),
+        ({"seed": 2**70}, r"seed must be in \[0, "),
+    ],
+)
+def test_whole_number_arguments_are_checked_at_construction(make_dataset, kwargs: dict, message: str) -> None:
+    """Each was silently truncated (episodes "12" read as [1, 2]) or failed late with a binding error."""
+    with pytest.raises(ValueError, match=message):
+        StreamingLeRobotDataset("synth", root=make_dataset(height=48, width=64), **kwargs)
+
+
+def test_epoch_out_of_range_is_a_value_error(make_dataset) -> None:
+    ds = StreamingLeRobotDataset("synth", root=make_dataset(height=48, width=64))
+    with pytest.raises(ValueError, match=r"epoch must be in \[0, "):
+        ds.set_epoch(2**70)

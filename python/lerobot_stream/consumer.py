@@ -194,7 +194,7 @@ class ConsumerRuntime:
                         pool[int(pos)] = ahead.admit(int(pos))
                 for pos, frame in zip(positions.tolist(), frames.tolist(), strict=True):
                     size = self._chunk_size(batches, chunk)
-                    if size == 1:
+                    if size == 1 and batches is None:  # the dataset's own batch_size=1 is still a batch
                         yield self.builder.build(pool[pos], frame)
                         continue
                     chunk.append((pool[pos], frame))

@@ -209,18 +209,33 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         decode_stage = wants_decode_stage(video_decode_device, video_decode_stage, cuda_backend)
         if image_transforms is not None and not callable(image_transforms):
             raise TypeError("image_transforms must be callable or None.")
-        if episode_pool_size < 1:
-            raise ValueError(f"episode_pool_size must be >= 1, got {episode_pool_size}")
+        _require_whole("episode_pool_size", episode_pool_size, 1)
+        _require_whole("seed", seed, 0, 2**64 - 1)
+        for name, value, least in [
+            ("num_workers", num_workers, 0),
+            ("decode_threads", decode_threads, 0),
+            ("video_prefetch_workers", video_prefetch_workers, 1),
+        ]:
+            _require_whole(name, value, least)
+        for name, value, least in [
+            ("batch_size", batch_size, 1),
+            ("rank", rank, 0),
+            ("world_size", world_size, 1),
+            ("decoder_cache_size", decoder_cache_size, 1),
+            ("video_decoder_cache_size", video_decoder_cache_size, 1),
+        ]:
+            if value is not None:
+                _require_whole(name, value, least)
+        if episodes is not None and (
+            isinstance(episodes, (str, bytes)) or not isinstance(episodes, Iterable)
+        ):
+            raise ValueError(f"episodes must be a list of episode indices or None, got {episodes!r}")
         if decoder_cache_size is not None and video_decoder_cache_size is not None:
             raise ValueError("Pass decoder_cache_size or video_decoder_cache_size, not both")
-        if num_workers < 0:
-            raise ValueError(f"num_workers (the DataLoader's, for len()) must be >= 0, got {num_workers}")
         if video_fetch not in FETCH_MODES:
             raise ValueError(f"video_fetch must be one of {FETCH_MODES}, got {video_fetch!r}")
         if video_cache not in ("disk", "memory"):
             raise ValueError(f"video_cache must be 'disk' or 'memory', got {video_cache!r}")
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
         if not (isinstance(tolerance_s, numbers.Real) and math.isfinite(tolerance_s) and tolerance_s >= 0):
             raise ValueError(f"tolerance_s must be a finite number of seconds >= 0, got {tolerance_s!r}")
 
@@ -236,7 +251,10 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             [k for k in self.meta.depth_keys if not (self.features[k].get("info") or {}).get("depth_unit")],
             depth_output_unit,
         )
-        self.episodes = None if episodes is None else [int(e) for e in episodes]
+        self.episodes = None if episodes is None else list(episodes)
+        for e in self.episodes or []:
+            _require_whole("episodes[...]", e, 0)
+        self.episodes = None if self.episodes is None else [int(e) for e in self.episodes]
         if self.episodes is not None and not self.episodes:
             raise ValueError(f"{self.root}: episodes=[] selects no episode (None selects them all)")
         selected = (
@@ -374,6 +392,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
 
         A pending ``load_state_dict`` takes precedence: it fixes the epoch of the next ``__iter__``.
         """
+        _require_whole("epoch", epoch, 0, 2**63 - 1)
         self._counters.set_epoch(int(epoch))
 
     def state_dict(
@@ -540,6 +559,15 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             f"cameras={self.meta.video_keys}, episode_pool_size={self.episode_pool_size}, "
             f"rank={self.rank}/{self.world_size}, seed={self.seed})"
         )
+
+
+def _require_whole(name: str, value: Any, least: int, most: int | None = None) -> None:
+    """ValueError naming ``name`` unless ``value`` is an integer (not a bool) in ``[least, most]``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < least or (most is not None and value > most):
+        bounds = f">= {least}" if most is None else f"in [{least}, {most}]"
+        raise ValueError(f"{name} must be {bounds}, got {value}")
 
 
 def _warn_ignored(**values: Any) -> None:
