@@ -445,3 +445,52 @@ def test_reacquiring_an_entry_whose_download_is_still_running_keeps_its_bytes_wh
         prefetcher.release(url)
         prefetcher.settle()
     assert data_files(tmp_path) == []
+
+
+def test_a_temporary_file_that_cannot_be_deleted_still_ends_the_lease_with_the_error(
+    served, tmp_path, monkeypatch
+):
+    """A cache directory made read-only mid-run (as root its permission bits do not apply, so the
+    refusal is injected at the unlink): the failed download's error reaches the lease; before, the
+    record stayed "downloading" and the lease waited forever."""
+    from lerobot_stream.remote import cache_state
+
+    real_unlink = Path.unlink
+
+    def refuse_parts(path: Path, missing_ok: bool = False) -> None:
+        if ".part-" in path.name:
+            raise PermissionError(13, "Permission denied", str(path))
+        real_unlink(path, missing_ok=missing_ok)
+
+    server, _ = served
+    with FaultProxy(server.port, ["503"] * 3) as proxy:
+        url = f"{proxy.url}/c.mp4"
+        with VideoPrefetcher(tmp_path, max_bytes=1 << 20, **{**FAST, "retries": 2}) as prefetcher:
+            monkeypatch.setattr(cache_state.Path, "unlink", refuse_parts)
+            prefetcher.acquire(url, expected_size=SIZES["c.mp4"])
+            start = time.monotonic()
+            with pytest.raises(RemoteFileError, match=f"{url}: HTTP 503"), prefetcher.lease(url, timeout=60):
+                pass
+            assert time.monotonic() - start < 30
+            monkeypatch.undo()
+            prefetcher.release(url)
+
+
+def test_an_encoded_body_is_a_permanent_error_naming_the_url(served, tmp_path):
+    """Content-Encoding: gzip (asked for identity): byte ranges would address the encoded bytes;
+    before, the body was cached as the video and the decoder blamed the local cache file."""
+    server, _ = served
+    with FaultProxy(server.port, ["gzip"] * 5) as proxy:
+        url = f"{proxy.url}/c.mp4"
+        with VideoPrefetcher(tmp_path, max_bytes=1 << 20, **FAST) as prefetcher:
+            prefetcher.acquire(url, expected_size=SIZES["c.mp4"])
+            with (
+                pytest.raises(
+                    RemoteFileError, match=f"{url}: the server sent the body with Content-Encoding: gzip"
+                ) as err,
+                prefetcher.lease(url, timeout=30),
+            ):
+                pass
+            assert err.value.permanent and proxy.faults_served == ["gzip"]
+            assert b"Accept-Encoding: identity" in proxy.request_heads[0]
+            prefetcher.release(url)

@@ -608,8 +608,14 @@ def new_record(url: str, size: int | None, kind: str = "file") -> dict[str, Any]
 
 
 def _unlink(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
+    """Deletes ``path`` (gone already is fine); a cache directory that refuses is a ``CacheWriteError``
+    naming it (e.g. made read-only mid-run), not a bare ``PermissionError``."""
+    try:
         path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        raise cache_write_error(err, path, path.parent) from err
 
 
 def stale_parts(cache_dir: Path, key: str) -> list[str]:

@@ -23,6 +23,7 @@ of the prefetcher.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import IO, TYPE_CHECKING, NoReturn
 
@@ -189,8 +190,11 @@ def _give_up_download(
     deleting what it wrote; waiting leases of this process see ``err`` (background downloads)."""
     p = prefetcher
     # Our temporary file goes first (nobody else reads it): a lease that raises ``err`` below finds
-    # nothing of this download left behind.
-    p._state.discard(key, p._owner, part)
+    # nothing of this download left behind. If it cannot go (a cache directory made read-only
+    # mid-run), the bookkeeping below must still happen: else the record stays "downloading" by a
+    # live process and every lease of it waits forever. ``err`` is what the caller raises.
+    with contextlib.suppress(OSError):
+        p._state.discard(key, p._owner, part)
     if not isinstance(err, DownloadStopped):  # seen before the record goes back to "queued": by
         with p._mutex:  # waiting leases, or by the background thread (Note [Background prefetches])
             (p._failures if background else p._lease_failures)[key] = err
@@ -198,6 +202,7 @@ def _give_up_download(
         record = files.get(key)
         if record is not None and record["downloader"] == p._owner:
             record["status"], record["downloader"] = "queued", None
-            p._state.delete(key)  # renamed before the record could say so
+            with contextlib.suppress(OSError):
+                p._state.delete(key)  # renamed before the record could say so
             if not record["refs"]:
                 del files[key]

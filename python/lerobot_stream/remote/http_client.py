@@ -122,7 +122,9 @@ def _range_header(start: int | None, end: int | None, suffix: int | None) -> str
 def _open(
     url: str, target: str, policy: RetryPolicy, byte_range: str | None, method: str
 ) -> http.client.HTTPResponse:
-    request = urllib.request.Request(target, method=method, headers={"User-Agent": "lerobot-stream"})
+    # Byte offsets address the file as stored: ask for it unencoded (below: refuse anything else).
+    headers = {"User-Agent": "lerobot-stream", "Accept-Encoding": "identity"}
+    request = urllib.request.Request(target, method=method, headers=headers)
     if byte_range is not None:
         request.add_header("Range", byte_range)
     token = hf_token(target)
@@ -134,6 +136,15 @@ def _open(
         raise
     except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
         raise TransientError(f"{type(err).__name__}: {getattr(err, 'reason', err)}") from err
+    encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        resp.close()
+        raise RemoteFileError(
+            url,
+            f"the server sent the body with Content-Encoding: {encoding} although identity was asked; "
+            "byte ranges need the file's bytes as stored",
+            permanent=True,
+        )
     final = resp.geturl()
     if final != target:
         with _redirects_lock:
