@@ -494,3 +494,22 @@ def test_an_encoded_body_is_a_permanent_error_naming_the_url(served, tmp_path):
             assert err.value.permanent and proxy.faults_served == ["gzip"]
             assert b"Accept-Encoding: identity" in proxy.request_heads[0]
             prefetcher.release(url)
+
+
+def test_a_trickling_server_is_given_up_as_too_slow_not_waited_for(served, tmp_path):
+    """600 B/s in 1 KiB pieces: never silent for the 3 s stall timeout, so only the rate floor
+    (``min_bytes_per_s``) ends it; before, the 300 kB download ran for minutes."""
+    server, _ = served
+    with FaultProxy(server.port, bandwidth_bps=600) as proxy:
+        url = f"{proxy.url}/c.mp4"
+        opts = {**FAST, "retries": 0, "timeout_s": 3.0, "min_bytes_per_s": 1024.0}
+        with VideoPrefetcher(tmp_path, max_bytes=1 << 20, **opts) as prefetcher:
+            prefetcher.acquire(url, expected_size=SIZES["c.mp4"])
+            start = time.monotonic()
+            with (
+                pytest.raises(RemoteFileError, match=f"{url}: too slow: "),
+                prefetcher.lease(url, timeout=60),
+            ):
+                pass
+            assert time.monotonic() - start < 20
+            prefetcher.release(url)

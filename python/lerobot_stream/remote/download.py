@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import time
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -89,7 +90,7 @@ def probe(
             if parsed is None or parsed[0] != 0 or parsed[2] is None:
                 raise RemoteFileError(url, "206 answer without a usable Content-Range", permanent=True)
             out = io.BytesIO()
-            _copy_body(url, resp, out, parsed[1] + 1, on_bytes)
+            _copy_body(url, resp, out, parsed[1] + 1, on_bytes, policy)
             return out.getvalue(), parsed[2]
 
     return with_retries(url, policy, attempt, on_retry)
@@ -122,7 +123,7 @@ def read_suffix(
             if parsed is None or parsed[2] is None or parsed[1] + 1 != parsed[2]:
                 raise RemoteFileError(url, f"206 answer for the wrong range ({parsed})", permanent=True)
             out = io.BytesIO()
-            _copy_body(url, resp, out, parsed[1] + 1 - parsed[0], on_bytes)
+            _copy_body(url, resp, out, parsed[1] + 1 - parsed[0], on_bytes, policy)
             data = out.getvalue()
             if len(data) != parsed[1] + 1 - parsed[0]:
                 raise TransientError(f"short body: got {len(data)} of {parsed[1] + 1 - parsed[0]} bytes")
@@ -139,10 +140,9 @@ def read_all(url: str, policy: RetryPolicy, on_retry: Callable[[], None] = _no_r
             return _classify_fs(url, lambda: _fs_cat(url, None, None))
         with open_http(url, policy) as resp:
             announced = resp.headers.get("Content-Length")
-            try:
-                data = resp.read()
-            except (OSError, http.client.HTTPException) as err:
-                raise TransientError(f"{type(err).__name__}: {err}") from err
+            out = io.BytesIO()
+            _copy_body(url, resp, out, None, _no_count, policy)
+            data = out.getvalue()
         if announced is not None and announced.isdigit() and len(data) != int(announced):
             raise TransientError(f"short body: got {len(data)} of {announced} bytes")
         return data
@@ -250,24 +250,37 @@ def _http_copy(
             raise RemoteFileError(url, f"the server has {total} bytes, expected {end}", permanent=True)
         out.seek(origin + first)
         out.truncate()
-        _copy_body(url, resp, out, end - first, on_bytes)
+        _copy_body(url, resp, out, end - first, on_bytes, policy)
 
 
-def _copy_body(url: str, resp: Any, out: IO[bytes], want: int, on_bytes: Counter) -> None:
-    """Reads at most ``want`` bytes (plus one, to notice an oversized body) of ``resp`` into ``out``."""
+def _copy_body(
+    url: str, resp: Any, out: IO[bytes], want: int | None, on_bytes: Counter, policy: RetryPolicy
+) -> None:
+    """Reads at most ``want`` bytes (plus one, to notice an oversized body; None: to the end) of
+    ``resp`` into ``out``, as they arrive (``read1``: a partial read counts, and a stall names what
+    came), failing as too slow below ``policy.min_bytes_per_s`` once ``policy.timeout_s`` has passed."""
     got = 0
+    started = time.monotonic()
+    of = "" if want is None else f" of {want}"
     while True:
+        ask = _CHUNK if want is None else min(_CHUNK, max(want - got, 0) + 1)
         try:
-            chunk = resp.read(min(_CHUNK, max(want - got, 0) + 1))
+            chunk = resp.read1(ask)
         except (OSError, http.client.HTTPException) as err:
-            raise TransientError(f"{type(err).__name__} after {got} of {want} bytes: {err}") from err
+            raise TransientError(f"{type(err).__name__} after {got}{of} bytes: {err}") from err
         if not chunk:
             return
         out.write(chunk)  # a failed write (full disk) is no network error: raised as it is
         got += len(chunk)
         on_bytes(len(chunk))
-        if got > want:
+        if want is not None and got > want:
             return
+        elapsed = time.monotonic() - started
+        if elapsed > policy.timeout_s and got < policy.min_bytes_per_s * elapsed:
+            raise TransientError(
+                f"too slow: {got}{of} bytes in {elapsed:.0f} s (below min_bytes_per_s="
+                f"{policy.min_bytes_per_s:g} of the RetryPolicy)"
+            )
 
 
 def fs_and_path(url: str) -> tuple[Any, str]:

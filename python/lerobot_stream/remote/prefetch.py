@@ -134,6 +134,8 @@ class VideoPrefetcher:
         retries, backoff_s, max_backoff_s: retries of transient errors, exponential backoff with
             jitter (Note [Transient and permanent errors] in ``lerobot_stream.remote.retry``).
         timeout_s: a read that stalls this long fails (and is retried).
+        min_bytes_per_s: once a body has taken ``timeout_s``, slower than this on average fails as too
+            slow (and is retried); 0: no floor.
     Display:
         progress: a tqdm bar while a consumer waits for its first file; default on when stderr is
             a terminal, unless ``LRS_PROGRESS=0`` (``LRS_PROGRESS=1`` forces it on).
@@ -149,6 +151,7 @@ class VideoPrefetcher:
         backoff_s: float = 0.25,
         max_backoff_s: float = 10.0,
         timeout_s: float = 30.0,
+        min_bytes_per_s: float = 1024.0,
         progress: bool | None = None,
     ) -> None:
         if max_bytes <= 0:
@@ -158,7 +161,7 @@ class VideoPrefetcher:
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.max_bytes = int(max_bytes)
         self.max_concurrency = int(max_concurrency)
-        self.policy = RetryPolicy(retries, backoff_s, max_backoff_s, timeout_s)
+        self.policy = RetryPolicy(retries, backoff_s, max_backoff_s, timeout_s, min_bytes_per_s)
         self._progress = progress
         self._start_process()
         self._state.sweep_orphans()

@@ -89,16 +89,28 @@ class TransientError(Exception):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard a remote read tries: retries, backoff (seconds) and the stall timeout of one read."""
+    """How hard a remote read tries: retries, backoff (seconds), the stall timeout of one read, and
+    the slowest body worth waiting for: once a body has taken ``timeout_s``, it must keep averaging
+    ``min_bytes_per_s`` (0: no floor), else the attempt fails as too slow and is retried; a server that
+    trickles a byte at a time never goes silent long enough for the stall timeout."""
 
     retries: int = 6
     backoff_s: float = 0.25
     max_backoff_s: float = 10.0
     timeout_s: float = 30.0
+    min_bytes_per_s: float = 1024.0
 
     def __post_init__(self) -> None:
-        if self.retries < 0 or self.backoff_s < 0 or self.max_backoff_s < 0 or self.timeout_s <= 0:
-            raise ValueError(f"RetryPolicy needs retries, backoffs >= 0 and timeout_s > 0, got {self}")
+        if (
+            self.retries < 0
+            or self.backoff_s < 0
+            or self.max_backoff_s < 0
+            or self.timeout_s <= 0
+            or self.min_bytes_per_s < 0
+        ):
+            raise ValueError(
+                f"RetryPolicy needs retries, backoffs, min_bytes_per_s >= 0 and timeout_s > 0, got {self}"
+            )
 
     def delay(self, attempt: int) -> float:
         """Seconds to sleep before retry ``attempt`` (0-based): exponential, capped, jittered."""
