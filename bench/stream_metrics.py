@@ -52,6 +52,19 @@ from typing import Any
 import numpy as np
 import torch
 
+# The probe counters every peer reports per worker in ``__bench_stats``, in this order (cumulative;
+# NaN where a peer has no such counter): bench/stream_peers.py fills them, RunRecorder sums them.
+STAT_FIELDS = (
+    "hits",
+    "misses",
+    "evictions",
+    "decode_s",
+    "fetch_s",
+    "frames_decoded",
+    "frames_requested",
+    "shared_blocks_created",
+)
+
 PREFETCH_WAIT_THRESHOLD_S = 1e-3
 
 
@@ -322,8 +335,11 @@ class RunRecorder:
         def stat(i: int) -> float | None:
             return None if totals is None or not any_value[i] else float(totals[i])
 
-        hits, misses, evictions, decode_s, fetch_s, decoded, requested, blocks = (stat(i) for i in range(8))
-        blocks_before = [v[7] for v in self.worker_stats_at_window.values() if not np.isnan(v[7])]
+        hits, misses, evictions, decode_s, fetch_s, decoded, requested, blocks = (
+            stat(i) for i in range(len(STAT_FIELDS))
+        )
+        at = STAT_FIELDS.index("shared_blocks_created")
+        blocks_before = [v[at] for v in self.worker_stats_at_window.values() if not np.isnan(v[at])]
         worker_s = float(np.nansum(lat_ms) / 1e3)
         total = end - self.start
         steady = end - self.window_start if self.window_start is not None else math.nan

@@ -6,8 +6,8 @@ the worker that produced the sample (see Note [Worker-side probes]):
     ``__bench_worker``   DataLoader worker id (0 in the main process)
     ``__bench_latency``  seconds the worker spent producing this sample
     ``__bench_stats``    the worker's cumulative [cache hits, misses, evictions, decode s, fetch s,
-                         frames decoded, frames requested, shared blocks made] (``STAT_FIELDS``;
-                         NaN where the peer has no such counter)
+                         frames decoded, frames requested, shared blocks made]
+                         (``stream_metrics.STAT_FIELDS``; NaN where the peer has no such counter)
 
 Every peer delivers camera frames of the same dtype, ``BenchConfig.dtype``: float32 in [0, 1] by
 default (what lerobot's training code consumes), or uint8 for all of them (``--uint8``); each peer
@@ -61,19 +61,10 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from oracle import oracle_python as lerobot_python
 from oracle import subprocess_env as _oracle_env
+from stream_metrics import STAT_FIELDS
 
 Mode = Literal["single", "sarm", "window"]
 FrameDtype = Literal["float32", "uint8"]
-STAT_FIELDS = (
-    "hits",
-    "misses",
-    "evictions",
-    "decode_s",
-    "fetch_s",
-    "frames_decoded",
-    "frames_requested",
-    "shared_blocks_created",
-)
 BENCH_KEYS = ("__bench_worker", "__bench_latency", "__bench_stats")
 
 # lerobot 0.6 lerobot/rewards/sarm/configuration_sarm.py defaults: n_obs_steps=8, frame_gap=30 frames,
