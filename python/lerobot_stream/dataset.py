@@ -226,10 +226,12 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         ]:
             if value is not None:
                 _require_whole(name, value, least)
-        if episodes is not None and (
-            isinstance(episodes, (str, bytes)) or not isinstance(episodes, Iterable)
-        ):
-            raise ValueError(f"episodes must be a list of episode indices or None, got {episodes!r}")
+        if episodes is not None:
+            if isinstance(episodes, (str, bytes)) or not isinstance(episodes, Iterable):
+                raise ValueError(f"episodes must be a list of episode indices or None, got {episodes!r}")
+            episodes = list(episodes)
+            for e in episodes:
+                _require_whole("episodes[...]", e, 0)
         if decoder_cache_size is not None and video_decoder_cache_size is not None:
             raise ValueError("Pass decoder_cache_size or video_decoder_cache_size, not both")
         if video_fetch not in FETCH_MODES:
@@ -251,10 +253,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             [k for k in self.meta.depth_keys if not (self.features[k].get("info") or {}).get("depth_unit")],
             depth_output_unit,
         )
-        self.episodes = None if episodes is None else list(episodes)
-        for e in self.episodes or []:
-            _require_whole("episodes[...]", e, 0)
-        self.episodes = None if self.episodes is None else [int(e) for e in self.episodes]
+        self.episodes = None if episodes is None else [int(e) for e in episodes]
         if self.episodes is not None and not self.episodes:
             raise ValueError(f"{self.root}: episodes=[] selects no episode (None selects them all)")
         selected = (
