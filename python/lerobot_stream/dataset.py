@@ -49,7 +49,14 @@ from lerobot_stream.remote.video_files import (
     default_cache_dir,
     sweep_at_exit,
 )
-from lerobot_stream.state import EpochCounters, ResumeState, dataset_fingerprint
+from lerobot_stream.state import (
+    INT64_MAX,
+    UINT64_MAX,
+    EpochCounters,
+    ResumeState,
+    dataset_fingerprint,
+    whole_number,
+)
 from lerobot_stream.windows import check_delta_timestamps, delta_indices
 from lerobot_stream.world import current_worker, in_worker_process, resolve_rank_world
 
@@ -209,14 +216,14 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         decode_stage = wants_decode_stage(video_decode_device, video_decode_stage, cuda_backend)
         if image_transforms is not None and not callable(image_transforms):
             raise TypeError("image_transforms must be callable or None.")
-        _require_whole("episode_pool_size", episode_pool_size, 1)
-        _require_whole("seed", seed, 0, 2**64 - 1)
+        whole_number(episode_pool_size, "episode_pool_size", 1)
+        whole_number(seed, "seed", 0, UINT64_MAX)
         for name, value, least in [
             ("num_workers", num_workers, 0),
             ("decode_threads", decode_threads, 0),
             ("video_prefetch_workers", video_prefetch_workers, 1),
         ]:
-            _require_whole(name, value, least)
+            whole_number(value, name, least)
         for name, value, least in [
             ("batch_size", batch_size, 1),
             ("rank", rank, 0),
@@ -225,13 +232,11 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             ("video_decoder_cache_size", video_decoder_cache_size, 1),
         ]:
             if value is not None:
-                _require_whole(name, value, least)
+                whole_number(value, name, least)
         if episodes is not None:
             if isinstance(episodes, (str, bytes)) or not isinstance(episodes, Iterable):
                 raise ValueError(f"episodes must be a list of episode indices or None, got {episodes!r}")
-            episodes = list(episodes)
-            for e in episodes:
-                _require_whole("episodes[...]", e, 0)
+            episodes = [whole_number(e, "episodes[...]", 0) for e in episodes]
         if decoder_cache_size is not None and video_decoder_cache_size is not None:
             raise ValueError("Pass decoder_cache_size or video_decoder_cache_size, not both")
         if video_fetch not in FETCH_MODES:
@@ -253,7 +258,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             [k for k in self.meta.depth_keys if not (self.features[k].get("info") or {}).get("depth_unit")],
             depth_output_unit,
         )
-        self.episodes = None if episodes is None else [int(e) for e in episodes]
+        self.episodes = None if episodes is None else list(episodes)
         if self.episodes is not None and not self.episodes:
             raise ValueError(f"{self.root}: episodes=[] selects no episode (None selects them all)")
         selected = (
@@ -391,8 +396,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
 
         A pending ``load_state_dict`` takes precedence: it fixes the epoch of the next ``__iter__``.
         """
-        _require_whole("epoch", epoch, 0, 2**63 - 1)
-        self._counters.set_epoch(int(epoch))
+        self._counters.set_epoch(whole_number(epoch, "epoch", 0, INT64_MAX))
 
     def state_dict(
         self,
@@ -558,15 +562,6 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             f"cameras={self.meta.video_keys}, episode_pool_size={self.episode_pool_size}, "
             f"rank={self.rank}/{self.world_size}, seed={self.seed})"
         )
-
-
-def _require_whole(name: str, value: Any, least: int, most: int | None = None) -> None:
-    """ValueError naming ``name`` unless ``value`` is an integer (not a bool) in ``[least, most]``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < least or (most is not None and value > most):
-        bounds = f">= {least}" if most is None else f"in [{least}, {most}]"
-        raise ValueError(f"{name} must be {bounds}, got {value}")
 
 
 def _warn_ignored(**values: Any) -> None:

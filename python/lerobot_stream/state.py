@@ -167,15 +167,21 @@ def dataset_fingerprint(episode_indices: np.ndarray, lengths: np.ndarray) -> str
     return h.hexdigest()[:16]
 
 
-def _int(value: Any, name: str, lo: int, hi: int = INT64_MAX) -> int:
+def whole_number(value: Any, label: str, lo: int, hi: int | None = None) -> int:
+    """``value`` as an int; ValueError starting with ``label`` unless it is an integer (not a bool)
+    in ``[lo, hi]`` (``hi`` None: no upper bound). Checks resume state fields and the dataset's
+    arguments alike."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(
-            f"Resume state field {name!r} must be an integer, got {value!r} ({type(value).__name__})"
-        )
+        raise ValueError(f"{label} must be an integer, got {value!r} ({type(value).__name__})")
     number = int(value)
-    if not lo <= number <= hi:
-        raise ValueError(f"Resume state field {name!r} must be in [{lo}, {hi}], got {number}")
+    if number < lo or (hi is not None and number > hi):
+        bounds = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ValueError(f"{label} must be {bounds}, got {number}")
     return number
+
+
+def _int(value: Any, name: str, lo: int, hi: int = INT64_MAX) -> int:
+    return whole_number(value, f"Resume state field {name!r}", lo, hi)
 
 
 def _bool(value: Any, name: str) -> bool:
