@@ -2,10 +2,10 @@
 
 Layout: ``RANGES_DATASET`` (conftest): 2 cameras x 10+ video files of 20+ episodes, later episodes
 starting mid-GOP. Contracts: samples equal the local dataset's bitwise with 0 and 2 workers, after a
-resume, in memory mode, through faults, over S3; per epoch the server sends at most 1.15x the video
-bytes on disk and 1.5x the data files (its own access log); the cache is empty at the end and never
-holds a corrupt entry; files that cannot be read by ranges fall back to whole files, loudly;
-``hf://`` goes through the Hub's redirects with the token sent to the Hub only.
+resume, in memory mode, through faults, over S3, with a frame stash; per epoch the server sends at
+most 1.15x the video bytes on disk and 1.5x the data files (its own access log); the cache is empty
+at the end and never holds a corrupt entry; files that cannot be read by ranges fall back to whole
+files, loudly; ``hf://`` goes through the Hub's redirects with the token sent to the Hub only.
 """
 
 from __future__ import annotations
@@ -96,6 +96,23 @@ def test_http_ranges_resume_and_memory_mode_equal_local(served):
         "synth/ranges", root=f"{server.url}/ds", num_workers=2, video_cache="memory", **COMMON
     )
     ds.load_state_dict(state)
+    assert_batches_equal(run_loader(ds, batch_size=8, num_workers=2), expected)
+
+
+def test_frame_stash_over_ranges_and_mid_gop_episodes_equals_local(served):
+    """Note [Frame stash] over episode segments (a decoder per fetched range) and over local files
+    whose episodes start mid-GOP: the same batches as the local dataset without a stash."""
+    root, server = served
+    expected = local_batches(root, 2)
+    assert_batches_equal(local_batches(root, 2, frame_stash_bytes=8 << 20), expected)
+    ds = StreamingLeRobotDataset(
+        "synth/ranges",
+        root=f"{server.url}/ds",
+        num_workers=2,
+        video_cache="memory",
+        frame_stash_bytes=8 << 20,
+        **COMMON,
+    )
     assert_batches_equal(run_loader(ds, batch_size=8, num_workers=2), expected)
 
 

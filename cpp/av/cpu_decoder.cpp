@@ -51,6 +51,7 @@ CpuVideoDecoder::CpuVideoDecoder(VideoSource source, CpuDecoderOptions options)
   if (source.bytes()) source_bytes_ = source.bytes()->media_memory_bytes();
   open_codec(options);
   scan_packets();
+  if (options.stash) stash_ = std::make_unique<FrameStash>(options.stash, frames_->size());
 }
 
 void CpuVideoDecoder::fail(const std::string& what) const { throw InvalidInput(path_ + ": " + what); }
@@ -121,12 +122,25 @@ const AVFrame& CpuVideoDecoder::decode_frame(int64_t frame_idx) {
     const int64_t key_idx = frames_->index_of_pts(key_pts);
     can_continue = key_pts <= frame_->pts || (frame_idx - current) <= (frame_idx - key_idx) + 1;
   }
+  if (stash_) {
+    stash_->sync_pass();
+    stash_->mark_served(frame_idx);
+  }
   if (have_frame_ && frame_->pts == target) {
+    if (stash_) stash_->take(frame_idx);  // the held frame may be kept too: free its copy
     ++stats_.frames_reused;
     return *frame_;
   }
+  if (stash_) {
+    if (UniqueFrame kept = stash_->take(frame_idx)) {  // Note [Frame stash]
+      from_stash_ = std::move(kept);
+      ++stats_.frames_from_stash;
+      return *from_stash_;
+    }
+  }
   int64_t steps_back = 0;
   if (!can_continue) {
+    if (stash_) finish_gop_into_stash();
     seek_to_keyframe_of(frame_idx, steps_back);
   } else if (key_pts > frame_->pts) {
     ++stats_.forward_gop_skips;
@@ -138,6 +152,7 @@ const AVFrame& CpuVideoDecoder::decode_frame(int64_t frame_idx) {
     }
     const int64_t pts = frame_->pts;
     if (pts == target) break;
+    if (pts < target && stash_) keep_in_stash(/*evict=*/true);
     if (pts > target) {
       // Landed past the target: the demuxer's seek overshot, or the target frame is undecodable.
       const auto keys_before = std::prev(key_it) - keyframe_pts.begin();
@@ -150,6 +165,37 @@ const AVFrame& CpuVideoDecoder::decode_frame(int64_t frame_idx) {
     }
   }
   return *frame_;
+}
+
+bool CpuVideoDecoder::keep_in_stash(bool evict) {
+  const int64_t idx = frames_->index_of_pts(frame_->pts);
+  if (idx >= frames_->size() || frames_->pts()[idx] != frame_->pts) return false;  // not a listed frame
+  if (!stash_->keep(idx, *frame_, evict)) return false;
+  ++stats_.frames_stashed;
+  return true;
+}
+
+void CpuVideoDecoder::finish_gop_into_stash() {
+  if (!have_frame_ || codec_done_) return;
+  const std::vector<int64_t>& frame_pts = frames_->pts();
+  const std::vector<int64_t>& keyframe_pts = frames_->keyframe_pts();
+  const int64_t current = frames_->index_of_pts(frame_->pts);
+  const auto next_key = std::upper_bound(keyframe_pts.begin(), keyframe_pts.end(), frame_->pts);
+  const int64_t end = next_key == keyframe_pts.end() ? frames_->size() : frames_->index_of_pts(*next_key);
+  int64_t last_wanted = -1;  // the last frame of the GOP this pass still wants
+  for (int64_t f = current + 1; f < end; ++f) {
+    if (!stash_->served(f) && !stash_->holds(f)) last_wanted = f;
+  }
+  try {
+    while (last_wanted >= 0 && frame_->pts < frame_pts[last_wanted] && stash_->has_room()) {
+      if (!receive_next_frame()) return;
+      ++stats_.frames_decoded_ahead;
+      keep_in_stash(/*evict=*/false);
+    }
+  } catch (const InvalidInput&) {
+    // A damaged frame no request asked for yet: its own request will report it.
+    have_frame_ = false;
+  }
 }
 
 void CpuVideoDecoder::seek_to_keyframe_of(int64_t frame_idx, int64_t keyframe_steps_back) {

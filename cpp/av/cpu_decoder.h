@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -16,6 +17,7 @@
 
 #include "av/av_handles.h"
 #include "av/demuxer.h"
+#include "av/frame_stash.h"
 #include "av/frame_table.h"
 #include "av/rgb_converter.h"
 #include "decode/video_decoder.h"
@@ -43,10 +45,14 @@ namespace lrs::av {
 // about 0.5-0.7 ms, and random access runs at about 95 % of the rate its own mix of decoded frames
 // and conversions allows at sequential cost (seeks, flushes and packet reads are the rest): a seek
 // costs less than one decoded frame, so the rule above seeks as soon as decoding forward would
-// decode a frame more than the seek would.
+// decode a frame more than the seek would. With a frame stash (Note [Frame stash] in
+// av/frame_stash.h) a request is first looked up there, the frames decoded on the way to a target
+// are kept, and before a seek the rest of the current GOP is decoded into it.
 
 struct CpuDecoderOptions {
   int threads = 1;  // libavcodec/dav1d threads for this decoder (0 = libav's automatic choice)
+  // Keep decoded frames for later requests within this budget (Note [Frame stash]); null: none.
+  std::shared_ptr<FrameStashBudget> stash;
 };
 
 class CpuVideoDecoder final : public VideoDecoder {
@@ -82,6 +88,11 @@ class CpuVideoDecoder final : public VideoDecoder {
   void open_codec(const CpuDecoderOptions& options);
   void scan_packets();
   void seek_to_keyframe_of(int64_t frame_idx, int64_t keyframe_steps_back);
+  // Decode-ahead (Note [Frame stash]): before a seek leaves the current GOP, decodes and keeps its
+  // frames after the current one that this pass has not served, while the budget has room.
+  void finish_gop_into_stash();
+  // Keeps the codec's current frame in the stash (a frame of the table, not served, within budget).
+  bool keep_in_stash(bool evict);
   bool receive_next_frame();  // false at end of stream
   void convert(const AVFrame* frame, uint8_t* out, PixelType dtype);
   [[noreturn]] void fail(const std::string& what) const;
@@ -95,6 +106,8 @@ class CpuVideoDecoder final : public VideoDecoder {
   RgbConverter rgb_;
   UniquePacket packet_;
   UniqueFrame frame_;       // the last frame received from the codec
+  std::unique_ptr<FrameStash> stash_;  // null without a budget
+  UniqueFrame from_stash_;  // the last frame returned from the stash (valid until the next decode)
 
   std::optional<FrameTable> frames_;  // set by scan_packets() in the constructor
 

@@ -106,7 +106,7 @@ void bind_decode(nb::module_& m) {
           [](lrs::av::CpuVideoDecoder* self, const std::shared_ptr<lrs::av::ByteSource>& source, int threads) {
             const lrs::VideoSource video(source);
             nb::gil_scoped_release release;
-            new (self) lrs::av::CpuVideoDecoder(video, lrs::av::CpuDecoderOptions{threads});
+            new (self) lrs::av::CpuVideoDecoder(video, lrs::av::CpuDecoderOptions{threads, nullptr});
           },
           "source"_a, "threads"_a = 1,
           "Opens the episode segment of `source` (demux scan only); timestamps stay on the file's clock. "
@@ -115,7 +115,7 @@ void bind_decode(nb::module_& m) {
           "__init__",
           [](lrs::av::CpuVideoDecoder* self, const std::string& path, int threads) {
             nb::gil_scoped_release release;
-            new (self) lrs::av::CpuVideoDecoder(path, lrs::av::CpuDecoderOptions{threads});
+            new (self) lrs::av::CpuVideoDecoder(path, lrs::av::CpuDecoderOptions{threads, nullptr});
           },
           "source"_a, "threads"_a = 1,
           "Opens the file `source` (demux scan only). Raises FileNotFoundError or ValueError naming the file.")
@@ -143,21 +143,37 @@ void bind_decode(nb::module_& m) {
   m.def("default_decoder_cache_capacity", &lrs::default_decoder_cache_capacity, "episode_pool_size"_a,
         "num_cameras"_a, "min((episode_pool_size + 1) * num_cameras, 128).");
 
+  nb::class_<lrs::av::FrameStashBudget>(m, "FrameStashBudget",
+                                       "Byte budget (and pass number) shared by the frame stashes of one "
+                                       "DecoderCache's CPU decoders (Note [Frame stash]).")
+      .def(nb::init<int64_t>(), "max_bytes"_a)
+      .def_prop_ro("max_bytes", &lrs::av::FrameStashBudget::max_bytes)
+      .def_prop_ro("used_bytes", &lrs::av::FrameStashBudget::used_bytes)
+      .def_prop_ro("peak_bytes", &lrs::av::FrameStashBudget::peak_bytes)
+      .def("begin_pass", &lrs::av::FrameStashBudget::begin_pass,
+           "Starts a new pass: every stash forgets the frames it served and holds.");
+
   nb::class_<lrs::DecoderCache>(m, "DecoderCache",
                                 "LRU of open decoders (one device) keyed by file path or ByteSource.key.")
       .def(
           "__init__",
           [](lrs::DecoderCache* self, int64_t capacity, int threads, int64_t max_bytes, const std::string& device,
-             const std::string& cuda_backend) {
+             const std::string& cuda_backend, std::shared_ptr<lrs::av::FrameStashBudget> stash) {
             const lrs::DecodeDevice dev = lrs::parse_decode_device(device);
             const lrs::CudaBackend backend = lrs::parse_cuda_backend(cuda_backend);
+            if (stash && dev.kind != lrs::DeviceKind::kCPU) {
+              throw lrs::InvalidInput("a frame stash is for CPU decoding; device is " + dev.str());
+            }
             {
               nb::gil_scoped_release release;
               lrs::require_device(dev);
             }
-            new (self) lrs::DecoderCache(capacity, lrs::decoder_factory({dev, threads, backend, 0}), max_bytes);
+            lrs::DecoderOptions options{.device = dev, .threads = threads, .cuda_backend = backend,
+                                        .consumer_stream = 0, .stash = std::move(stash)};
+            new (self) lrs::DecoderCache(capacity, lrs::decoder_factory(std::move(options)), max_bytes);
           },
-          "capacity"_a, "threads"_a = 1, "max_bytes"_a = 0, "device"_a = "cpu", "cuda_backend"_a = "auto")
+          "capacity"_a, "threads"_a = 1, "max_bytes"_a = 0, "device"_a = "cpu", "cuda_backend"_a = "auto",
+          "stash"_a = nb::none())
       .def(
           "get_frames_at",
           [](lrs::DecoderCache& cache, const std::shared_ptr<lrs::av::ByteSource>& source,

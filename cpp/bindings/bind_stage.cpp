@@ -24,8 +24,10 @@ using TimestampMatrix = nb::ndarray<const double, nb::ndim<2>, nb::c_contig, nb:
 
 lrs::DecoderOptions decoder_options(const std::string& device, int threads, const std::string& cuda_backend,
                                     uintptr_t stream) {
-  return lrs::DecoderOptions{lrs::parse_decode_device(device), threads, lrs::parse_cuda_backend(cuda_backend),
-                             stream};
+  return lrs::DecoderOptions{.device = lrs::parse_decode_device(device),
+                             .threads = threads,
+                             .cuda_backend = lrs::parse_cuda_backend(cuda_backend),
+                             .consumer_stream = stream};
 }
 
 nb::dict stage_stats_dict(const lrs::DecodeStageStats& s) {

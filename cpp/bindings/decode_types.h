@@ -72,6 +72,9 @@ inline nanobind::dict decoder_stats_dict(const DecoderStats& s) {
   d["keyframes_decoded"] = s.keyframes_decoded;
   d["frames_converted"] = s.frames_converted;
   d["frames_reused"] = s.frames_reused;
+  d["frames_from_stash"] = s.frames_from_stash;
+  d["frames_stashed"] = s.frames_stashed;
+  d["frames_decoded_ahead"] = s.frames_decoded_ahead;
   d["seeks"] = s.seeks;
   d["flushes"] = s.flushes;
   d["forward_gop_skips"] = s.forward_gop_skips;

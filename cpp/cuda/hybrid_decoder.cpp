@@ -47,7 +47,7 @@ struct HybridVideoDecoder::Impl {
   std::shared_ptr<uint8_t> device_yuv;  // one picture; stream order keeps copy -> kernel -> next copy
 
   Impl(const VideoSource& source, HybridOptions o)
-      : path(source.name()), options(std::move(o)), cpu(source, {options.threads}) {}
+      : path(source.name()), options(std::move(o)), cpu(source, {options.threads, nullptr}) {}
 
   void stage_and_convert(const AVFrame* frame, CUdeviceptr out, OutputType type);
   ~Impl();

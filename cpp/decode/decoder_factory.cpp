@@ -163,7 +163,7 @@ void BatchMemory::hand_off(uintptr_t) {}
 
 std::unique_ptr<VideoDecoder> open_decoder(const VideoSource& source, const DecoderOptions& options) {
   if (options.device.kind == DeviceKind::kCPU) {
-    return std::make_unique<av::CpuVideoDecoder>(source, av::CpuDecoderOptions{options.threads});
+    return std::make_unique<av::CpuVideoDecoder>(source, av::CpuDecoderOptions{options.threads, options.stash});
   }
 #ifdef LRS_WITH_CUDA
   return open_cuda(source, options);

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "av/frame_stash.h"
 #include "decode/decoder_cache.h"
 #include "decode/video_decoder.h"
 #include "decode/video_source.h"
@@ -48,6 +49,9 @@ struct DecoderOptions {
   int threads = 1;                          // CPU decoder threads (cpu and cpu->cuda)
   CudaBackend cuda_backend = CudaBackend::kAuto;
   uintptr_t consumer_stream = 0;            // CUDA: stream get_frames_at hands frames to
+  // CPU device: the byte budget the decoders' frame stashes share (Note [Frame stash] in
+  // av/frame_stash.h); null keeps no decoded frames.
+  std::shared_ptr<av::FrameStashBudget> stash;
 };
 
 // Opens `source` (a path, or a ByteSource's episode segment) on `options.device`. Throws the

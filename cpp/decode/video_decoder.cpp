@@ -17,6 +17,9 @@ void each_counter(DecoderStats& a, const DecoderStats& b, Op op) {
   op(a.keyframes_decoded, b.keyframes_decoded);
   op(a.frames_converted, b.frames_converted);
   op(a.frames_reused, b.frames_reused);
+  op(a.frames_from_stash, b.frames_from_stash);
+  op(a.frames_stashed, b.frames_stashed);
+  op(a.frames_decoded_ahead, b.frames_decoded_ahead);
   op(a.seeks, b.seeks);
   op(a.flushes, b.flushes);
   op(a.forward_gop_skips, b.forward_gop_skips);

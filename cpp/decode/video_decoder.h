@@ -108,6 +108,9 @@ struct DecoderStats {
   int64_t keyframes_decoded = 0;   // of frames_decoded, keyframes (the costly ones at small GOPs)
   int64_t frames_converted = 0;    // frames colour-converted into an output (distinct per request)
   int64_t frames_reused = 0;       // requests served without decoding (repeats, the held frame)
+  int64_t frames_from_stash = 0;   // requests served from the frame stash (Note [Frame stash])
+  int64_t frames_stashed = 0;      // decoded frames kept in the stash for a later request
+  int64_t frames_decoded_ahead = 0;  // of frames_decoded, decoded only to be kept (decode-ahead)
   int64_t seeks = 0;               // keyframe seeks
   int64_t flushes = 0;             // codec flushes (every seek flushes; nothing else does)
   int64_t forward_gop_skips = 0;   // GOP boundaries crossed by decoding forward instead of seeking

@@ -15,6 +15,7 @@ from lerobot_stream.decoding import (
     VideoDecoder,
     decode_parallelism,
     default_decoder_cache_capacity,
+    frame_stash_bytes_for,
 )
 from lerobot_stream.remote.cache_state import CacheWriteError
 from lerobot_stream.remote.retry import RemoteFileError, RetryPolicy, ServerUnreachableError
@@ -36,4 +37,5 @@ __all__ = [
     "cuda_info",
     "decode_parallelism",
     "default_decoder_cache_capacity",
+    "frame_stash_bytes_for",
 ]

@@ -84,7 +84,10 @@ class ConsumerRuntime:
             None
             if ds.emits_frame_requests
             else DecoderCache(
-                ds.decoder_cache_size, threads=ds._decode_threads, max_bytes=ds.decoder_cache_max_bytes
+                ds.decoder_cache_size,
+                threads=ds._decode_threads,
+                max_bytes=ds.decoder_cache_max_bytes,
+                stash_bytes=ds.frame_stash_bytes,
             )
         )
         # With the decode stage the workers decode nothing: their prefetch only warms the node's disk
@@ -179,6 +182,8 @@ class ConsumerRuntime:
         )
         schedule.take_admitted()
         schedule.take_evicted()
+        if self.decoder is not None:
+            self.decoder.begin_pass()  # a new pass: every frame of it is wanted once more
         if self.builder.slots is not None:
             self.builder.slots.restart()  # the DataLoader's batches start again here
         pool: dict[int, EpisodeRows] = {}

@@ -29,7 +29,7 @@ import torch
 from lerobot_stream import _core
 from lerobot_stream.consumer import ConsumerRuntime
 from lerobot_stream.decode_stage import check_stage_dataset, make_loader, wants_decode_stage
-from lerobot_stream.decoding import default_decoder_cache_capacity
+from lerobot_stream.decoding import default_decoder_cache_capacity, frame_stash_bytes_for
 from lerobot_stream.depth import check_depth_unit, warn_missing_units
 from lerobot_stream.elastic import (
     FirstPass,
@@ -124,6 +124,17 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             read by episode ranges (a decoder per pooled episode's segment, not per file).
         decoder_cache_max_bytes: bound on those decoders' estimated memory per consumer (default
             1 GiB; ``None`` bounds by count only).
+        frame_stash_bytes: keep decoded frames a consumer's later samples will ask for (frames decoded
+            on the way to another, and the rest of a GOP before a seek leaves it) in up to this many
+            bytes of YUV frames per consumer, so random access decodes most frames once per epoch
+            instead of about 1.5 times, keyframes included (Note [Frame stash] in
+            ``cpp/av/frame_stash.h``). The whole gain needs about a quarter of a consumer's pooled
+            frames per camera at the peak, more with few or rotating episodes (``"auto"`` sizes it at a
+            third, from ``episode_pool_size``, the mean episode length, the consumers and the cameras'
+            frame size: ``frame_stash_bytes_for``; e.g. 0.51 GiB
+            for 2 cameras of 480x640 and 1,800 pooled frames); a smaller budget gains less, and a pool of
+            many long episodes needs GBs (bench/README.md, "Frame stash"). Samples are bitwise the same.
+            ``None`` (default): keep none. CPU decoding in workers only.
         decode_threads: libav threads per decoder. A sample's cameras decode in parallel only when
             cores are idle: ``cores // (DataLoader workers x $LOCAL_WORLD_SIZE)`` threads per consumer
             (see ``lerobot_stream.decoding.decode_parallelism``).
@@ -186,6 +197,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         decoder_cache_size: int | None = None,
         video_decoder_cache_size: int | None = None,
         decoder_cache_max_bytes: int | None = DEFAULT_DECODER_CACHE_MAX_BYTES,
+        frame_stash_bytes: int | Literal["auto"] | None = None,
         decode_threads: int = 1,
         num_workers: int = 1,
         video_decode_device: str = "cpu",
@@ -230,6 +242,7 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             ("world_size", world_size, 1),
             ("decoder_cache_size", decoder_cache_size, 1),
             ("video_decoder_cache_size", video_decoder_cache_size, 1),
+            ("frame_stash_bytes", None if frame_stash_bytes == "auto" else frame_stash_bytes, 1),
         ]:
             if value is not None:
                 whole_number(value, name, least)
@@ -237,6 +250,11 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             if isinstance(episodes, (str, bytes)) or not isinstance(episodes, Iterable):
                 raise ValueError(f"episodes must be a list of episode indices or None, got {episodes!r}")
             episodes = [whole_number(e, "episodes[...]", 0) for e in episodes]
+        if frame_stash_bytes is not None and decode_stage:
+            raise ValueError(
+                "frame_stash_bytes is for decoding in DataLoader workers (video_decode_device='cpu' without "
+                "the decode stage)"
+            )
         if decoder_cache_size is not None and video_decoder_cache_size is not None:
             raise ValueError("Pass decoder_cache_size or video_decoder_cache_size, not both")
         if video_fetch not in FETCH_MODES:
@@ -311,6 +329,13 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             * (2 if not self.meta.data_location.is_local and video_fetch == "ranges" else 1)
         )
         self.decoder_cache_max_bytes = decoder_cache_max_bytes
+        self.frame_stash_bytes = (
+            self._full_gain_stash_bytes()
+            if frame_stash_bytes == "auto"
+            else None
+            if frame_stash_bytes is None
+            else int(frame_stash_bytes)
+        )
         self._fingerprint = dataset_fingerprint(self._selected_episodes, self._episode_lengths)
         self._counters = EpochCounters()
         self._resume: ResumeState | None = None
@@ -333,6 +358,16 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
     def camera_keys(self) -> list[str]:
         """Camera features (videos and images)."""
         return self.meta.camera_keys
+
+    def _full_gain_stash_bytes(self) -> int:
+        """``frame_stash_bytes="auto"``: a consumer's pooled frames (its share of the epoch's frames, at
+        most ``episode_pool_size`` episodes of the mean length) priced by ``frame_stash_bytes_for``."""
+        consumers = self.world_size * self._num_workers_hint
+        per_consumer = int(self._episode_lengths.sum()) / consumers
+        pool_frames = min(per_consumer, self.episode_pool_size * float(self._episode_lengths.mean()))
+        cameras = [self.meta.features[key].get("info") or {} for key in self.meta.video_keys]
+        cameras = [cam for cam in cameras if "video.height" in cam and "video.width" in cam]
+        return frame_stash_bytes_for(math.ceil(pool_frames), cameras) if cameras else 1
 
     @property
     def video_keys(self) -> list[str]:

@@ -41,8 +41,9 @@ Without a usable GPU, asking for ``"cuda"`` raises :class:`CudaUnavailableError`
 from __future__ import annotations
 
 import logging
+import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -272,6 +273,11 @@ class DecoderCache:
             ``None`` bounds by count only. The least recently used decoders close beyond either bound.
         device, cuda_backend: as for :class:`VideoDecoder`. CUDA frames are handed to torch's default
             stream.
+        stash_bytes: keep decoded frames that requests of this pass have not asked for yet (decoded on
+            the way to another frame, or ahead to the end of a GOP before a seek), up to this many bytes
+            of YUV frames over all decoders (Note [Frame stash] in ``cpp/av/frame_stash.h``); call
+            :meth:`begin_pass` when a new pass over the frames starts. Frames are bitwise the same as
+            without. ``None``: keep none. CPU only.
     """
 
     def __init__(
@@ -282,17 +288,20 @@ class DecoderCache:
         max_bytes: int | None = None,
         device: str | torch.device = "cpu",
         cuda_backend: CudaBackend = "auto",
+        stash_bytes: int | None = None,
     ) -> None:
         if max_bytes is not None and max_bytes < 1:
             raise ValueError(f"max_bytes must be >= 1 or None, got {max_bytes}")
         check_cuda_backend(cuda_backend)
         self._device = resolve_device(device)
+        self._stash = None if stash_bytes is None else _core.FrameStashBudget(stash_bytes)
         self._cache = _core.DecoderCache(
             capacity,
             threads=threads,
             max_bytes=max_bytes or 0,
             device=self._device,
             cuda_backend=cuda_backend,
+            stash=self._stash,
         )
 
     @property
@@ -365,11 +374,26 @@ class DecoderCache:
         """The stream facts of ``source`` (``VideoDecoder.info``), opening its decoder on a miss."""
         return self._cache.stream_info(_core_source(source))
 
+    def begin_pass(self) -> None:
+        """Starts a new pass over the frames (an epoch): with a stash, frames served before are kept
+        again when decoded on the way. Without one, nothing."""
+        if self._stash is not None:
+            self._stash.begin_pass()
+
     def stats(self) -> dict[str, object]:
         """Counters: hits, misses, evictions, open_decoders, capacity, bytes, max_bytes (0 = unbounded),
-        opened_by_backend (files opened per backend), backend_notes (why a rule chose a backend), and
-        ``decoder``: what every decoder of this cache did (see :data:`DECODER_STAT_KEYS`)."""
-        return self._cache.stats()
+        opened_by_backend (files opened per backend), backend_notes (why a rule chose a backend),
+        ``decoder``: what every decoder of this cache did (see :data:`DECODER_STAT_KEYS`), and with a
+        stash ``stash``: its ``max_bytes``, ``used_bytes`` and ``peak_bytes``."""
+        stats = self._cache.stats()
+        if self._stash is not None:
+            stash = self._stash
+            stats["stash"] = {
+                "max_bytes": stash.max_bytes,
+                "used_bytes": stash.used_bytes,
+                "peak_bytes": stash.peak_bytes,
+            }
+        return stats
 
     def clear(self) -> None:
         """Closes every cached decoder."""
@@ -387,6 +411,9 @@ DECODER_STAT_KEYS = (
     "keyframes_decoded",
     "frames_converted",
     "frames_reused",
+    "frames_from_stash",
+    "frames_stashed",
+    "frames_decoded_ahead",
     "seeks",
     "flushes",
     "forward_gop_skips",
@@ -396,10 +423,40 @@ DECODER_STAT_KEYS = (
     "convert_s",
 )
 """Decoder counters: frames asked for, decoded (of them keyframes), converted into outputs, served
-without decoding; keyframe seeks and codec flushes (every seek flushes, nothing else does); GOP
-boundaries crossed by decoding forward instead of seeking; packets read; seconds reading and decoding
-(of them producing keyframes) and converting. ``frames_decoded / frames_requested`` is what one random
-access really decodes."""
+without decoding; with a frame stash, requests served from it, frames kept in it and frames decoded
+only to be kept (decode-ahead; part of the decoded); keyframe seeks and codec flushes (every seek
+flushes, nothing else does); GOP boundaries crossed by decoding forward instead of seeking; packets
+read; seconds reading and decoding (of them producing keyframes) and converting.
+``frames_decoded / frames_requested`` is what one random access really decodes."""
+
+
+def _decoded_bytes_per_pixel(pix_fmt: str) -> float:
+    """Bytes per pixel of a decoded frame in ``pix_fmt`` (all planes); 3 when it is not known."""
+    deep = 2 if pix_fmt.endswith(("10le", "12le", "16le", "10be", "12be")) else 1
+    formats = (("yuv420", 1.5), ("yuvj420", 1.5), ("nv12", 1.5), ("yuv422", 2.0), ("gray", 1.0))
+    for prefix, per_pixel in formats:
+        if pix_fmt.startswith(prefix):
+            return per_pixel * deep
+    return 3.0 * deep
+
+
+def frame_stash_bytes_for(pool_frames: int, cameras: Sequence[Mapping[str, Any]]) -> int:
+    """The frame stash budget that gives one consumer the whole gain (Note [Frame stash]).
+
+    With uniform random order the stash holds up to about a quarter of a large pool's frames of each
+    camera at mid-pass, and more of a pool of few or rotating episodes (a third of a 3-episode pool in
+    the tests); this is a third of ``pool_frames`` for every camera (``cameras``: the video features'
+    ``info`` dicts, ``video.height``, ``video.width``, ``video.pix_fmt``) in its decoded pixel format
+    (4:2:0 is 1.5 bytes a pixel, 10/12-bit twice that, unknown formats 3). E.g. 2 cameras of 480x640
+    yuv420p and 1,800 pooled frames: 0.51 GiB.
+    """
+    per_frame = sum(
+        int(cam["video.height"])
+        * int(cam["video.width"])
+        * _decoded_bytes_per_pixel(str(cam.get("video.pix_fmt", "")))
+        for cam in cameras
+    )
+    return max(1, math.ceil(pool_frames / 3 * per_frame))
 
 
 def decode_parallelism(num_files: int, consumers: int = 1) -> int:

@@ -174,8 +174,8 @@ TEST(CpuDecoder, BatchOwnsItsMemoryAfterTheDecoderIsGone) {
 
 TEST(CpuDecoder, MultithreadedDecodeGivesTheSameFrames) {
   ClipSpec s;
-  CpuVideoDecoder one(lrs::test::clip_path(s), {.threads = 1});
-  CpuVideoDecoder two(lrs::test::clip_path(s), {.threads = 2});
+  CpuVideoDecoder one(lrs::test::clip_path(s), {.threads = 1, .stash = nullptr});
+  CpuVideoDecoder two(lrs::test::clip_path(s), {.threads = 2, .stash = nullptr});
   const std::vector<double> t = times_of({59, 3, 30, 31, 0}, s.fps);
   const lrs::FrameBatch a = one.get_frames_at(t, 1e-4);
   const lrs::FrameBatch b = two.get_frames_at(t, 1e-4);

@@ -248,9 +248,12 @@ TEST(DecoderFactory, CudaWithoutAUsableGpuRaisesCudaUnavailable) {
     EXPECT_NE(std::string(e.what()).find("unavailable"), std::string::npos) << e.what();
   }
   const std::string clip = lrs::test::clip_path(ClipSpec{});
-  EXPECT_THROW(lrs::open_decoder(clip, lrs::DecoderOptions{cuda, 1, lrs::CudaBackend::kAuto, 0}), lrs::CudaUnavailable);
-  EXPECT_THROW(lrs::open_decoder(clip, lrs::DecoderOptions{cuda, 1, lrs::CudaBackend::kHybrid, 0}),
-               lrs::CudaUnavailable);
+  for (lrs::CudaBackend backend : {lrs::CudaBackend::kAuto, lrs::CudaBackend::kHybrid}) {
+    lrs::DecoderOptions options;
+    options.device = cuda;
+    options.cuda_backend = backend;
+    EXPECT_THROW(lrs::open_decoder(clip, options), lrs::CudaUnavailable);
+  }
   DecodeStageOptions o = cpu_options(1, 1);
   o.decoder.device = cuda;
   EXPECT_THROW(DecodeStage{o}, lrs::CudaUnavailable);
