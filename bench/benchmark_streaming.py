@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run ours building whole batches in the workers (DataLoader(batch_size=None))",
     )
+    run.add_argument(
+        "--frame-stash-bytes",
+        type=int,
+        default=None,
+        help="also run ours with a frame stash of this many bytes per consumer (peer ours-stash)",
+    )
     run.add_argument("--compare-naive", action="store_true", help="also run naive per-sample PyAV decode")
     run.add_argument(
         "--compare-lerobot", action="store_true", help="also run lerobot 0.6's StreamingLeRobotDataset"
@@ -293,8 +299,10 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         decoder_cache_size=args.decoder_cache_size,
         dtype="uint8" if args.uint8 else "float32",
+        frame_stash_bytes=args.frame_stash_bytes,
     )
-    names = ["ours"] + ["ours-batched"] * args.compare_batched + ["naive"] * args.compare_naive
+    names = ["ours"] + ["ours-batched"] * args.compare_batched
+    names += ["ours-stash"] * (args.frame_stash_bytes is not None) + ["naive"] * args.compare_naive
     if args.compare_lerobot:
         reason = lerobot_unavailable_reason()
         if reason is None:

@@ -68,22 +68,21 @@ def ensure_harness() -> None:
     run(["cmake", "--build", build, "--target", "lrs_decode_bench"])
 
 
-def harness(root: Path, samples: int) -> dict[str, Any]:
-    out = run(
-        [
-            str(HARNESS),
-            "--mode",
-            "both",
-            "--threads",
-            "1",
-            "--workers",
-            "1",
-            "--samples",
-            str(samples),
-            str(root / "videos"),
-        ]
-    )
-    return json.loads(out)
+def harness(root: Path, samples: int, *extra: str) -> dict[str, Any]:
+    command = [str(HARNESS), "--mode", "both", "--threads", "1", "--workers", "1", "--samples", str(samples)]
+    return json.loads(run([*command, *extra, str(root / "videos")]))
+
+
+def harness_runs(root: Path, samples: int, stash_bytes: int) -> dict[str, dict[str, Any]]:
+    """The harness's uniform random pass, and with a stash budget an epoch pass (every frame once,
+    shuffled) without and with a frame stash of that budget."""
+    runs = {"uniform": harness(root, samples)}
+    if stash_bytes:
+        everything = 1 << 40  # an epoch pass ends when every frame was requested
+        runs["epoch"] = harness(root, everything, "--order", "epoch")
+        stash = ["--stash-bytes", str(stash_bytes)]
+        runs["epoch, stash"] = harness(root, everything, "--order", "epoch", *stash)
+    return runs
 
 
 def streaming(
@@ -132,13 +131,16 @@ def pooled_sequential(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run_round(args: argparse.Namespace, out_dir: Path) -> tuple[dict[str, Any], list[Cell]]:
     """One round: the harness, then every cell (ours, and the baseline when asked), in a fixed order."""
-    h = harness(args.root, args.harness_samples)
+    h = harness_runs(args.root, args.harness_samples, args.frame_stash_bytes)
     cells: list[Cell] = []
     for mode in ("single", "sarm"):
         for uint8 in (False, True):
             cell = f"{mode}-{'uint8' if uint8 else 'float32'}"
             common = (args.root, mode, uint8, args.seconds, args.warmup_batches)
-            results = streaming(sys.executable, *common, out_dir / cell, ["--compare-batched"])
+            peers = ["--compare-batched"]
+            if args.frame_stash_bytes:
+                peers += ["--frame-stash-bytes", str(args.frame_stash_bytes)]
+            results = streaming(sys.executable, *common, out_dir / cell, peers)
             base = None
             if args.baseline_python:
                 base = streaming(args.baseline_python, *common, out_dir / f"{cell}-baseline", [])["ours"]
@@ -149,8 +151,10 @@ def run_round(args: argparse.Namespace, out_dir: Path) -> tuple[dict[str, Any], 
 def harness_summary(h: dict[str, Any]) -> str:
     """Two lines on one harness run: the rates, and random access against both limits."""
     seq, rnd, lim = h["sequential"], h["random"], h["limit"]
+    stash = f", from the stash {rnd['frames_from_stash']}, peak {rnd['stash_peak_bytes'] / 2**20:.0f} MiB"
+    order = f"{h.get('order', 'uniform')} order{stash if h.get('stash_bytes') else ''}"
     return (
-        f"sequential {seq['frames_per_s']:.1f} frames/s ({seq['frames_per_cpu_s']:.1f} per CPU s); "
+        f"{order}: sequential {seq['frames_per_s']:.1f} frames/s ({seq['frames_per_cpu_s']:.1f} per CPU s); "
         f"random {rnd['frames_per_s']:.1f} ({rnd['frames_per_cpu_s']:.1f} per CPU s), decoded per "
         f"requested {rnd['decoded_per_requested']:.3f}, keyframes per requested "
         f"{rnd['keyframes_per_requested']:.3f}\n"
@@ -180,6 +184,7 @@ def median_row(label: str, runs: list[dict[str, Any]], pooled: dict[str, Any], p
         f"| {label} | {runs[0].get('dtype')} | {f(med(fps))}{spread} | "
         f"{f(med([x['ratio_to_limit'] for x in limits]), 2)} | "
         f"{f(med([x['ratio_to_limit_cpu'] for x in limits]), 2)} | "
+        f"{f(med([x['ratio_to_sequential'] for x in limits]), 2)} | "
         f"{f(med([r['p50_sample_latency_ms'] for r in runs]))} / "
         f"{f(med([r['p99_sample_latency_ms'] for r in runs]))} | "
         f"{f(most('peak_rss_gb'), 2)} | {f(most('peak_pss_gb'), 2)} | {f(most('peak_node_memory_gb'), 2)} |"
@@ -203,6 +208,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=1,
         help="rounds of the whole matrix, one after the other; the table gives medians (Note [Rounds])",
+    )
+    p.add_argument(
+        "--frame-stash-bytes",
+        type=int,
+        default=1 << 30,
+        help="also run ours with a frame stash of this many bytes per consumer, and the harness's epoch "
+        "passes without and with one (0: neither)",
     )
     p.add_argument("--out-dir", type=Path, default=REPO / "bench/results/cpu_throughput")
     args = p.parse_args(argv)
@@ -232,9 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     everything += [b for _, cells in rounds for _, _, b in cells if b]
     pooled = pooled_sequential(everything)
     lines = [
-        "| peer | dtype | frames/s | / limit | / limit (CPU s) | p50 / p99 ms | peak RSS GB | peak PSS GB "
-        "| node memory GB |",
-        "|---" * 9 + "|",
+        "| peer | dtype | frames/s | / limit | / limit (CPU s) | / sequential | p50 / p99 ms | peak RSS GB "
+        "| peak PSS GB | node memory GB |",
+        "|---" * 10 + "|",
     ]
     ratios = []
     for i, (mode, first, base) in enumerate(rounds[0][1]):
@@ -251,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(median_row(f"{mode} ours (batch_size=16 in the dataset)", batched, pooled, per_request))
         limit = limit_fields(batched[0], pooled, per_request[0])["decode_limit_frames_per_s"]
         lines[-1] += f" limit {limit:.1f} frames/s" if limit else ""
+        if args.frame_stash_bytes:
+            stashed = [r["ours-stash"] for _, r, _ in cell]
+            budget = f"{args.frame_stash_bytes / 2**20:.0f} MiB"
+            label = f"{mode} ours (plain DataLoader, stash {budget})"
+            lines.append(median_row(label, stashed, pooled, per_request))
         if dtype == "uint8":  # this cell's float32 twin ran just before it in every round
             for peer in ("ours", "ours-batched"):
                 pairs = [
@@ -260,16 +277,19 @@ def main(argv: list[str] | None = None) -> int:
                 ratios.append((mode, peer, pairs))
     load_after = os.getloadavg()
     print(f"\n## lrs_decode_bench (1 thread, random vs sequential on the same files; {len(rounds)} round(s))")
-    for h, _ in rounds:
-        print(harness_summary(h))
+    for hs, _ in rounds:
+        for h in hs.values():
+            print(harness_summary(h))
     if len(rounds) > 1:
-        limits = [h["limit"] for h, _ in rounds]
-        formula = statistics.median(x["ratio_to_limit"] for x in limits)
-        mix = statistics.median(x["frame_mix"]["ratio"] for x in limits)
-        print(
-            f"median of {len(rounds)} rounds: random / formula {formula:.2f} wall; "
-            f"random / frame-mix limit {mix:.2f}"
-        )
+        for kind in rounds[0][0]:
+            limits = [hs[kind]["limit"] for hs, _ in rounds]
+            formula = statistics.median(x["ratio_to_limit"] for x in limits)
+            mix = statistics.median(x["frame_mix"]["ratio"] for x in limits)
+            rate = statistics.median(hs[kind]["random"]["frames_per_s"] for hs, _ in rounds)
+            print(
+                f"{kind}, median of {len(rounds)} rounds: random {rate:.0f} frames/s, / formula "
+                f"{formula:.2f} wall; / frame-mix limit {mix:.2f}"
+            )
     print(
         f"\n## streaming, 2 workers, batch 16, {args.seconds:.0f} s measured after "
         f"{args.warmup_batches} warm-up batches, median of {len(rounds)} round(s) "
@@ -289,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"- {mode} {peer}: median {statistics.median(pairs):.2f} ({each})")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "pooled_limit.json").write_text(json.dumps(pooled, indent=2))
-    (args.out_dir / "harness.json").write_text(json.dumps([h for h, _ in rounds], indent=2))
+    (args.out_dir / "harness.json").write_text(json.dumps([hs for hs, _ in rounds], indent=2))
     return 0
 
 

@@ -13,6 +13,11 @@ per CPU second (``ratio_to_limit_cpu``: frames per CPU second of the loader's pr
 the sequential frames per CPU second of ffmpeg) stays meaningful on a machine shared with other
 work, where wall-clock rates follow the load.
 
+The hard bound is every requested frame decoded once, in order: ``cores x sequential rate``
+(``ratio_to_sequential``). A loader that keeps frames decoded on the way for their own requests
+(Note [Frame stash] in ``cpp/av/frame_stash.h``) decodes fewer than ``decoded_per_requested`` and can
+pass the first limit, never this one.
+
 At small GOPs the limit is optimistic: a keyframe costs several times a frame between keyframes,
 and random access decodes one keyframe per request while a sequential read decodes one per GOP
 (``lrs_decode_bench`` prices the decoded mix; bench/README.md).
@@ -97,9 +102,15 @@ def dataset_video_files(root: Path, video_keys: list[str]) -> list[Path]:
 def limit_fields(
     result: dict[str, Any], sequential: dict[str, Any], decoded_per_requested: float | None
 ) -> dict:
-    """``decode_limit_frames_per_s``, ``ratio_to_limit`` (and per-CPU-second twins) for one peer's result."""
+    """``decode_limit_frames_per_s``, ``ratio_to_limit``, ``ratio_to_sequential`` (and per-CPU-second
+    twins) for one peer's result (Note [Decode limit])."""
     if not decoded_per_requested or not sequential.get("frames_per_s"):
-        return {"decode_limit_frames_per_s": None, "ratio_to_limit": None, "ratio_to_limit_cpu": None}
+        return {
+            "decode_limit_frames_per_s": None,
+            "ratio_to_limit": None,
+            "ratio_to_limit_cpu": None,
+            "ratio_to_sequential": None,
+        }
     limit = cores() * sequential["frames_per_s"] / decoded_per_requested
     per_cpu = sequential.get("frames_per_cpu_s")
     limit_cpu = per_cpu / decoded_per_requested if per_cpu else None
@@ -109,4 +120,6 @@ def limit_fields(
         "ratio_to_limit": fps / limit if fps else None,
         "decode_limit_frames_per_cpu_s": limit_cpu,
         "ratio_to_limit_cpu": fpc / limit_cpu if fpc and limit_cpu else None,
+        "ratio_to_sequential": fps / (cores() * sequential["frames_per_s"]) if fps else None,
+        "ratio_to_sequential_cpu": fpc / per_cpu if fpc and per_cpu else None,
     }

@@ -17,6 +17,8 @@ Peers:
     ``ours``     lerobot_stream.StreamingLeRobotDataset (episode pool, decoder cache, C++ decode)
     ``ours-batched``  the same dataset building whole batches in the workers (``batch_size=B`` with
                  ``DataLoader(batch_size=None)``: frames decoded into reused shared memory, no collate)
+    ``ours-stash``  ``ours`` with a frame stash of ``BenchConfig.frame_stash_bytes`` per consumer
+                 (Note [Frame stash] in ``cpp/av/frame_stash.h``), behind the plain DataLoader
     ``naive``    a map-style reader that opens every camera's mp4 with PyAV for every sample and
                  decodes from the preceding keyframe ("naive per-sample decode", as lerobot's
                  map-style dataset with the pyav backend does)
@@ -127,6 +129,7 @@ class BenchConfig:
     seed: int = 0
     decoder_cache_size: int | None = None
     dtype: FrameDtype = "float32"
+    frame_stash_bytes: int | None = None  # the ``ours-stash`` peer's budget
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -274,6 +277,7 @@ class OursPeer:
 
     name = "ours"
     batched = False
+    stash = False
 
     def __init__(self, cfg: BenchConfig) -> None:
         from lerobot_stream import StreamingLeRobotDataset
@@ -295,6 +299,7 @@ class OursPeer:
             # an older install (a baseline run with its own interpreter) has no decode stage
             **({} if cfg.video_decode_stage is None else {"video_decode_stage": cfg.video_decode_stage}),
             **({"batch_size": cfg.batch_size} if self.batched else {}),
+            **({"frame_stash_bytes": cfg.frame_stash_bytes} if self.stash else {}),
             **cfg.extra,
         )
 
@@ -326,6 +331,13 @@ class OursBatchedPeer(OursPeer):
 
     name = "ours-batched"
     batched = True
+
+
+class OursStashPeer(OursPeer):
+    """lerobot_stream.StreamingLeRobotDataset(frame_stash_bytes=...) behind the plain DataLoader."""
+
+    name = "ours-stash"
+    stash = True
 
 
 class NaiveFrameReader(Dataset):
@@ -560,6 +572,7 @@ class LerobotBuffer100Peer(LerobotPeer):
 PEERS: dict[str, type] = {
     "ours": OursPeer,
     "ours-batched": OursBatchedPeer,
+    "ours-stash": OursStashPeer,
     "naive": NaivePeer,
     "lerobot": LerobotPeer,
     "lerobot-buffer100": LerobotBuffer100Peer,

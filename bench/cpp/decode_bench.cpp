@@ -4,13 +4,18 @@
 //   sequential  each worker reads consecutive frames (K per request) from a file's start: the
 //               decoder's best case, one decoded frame per requested frame;
 //   random      each request picks a random file and K random frames of it, as a dataset sample
-//               with K cameras/timestamps would.
+//               with K cameras/timestamps would (--order uniform, with replacement), or the next K
+//               frames of one shuffled list of every (file, frame) pair (--order epoch: each frame
+//               once, as in a dataset's epoch over its pool; both passes then make as many requests
+//               as the epoch has frames / K, at most --samples).
+// --stash-bytes B gives the cache's decoders a frame stash of B bytes (Note [Frame stash]); each
+// pass starts a new stash pass.
 // The random pass is compared with its limit, the sequential rate / frames decoded per request
 // (Note [Random access limit]).
 //
 //   lrs_decode_bench [--samples N] [--frames-per-sample K] [--workers W] [--threads T]
 //                    [--cache C] [--seed S] [--dtype uint8|float32] [--mode both|random|sequential]
-//                    PATH...
+//                    [--order uniform|epoch] [--stash-bytes B] PATH...
 // PATH is an mp4 file or a directory searched recursively for *.mp4 (e.g. a v3 dataset root).
 // Prints one JSON object.
 #include <time.h>
@@ -23,6 +28,7 @@
 #include <filesystem>
 #include <functional>
 #include <iostream>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <string>
@@ -34,6 +40,7 @@ extern "C" {
 }
 
 #include "av/cpu_decoder.h"
+#include "av/frame_stash.h"
 #include "common/errors.h"
 #include "decode/decoder_cache.h"
 
@@ -59,13 +66,16 @@ struct Options {
   uint64_t seed = 0;
   lrs::PixelType dtype = lrs::PixelType::kUInt8;
   std::string mode = "both";
+  std::string order = "uniform";
+  int64_t stash_bytes = 0;  // 0: no frame stash
   std::vector<std::string> paths;
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::cerr << "lrs_decode_bench: " << why
             << "\nusage: lrs_decode_bench [--samples N] [--frames-per-sample K] [--workers W] [--threads T]"
-               " [--cache C] [--seed S] [--dtype uint8|float32] [--mode both|random|sequential] PATH...\n";
+               " [--cache C] [--seed S] [--dtype uint8|float32] [--mode both|random|sequential]"
+               " [--order uniform|epoch] [--stash-bytes B] PATH...\n";
   std::exit(2);
 }
 
@@ -85,6 +95,8 @@ Options parse(int argc, char** argv) {
       else if (arg == "--cache") o.cache = std::stoll(value());
       else if (arg == "--seed") o.seed = std::stoull(value());
       else if (arg == "--mode") o.mode = value();
+      else if (arg == "--order") o.order = value();
+      else if (arg == "--stash-bytes") o.stash_bytes = std::stoll(value());
       else if (arg == "--dtype") {
         const std::string d = value();
         if (d != "uint8" && d != "float32") usage("--dtype must be uint8 or float32");
@@ -100,6 +112,8 @@ Options parse(int argc, char** argv) {
     usage("counts must be positive");
   }
   if (o.mode != "both" && o.mode != "random" && o.mode != "sequential") usage("--mode must be both, random or sequential");
+  if (o.order != "uniform" && o.order != "epoch") usage("--order must be uniform or epoch");
+  if (o.stash_bytes < 0) usage("--stash-bytes must be >= 0");
   return o;
 }
 
@@ -130,6 +144,7 @@ struct PassResult {
   double seconds = 0;      // wall
   double cpu_seconds = 0;  // summed over the worker threads
   lrs::DecoderCacheStats cache;
+  int64_t stash_peak_bytes = 0;
 
   double frames_per_s() const { return frames / seconds; }
   double frames_per_cpu_s() const { return frames / cpu_seconds; }
@@ -150,12 +165,14 @@ struct PassResult {
 PassResult run_pass(const Options& o, const std::vector<std::string>& files,
                     const std::function<bool(int, std::mt19937_64&, size_t&, std::vector<double>&)>& next_request,
                     const std::vector<std::vector<double>>& times) {
+  auto stash = o.stash_bytes > 0 ? std::make_shared<lrs::av::FrameStashBudget>(o.stash_bytes) : nullptr;
   lrs::DecoderCache cache(o.cache, [&](const lrs::VideoSource& source) {
-    return std::make_unique<lrs::av::CpuVideoDecoder>(source, lrs::av::CpuDecoderOptions{o.threads});
+    return std::make_unique<lrs::av::CpuVideoDecoder>(source, lrs::av::CpuDecoderOptions{o.threads, stash});
   });
   for (size_t f = 0; f < files.size() && static_cast<int64_t>(f) < o.cache; ++f) {
     cache.get_frames_at(files[f], std::vector<double>{times[f].front()}, 1e-4, o.dtype);
   }
+  if (stash) stash->begin_pass();  // the warm-up requests are not part of the pass
   const lrs::DecoderStats warm = cache.stats().decoder;
   std::atomic<int64_t> requests = 0;
   std::atomic<int64_t> frames = 0;
@@ -183,6 +200,7 @@ PassResult run_pass(const Options& o, const std::vector<std::string>& files,
   r.frames = frames.load();
   r.cache = cache.stats();
   r.cache.decoder -= warm;
+  r.stash_peak_bytes = stash ? stash->peak_bytes() : 0;
   return r;
 }
 
@@ -199,6 +217,8 @@ std::string pass_json(const PassResult& r) {
       << ", \"seeks_per_requested\": " << r.per_requested(d.seeks)
       << ", \"flushes_per_requested\": " << r.per_requested(d.flushes)
       << ", \"forward_gop_skips\": " << d.forward_gop_skips << ", \"frames_reused\": " << d.frames_reused
+      << ", \"frames_from_stash\": " << d.frames_from_stash << ", \"frames_decoded_ahead\": "
+      << d.frames_decoded_ahead << ", \"stash_peak_bytes\": " << r.stash_peak_bytes
       << ", \"keyframe_decode_ms\": " << r.keyframe_s() * 1e3 << ", \"other_frame_decode_ms\": "
       << r.other_frame_s() * 1e3 << ", \"convert_ms\": " << r.convert_s() * 1e3
       << ", \"decode_s\": " << static_cast<double>(d.decode_ns) * 1e-9
@@ -211,7 +231,7 @@ std::string pass_json(const PassResult& r) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Options o = parse(argc, argv);
+  Options o = parse(argc, argv);
   av_log_set_level(AV_LOG_ERROR);
   const std::vector<std::string> files = find_videos(o.paths);
   if (files.empty()) usage("no .mp4 file found");
@@ -222,8 +242,32 @@ int main(int argc, char** argv) {
     const auto k = static_cast<size_t>(o.frames_per_sample);
 
     std::atomic<int64_t> issued = 0;
+    // --order epoch: every (file, frame) once, shuffled; request i takes entries [i*K, i*K + K) of
+    // its file's run (a request names one file: entries are grouped by file in runs of K).
+    std::vector<std::pair<size_t, double>> epoch;
+    if (o.order == "epoch") {
+      for (size_t f = 0; f < files.size(); ++f) {
+        for (double t : times[f]) epoch.emplace_back(f, t);
+      }
+      std::mt19937_64 shuffle_gen(o.seed);
+      std::shuffle(epoch.begin(), epoch.end(), shuffle_gen);
+      // Both passes request as many frames as the epoch has (at most --samples requests).
+      o.samples = std::min<int64_t>(o.samples, static_cast<int64_t>(epoch.size()) / o.frames_per_sample);
+    }
+    std::mutex epoch_mutex;
+    size_t epoch_at = 0;
     auto random_request = [&](int, std::mt19937_64& gen, size_t& file, std::vector<double>& request) {
       if (issued.fetch_add(1) >= o.samples) return false;
+      if (o.order == "epoch") {
+        const std::lock_guard<std::mutex> lock(epoch_mutex);
+        if (epoch_at >= epoch.size()) return false;
+        file = epoch[epoch_at].first;
+        request.clear();
+        while (request.size() < k && epoch_at < epoch.size() && epoch[epoch_at].first == file) {
+          request.push_back(epoch[epoch_at++].second);
+        }
+        return true;
+      }
       file = gen() % files.size();
       request.resize(k);
       for (double& t : request) t = times[file][gen() % times[file].size()];
@@ -253,7 +297,7 @@ int main(int argc, char** argv) {
     out.precision(6);
     out << "{\"files\": " << files.size() << ", \"samples\": " << o.samples << ", \"frames_per_sample\": " << k
         << ", \"workers\": " << o.workers << ", \"threads\": " << o.threads << ", \"dtype\": \""
-        << lrs::pixel_type_name(o.dtype) << "\"";
+        << lrs::pixel_type_name(o.dtype) << "\", \"order\": \"" << o.order << "\", \"stash_bytes\": " << o.stash_bytes;
     PassResult seq, rnd;
     if (o.mode != "random") {
       issued = 0;
