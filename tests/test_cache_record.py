@@ -1,15 +1,18 @@
 """The prefetch cache's shared record (``lerobot_stream.remote.cache_state``): every process sees the
-others' changes although each keeps the record it last read, and a writer killed mid-write leaves
-the previous version readable (Note [State slots])."""
+others' changes although each keeps the record it last read, a writer killed mid-write leaves the
+previous version readable (Note [State slots]), and a directory removed in use is a cache error."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
 import random
+import shutil
 from pathlib import Path
 
-from lerobot_stream.remote.cache_state import CacheState, new_record, owner_id, read_records
+import pytest
+
+from lerobot_stream.remote.cache_state import CacheState, CacheWriteError, new_record, owner_id, read_records
 
 
 def _bump(cache: Path, key: str, times: int) -> None:
@@ -84,3 +87,18 @@ def test_a_torn_write_leaves_the_previous_version(tmp_path):
     with state.locked() as files:
         assert files["k"]["size"] == 3
     assert read_records(tmp_path)["k"]["size"] == 3
+
+
+def test_a_cache_directory_removed_in_use_is_a_cache_error_naming_it(tmp_path):
+    """A /tmp cleaner removing the cache directory mid-run: the cache's own error, naming the directory,
+    not a bare FileNotFoundError on its lock file."""
+    cache = tmp_path / "videos"
+    state = CacheState(cache)
+    with state.locked() as files:
+        files["k"] = new_record("http://h/k", 1)
+    shutil.rmtree(cache)
+    with pytest.raises(CacheWriteError, match=f"video cache directory {cache} is gone"), state.locked():
+        pass
+    cache.mkdir()  # made again (by hand, or another run): the state opens the new files and goes on
+    with state.locked() as files:
+        assert files == {}

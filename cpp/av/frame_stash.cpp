@@ -81,7 +81,8 @@ void FrameStash::drop_oldest() {
 
 bool FrameStash::keep(int64_t frame, const AVFrame& decoded, bool evict) {
   if (served(frame) || holds(frame)) return false;
-  if (frame_bytes_ != 0 && !budget_->has_room(frame_bytes_) && !evict) return false;
+  // No copy when it could not be kept: the budget is full and this stash has nothing to give.
+  if (frame_bytes_ != 0 && !budget_->has_room(frame_bytes_) && (!evict || kept_.empty())) return false;
   UniqueFrame copy = copy_frame(decoded);
   const int64_t bytes = buffer_bytes(*copy);
   if (frame_bytes_ == 0) frame_bytes_ = bytes;

@@ -470,10 +470,18 @@ class _Descriptors:
 
     def _reopen(self) -> None:
         self._close()
-        self._fds = [
-            os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            for path in (self._lock_path, *self._slot_paths)
-        ]
+        try:
+            for path in (self._lock_path, *self._slot_paths):
+                self._fds.append(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        except FileNotFoundError as err:
+            self._close()
+            cache_dir = self._lock_path.parent
+            raise CacheWriteError(
+                err.errno,
+                f"the video cache directory {cache_dir} is gone (removed while in use, e.g. by a /tmp "
+                "cleaner): point video_cache_dir at a directory nothing else removes, or pass "
+                "video_cache='memory'",
+            ) from err
 
     def _close(self) -> None:
         self.known = None
