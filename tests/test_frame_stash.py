@@ -1,8 +1,8 @@
 """The frame stash (``frame_stash_bytes``, Note [Frame stash] in ``cpp/av/frame_stash.h``): a dataset
 with one yields bitwise the batches of one without, in the same order, across epochs, with windows,
-float32 or uint8, from workers or the main process, dataset-built batches and after a resume, while
-decoding fewer frames (each frame of an epoch about once, at lerobot's GOP 2); a tiny budget still
-gives the same samples; bad budgets are refused."""
+float32 or uint8, from workers or the main process, dataset-built batches, depth-map videos and after
+a resume, while decoding fewer frames (each frame of an epoch about once, at lerobot's GOP 2); a tiny
+budget still gives the same samples; bad budgets are refused."""
 
 from __future__ import annotations
 
@@ -52,6 +52,14 @@ def test_stash_batches_equal_batches_without_it(gop2_root: Path, num_workers: in
 def test_small_budgets_give_the_same_batches(gop2_root: Path, budget: int) -> None:
     expected = run_loader(make_ds(gop2_root), batch_size=BATCH, num_workers=0)
     actual = run_loader(make_ds(gop2_root, frame_stash_bytes=budget), batch_size=BATCH, num_workers=0)
+    assert_batches_equal(actual, expected)
+
+
+def test_depth_video_cameras_with_stash_equal_plain(make_dataset) -> None:
+    """Depth-map videos (12-bit HEVC, read as gray12 codes through the same decoders) and an RGB camera."""
+    root = make_dataset(num_cameras=1, depth_cameras=1, height=48, width=64, gop=2, num_episodes=4)
+    expected = run_loader(make_ds(root), batch_size=BATCH, num_workers=0)
+    actual = run_loader(make_ds(root, frame_stash_bytes=STASH), batch_size=BATCH, num_workers=0)
     assert_batches_equal(actual, expected)
 
 
