@@ -278,3 +278,22 @@ def test_decoder_cache_counts_what_its_decoders_did_across_evictions(clips: dict
     assert stats["evictions"] == 2
     assert stats["decoder"]["frames_requested"] == 6
     assert stats["decoder"]["frames_decoded"] >= 6 and stats["decoder"]["seeks"] == 3
+
+
+def test_first_frame_sharing_its_dts_with_the_next_episodes_keyframe_decodes(tmp_path: Path) -> None:
+    """Note [Shared first dts]: a 1-frame H.264 episode followed by a B-frame episode, concatenated as
+    lerobot does, gives two keyframes with dts 0; seeking to the first lands on the second. Every frame
+    still decodes, in any order, to PyAV's sequential decode."""
+    from lerobot_stream.synth import write_dataset
+
+    root = write_dataset(tmp_path / "ds", episode_lengths=[1, 3], num_episodes=2, num_cameras=1, codec="h264")
+    video = next((root / "videos").rglob("*.mp4"))
+    reference = pyav_frames(video)
+    times = sorted(reference)
+    assert len(times) == 4
+    decoder = VideoDecoder(str(video))
+    for order in ([0, 1, 2, 3], [3, 0, 2, 0, 1], [2, 1, 0]):
+        picks = [times[i] for i in order]
+        for got, t in zip(decoder.get_frames_at(picks).numpy(), picks, strict=True):
+            diff = np.abs(got.astype(np.int16) - reference[t].astype(np.int16))
+            assert diff.max() <= MAX_ABS_TOLERANCE, f"t={t}: max |Δ| {diff.max()}"

@@ -139,6 +139,7 @@ const AVFrame& CpuVideoDecoder::decode_frame(int64_t frame_idx) {
     }
   }
   int64_t steps_back = 0;
+  bool rewound = false;  // Note [Shared first dts]
   if (!can_continue) {
     if (stash_) finish_gop_into_stash();
     seek_to_keyframe_of(frame_idx, steps_back);
@@ -158,6 +159,10 @@ const AVFrame& CpuVideoDecoder::decode_frame(int64_t frame_idx) {
       const auto keys_before = std::prev(key_it) - keyframe_pts.begin();
       if (steps_back < keys_before && steps_back < 4) {
         seek_to_keyframe_of(frame_idx, ++steps_back);
+        continue;
+      }
+      if (steps_back >= keys_before && !rewound && rewind_to_start()) {
+        rewound = true;
         continue;
       }
       fail("frame #" + std::to_string(frame_idx) + " at " + format_seconds(frames_->seconds()[frame_idx]) +
@@ -196,6 +201,26 @@ void CpuVideoDecoder::finish_gop_into_stash() {
     // A damaged frame no request asked for yet: its own request will report it.
     have_frame_ = false;
   }
+}
+
+// Note [Shared first dts]
+// ~~~~~~~~~~~~~~~~~~~~~~~
+// lerobot concatenates episodes by shifting each one's pts and dts by the frames before it. An
+// episode encoded with B-frames starts with a negative dts, so after a 1-frame episode its first
+// keyframe gets the dts the 1-frame episode's keyframe has (seen: dts 0, 0, 512, 1024 for pts 0, 512,
+// 1024, 1536), and libav's mp4 demuxer, asked for the first keyframe, lands on the second. Past the
+// first keyframe, stepping back a keyframe reaches such a frame; for the file's first frame there is
+// none to step back to, so we seek below every index entry (the stream's first sample) and decode
+// forward, once per request; lerobot 0.6.1's decoders cannot read that frame.
+bool CpuVideoDecoder::rewind_to_start() {
+  if (!demuxer_->seek_to_start()) return false;
+  avcodec_flush_buffers(codec_.get());
+  have_frame_ = false;
+  draining_ = false;
+  codec_done_ = false;
+  ++stats_.seeks;
+  ++stats_.flushes;
+  return true;
 }
 
 void CpuVideoDecoder::seek_to_keyframe_of(int64_t frame_idx, int64_t keyframe_steps_back) {

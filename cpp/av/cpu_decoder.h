@@ -88,6 +88,9 @@ class CpuVideoDecoder final : public VideoDecoder {
   void open_codec(const CpuDecoderOptions& options);
   void scan_packets();
   void seek_to_keyframe_of(int64_t frame_idx, int64_t keyframe_steps_back);
+  // Seeks to the stream's first sample (Note [Shared first dts] in av/cpu_decoder.cpp); false when
+  // the demuxer cannot (an episode segment).
+  bool rewind_to_start();
   // Decode-ahead (Note [Frame stash]): before a seek leaves the current GOP, decodes and keeps its
   // frames after the current one that this pass has not served, while the budget has room.
   void finish_gop_into_stash();

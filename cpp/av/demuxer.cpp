@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 extern "C" {
 #include <libavcodec/bsf.h>
@@ -245,6 +246,18 @@ void Demuxer::seek_to_keyframe(int64_t keyframe_pts) {
   }
   if (bsf_) av_bsf_flush(bsf_.get());
   bsf_draining_ = false;
+}
+
+bool Demuxer::seek_to_start() {
+  if (is_segment()) return false;
+  // mov: a time before the first index entry seeks to sample 0 (with AVSEEK_FLAG_BACKWARD).
+  const int rc = av_seek_frame(format_.get(), stream_index_, std::numeric_limits<int64_t>::min() / 4,
+                               AVSEEK_FLAG_BACKWARD);
+  rethrow_reader_error();
+  if (rc < 0) return false;
+  if (bsf_) av_bsf_flush(bsf_.get());
+  bsf_draining_ = false;
+  return true;
 }
 
 int Demuxer::read_frame(AVPacket* packet) {

@@ -80,6 +80,12 @@ class Demuxer {
   // at end of stream or at a damaged tail. Reads outside a ByteSource's fetched ranges throw.
   bool read_packet(AVPacket* packet);
 
+  // Seeks so that the next packet is the stream's first sample (a request below every index entry);
+  // flushes the bitstream filter. False when libav cannot, or for an episode segment (its first
+  // sample is the segment's own keyframe: seek_to_keyframe reaches it). Note [Shared first dts] in
+  // av/cpu_decoder.cpp says when this is needed.
+  bool seek_to_start();
+
   // Passes packets through libav's bitstream filter `filter_name` (e.g. "h264_mp4toannexb").
   void set_bitstream_filter(const char* filter_name);
 
