@@ -280,3 +280,18 @@ def test_s3_ranges_equal_local(s3_dataset, tmp_path, workers):
         ds.load_state_dict(state)
     assert_batches_equal(run_loader(ds, batch_size=8, num_workers=workers), expected)
     assert cache_entries(tmp_path) == []
+
+
+def test_a_first_episode_sharing_its_dts_with_the_next_decodes_by_ranges(tmp_path):
+    """Note [Shared first dts] over episode ranges: a 1-frame H.264 episode first in its file, then
+    B-frame episodes whose first keyframe has the same dts; each episode's segment decodes as locally."""
+    from lerobot_stream.synth import write_dataset
+
+    www = tmp_path / "www"
+    root = write_dataset(www / "ds", episode_lengths=[1, 3, 4], num_episodes=3, num_cameras=1, codec="h264")
+    local = StreamingLeRobotDataset("synth/dts", root=root, seed=3)
+    expected = run_loader(local, batch_size=2, num_workers=0)
+    with NginxServer(www) as server:
+        ds = StreamingLeRobotDataset("synth/dts", root=f"{server.url}/ds", seed=3, video_cache="memory")
+        assert_batches_equal(run_loader(ds, batch_size=2, num_workers=0), expected)
+        assert ds.stats()["prefetch"]["whole_file_fallbacks"] == 0
