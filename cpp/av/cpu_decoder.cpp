@@ -214,13 +214,17 @@ void CpuVideoDecoder::finish_gop_into_stash() {
 // forward, once per request; lerobot 0.6.1's decoders cannot read that frame.
 bool CpuVideoDecoder::rewind_to_start() {
   if (!demuxer_->seek_to_start()) return false;
+  flush_after_seek();
+  return true;
+}
+
+void CpuVideoDecoder::flush_after_seek() {
   avcodec_flush_buffers(codec_.get());
   have_frame_ = false;
   draining_ = false;
   codec_done_ = false;
   ++stats_.seeks;
   ++stats_.flushes;
-  return true;
 }
 
 void CpuVideoDecoder::seek_to_keyframe_of(int64_t frame_idx, int64_t keyframe_steps_back) {
@@ -229,12 +233,7 @@ void CpuVideoDecoder::seek_to_keyframe_of(int64_t frame_idx, int64_t keyframe_st
   auto key_idx = (std::upper_bound(keyframe_pts.begin(), keyframe_pts.end(), target) - keyframe_pts.begin()) - 1;
   key_idx = std::max<int64_t>(0, key_idx - keyframe_steps_back);
   demuxer_->seek_to_keyframe(keyframe_pts[key_idx]);
-  avcodec_flush_buffers(codec_.get());
-  have_frame_ = false;
-  draining_ = false;
-  codec_done_ = false;
-  ++stats_.seeks;
-  ++stats_.flushes;
+  flush_after_seek();
 }
 
 bool CpuVideoDecoder::receive_next_frame() {

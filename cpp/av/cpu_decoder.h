@@ -91,6 +91,8 @@ class CpuVideoDecoder final : public VideoDecoder {
   // Seeks to the stream's first sample (Note [Shared first dts] in av/cpu_decoder.cpp); false when
   // the demuxer cannot (an episode segment).
   bool rewind_to_start();
+  // After a demuxer seek: flushes the codec, forgets the held frame, counts the seek and the flush.
+  void flush_after_seek();
   // Decode-ahead (Note [Frame stash]): before a seek leaves the current GOP, decodes and keeps its
   // frames after the current one that this pass has not served, while the budget has room.
   void finish_gop_into_stash();
