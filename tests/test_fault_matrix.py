@@ -37,8 +37,9 @@ CHILD = textwrap.dedent(
     url, cache, mode, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     policy = RetryPolicy(retries=2, backoff_s=0.05, max_backoff_s=0.1, timeout_s=3)
 
-    def report(err):
-        print("ERROR", type(err).__name__, str(err).strip().splitlines()[-1][:600], flush=True)
+    def report(err):  # a worker killed mid-transfer can surface as a bare EOFError (no message)
+        lines = str(err).strip().splitlines() or [""]
+        print("ERROR", type(err).__name__, lines[-1][:600], flush=True)
 
     try:
         try:
