@@ -16,7 +16,8 @@ work, where wall-clock rates follow the load.
 The hard bound is every requested frame decoded once, in order: ``cores x sequential rate``
 (``ratio_to_sequential``). A loader that keeps frames decoded on the way for their own requests
 (Note [Frame stash] in ``cpp/av/frame_stash.h``) decodes fewer than ``decoded_per_requested`` and can
-pass the first limit, never this one.
+pass the first limit, not this one, unless samples ask for a frame several times (windows: SARM's
+offsets), where frames requested outnumber frames decoded even without a stash.
 
 At small GOPs the limit is optimistic: a keyframe costs several times a frame between keyframes,
 and random access decodes one keyframe per request while a sequential read decodes one per GOP
@@ -110,6 +111,7 @@ def limit_fields(
             "ratio_to_limit": None,
             "ratio_to_limit_cpu": None,
             "ratio_to_sequential": None,
+            "ratio_to_sequential_cpu": None,
         }
     limit = cores() * sequential["frames_per_s"] / decoded_per_requested
     per_cpu = sequential.get("frames_per_cpu_s")

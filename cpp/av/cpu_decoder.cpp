@@ -172,12 +172,10 @@ const AVFrame& CpuVideoDecoder::decode_frame(int64_t frame_idx) {
   return *frame_;
 }
 
-bool CpuVideoDecoder::keep_in_stash(bool evict) {
+void CpuVideoDecoder::keep_in_stash(bool evict) {
   const int64_t idx = frames_->index_of_pts(frame_->pts);
-  if (idx >= frames_->size() || frames_->pts()[idx] != frame_->pts) return false;  // not a listed frame
-  if (!stash_->keep(idx, *frame_, evict)) return false;
-  ++stats_.frames_stashed;
-  return true;
+  if (idx >= frames_->size() || frames_->pts()[idx] != frame_->pts) return;  // not a listed frame
+  if (stash_->keep(idx, *frame_, evict)) ++stats_.frames_stashed;
 }
 
 void CpuVideoDecoder::finish_gop_into_stash() {

@@ -97,7 +97,7 @@ class CpuVideoDecoder final : public VideoDecoder {
   // frames after the current one that this pass has not served, while the budget has room.
   void finish_gop_into_stash();
   // Keeps the codec's current frame in the stash (a frame of the table, not served, within budget).
-  bool keep_in_stash(bool evict);
+  void keep_in_stash(bool evict);
   bool receive_next_frame();  // false at end of stream
   void convert(const AVFrame* frame, uint8_t* out, PixelType dtype);
   [[noreturn]] void fail(const std::string& what) const;

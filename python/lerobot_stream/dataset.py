@@ -329,13 +329,9 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
             * (2 if not self.meta.data_location.is_local and video_fetch == "ranges" else 1)
         )
         self.decoder_cache_max_bytes = decoder_cache_max_bytes
-        self.frame_stash_bytes = (
-            self._full_gain_stash_bytes()
-            if frame_stash_bytes == "auto"
-            else None
-            if frame_stash_bytes is None
-            else int(frame_stash_bytes)
-        )
+        if frame_stash_bytes == "auto":
+            frame_stash_bytes = self._full_gain_stash_bytes()
+        self.frame_stash_bytes = None if frame_stash_bytes is None else int(frame_stash_bytes)
         self._fingerprint = dataset_fingerprint(self._selected_episodes, self._episode_lengths)
         self._counters = EpochCounters()
         self._resume: ResumeState | None = None
